@@ -1,0 +1,152 @@
+"""Command line: ``crmresearch validate | demo-data | survival-table | import-flat``.
+
+Every command takes ``--params FILE``; user errors (bad data, bad parameters,
+bad paths) end with a clear message and a non-zero exit code, and nothing is
+written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .contract import ContractError, load_source, validate_source
+from .errors import InputError
+from .params import Params, load_params
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+class UserError(InputError):
+    """An error in the options the user gave; printed without a traceback."""
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text!r}") from None
+
+
+def _params(args: argparse.Namespace, overrides: dict | None = None) -> Params:
+    return load_params(args.params, {k: v for k, v in (overrides or {}).items() if v is not None})
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    params = _params(args)
+    report = validate_source(args.source, params)
+    print(report.to_text())
+    return EXIT_OK if report.ok else EXIT_INVALID
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from .demo import DemoConfig, write_demo_bank
+
+    cfg = DemoConfig(
+        branches=args.branches,
+        customers_per_branch=args.customers_per_branch,
+        months=args.months,
+        as_of=args.as_of,
+        seed=args.seed,
+    )
+    t0 = time.perf_counter()
+    out = write_demo_bank(args.out_dir, cfg, fmt=args.format, force=args.force, progress=True)
+    _say(f"demo bank written to {out} ({time.perf_counter() - t0:.1f} s)")
+    return EXIT_OK
+
+
+def cmd_survival_table(args: argparse.Namespace) -> int:
+    from .survival import write_survival_table
+
+    params = _params(args, {"churn.definition": args.churn_definition})
+    out = Path(args.out)
+    if out.suffix.lower() not in (".parquet", ".csv"):
+        raise UserError(f"--out {out}: must end in .parquet or .csv")
+    if out.exists() and not args.force:
+        raise UserError(f"--out {out} exists; pass --force to replace it")
+    t0 = time.perf_counter()
+    source = load_source(args.source, params)
+    for w in source.report.warnings:
+        _say(str(w))
+    what, n = write_survival_table(source, params, out, as_of=args.as_of, episodes=args.episodes)
+    _say(f"{what}: {n:,} rows written to {out} ({time.perf_counter() - t0:.1f} s)")
+    return EXIT_OK
+
+
+def cmd_import_flat(args: argparse.Namespace) -> int:
+    from .flat import import_flat
+
+    out = import_flat(args.csv, args.mapping, args.out, force=args.force)
+    _say(f"flat extract imported to {out}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="crmresearch", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"crmresearch {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.add_argument("--params", type=Path, default=None,
+                        help="parameters YAML (partial files are merged over the defaults)")
+        return sp
+
+    sp = add("validate", "check a source against the data contract; exit 1 on any violation")
+    sp.add_argument("source", type=Path)
+    sp.set_defaults(func=cmd_validate)
+
+    sp = add("demo-data", "write the demo bank (every table of the contract and truth.json)")
+    sp.add_argument("out_dir", type=Path)
+    sp.add_argument("--branches", type=int, default=8)
+    sp.add_argument("--customers-per-branch", type=int, default=3000)
+    sp.add_argument("--months", type=int, default=36)
+    sp.add_argument("--as-of", type=_date, default=None, help="YYYY-MM-DD (default: the last month end before today)")
+    sp.add_argument("--seed", type=int, default=42)
+    sp.add_argument("--format", choices=["parquet", "csv", "duckdb"], default="parquet")
+    sp.add_argument("--force", action="store_true", help="replace an existing demo bank")
+    sp.set_defaults(func=cmd_demo_data)
+
+    sp = add("survival-table", "write the customer table (or, with --episodes, the episodes)")
+    sp.add_argument("source", type=Path)
+    sp.add_argument("--as-of", type=_date, default=None, help="censoring date (default: the extract's as-of)")
+    sp.add_argument("--episodes", action="store_true", help="counting-process episodes instead of customers")
+    sp.add_argument("--churn-definition", choices=["recorded", "asset_attrition"], default=None)
+    sp.add_argument("--out", required=True, help="FILE.parquet or FILE.csv")
+    sp.add_argument("--force", action="store_true", help="replace an existing output file")
+    sp.set_defaults(func=cmd_survival_table)
+
+    sp = add("import-flat", "turn a one-table churn CSV into a flat-extract source via a YAML mapping")
+    sp.add_argument("csv", type=Path)
+    sp.add_argument("--mapping", required=True,
+                    help="mapping YAML, or the name of a shipped one: bank-churn-modelling, telco-customer-churn")
+    sp.add_argument("--out", required=True, type=Path, help="source directory to write")
+    sp.add_argument("--force", action="store_true", help="replace an existing output directory")
+    sp.set_defaults(func=cmd_import_flat)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ContractError as exc:
+        print(exc.report.to_text(), file=sys.stderr)
+        _say("nothing was written.")
+        return EXIT_INVALID
+    except (InputError, FileNotFoundError, FileExistsError) as exc:
+        _say(f"error: {exc}")
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

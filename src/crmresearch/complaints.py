@@ -1,0 +1,27 @@
+"""Complaints: the escalated-complaint covariate.
+
+``complaint_escalated_90d`` is 1 on the day a complaint is escalated and on
+the following ``windows.complaint_days - 1`` days (90 days in all by
+default).  The escalation is dated by ``escalated_date`` when supplied, else
+by ``complaint_date`` (the contract's rule; validation warns when it
+happens).  Only escalations dated on or before the as-of date are read.
+"""
+
+from __future__ import annotations
+
+from .timeline import Context, indicator_changes
+
+__all__ = ["escalation_changes"]
+
+
+def escalation_changes(ctx: Context) -> str | None:
+    """Change points ``(customer_id, d, complaint_escalated_90d)``; None without complaints."""
+    if not ctx.has("complaints"):
+        return None
+    w = ctx.params.windows.complaint_days
+    dated = ("COALESCE(escalated_date, complaint_date)" if ctx.has_column("complaints", "escalated_date")
+             else "complaint_date")  # fmt: skip
+    intervals = f"""
+    SELECT customer_id, {dated} AS d_from, CAST({dated} + {w - 1} AS DATE) AS d_to
+    FROM complaints WHERE escalated AND {dated} <= {ctx.as_of_sql}"""
+    return indicator_changes(intervals, "complaint_escalated_90d")

@@ -1,0 +1,800 @@
+"""The data contract: load a bank's CRM extract and check every rule in one pass.
+
+A *source* is a directory of ``<table>.parquet`` / ``<table>.csv`` files or a
+DuckDB database file.  :func:`load_source` reads every table of the contract
+into an in-memory DuckDB database, converts each column once to its contract
+type (identifiers stay text: ``000123`` is not ``123``), checks every rule with
+SQL (no row loops) and either returns a :class:`Source` or raises
+:class:`ContractError` carrying a :class:`ValidationReport` with *all* the
+violations found.  Each finding names the table, the column, the rule, the
+number of rows and up to five example keys.
+
+The contract itself is data (:data:`TABLES`): the single place where a column,
+its type and its rules are declared.  ``docs/data-contract.md`` explains it
+for users.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+import pandas as pd
+
+from .errors import InputError
+from .params import Params
+
+__all__ = [
+    "TABLES",
+    "Column",
+    "ContractError",
+    "Finding",
+    "Source",
+    "TableSpec",
+    "ValidationReport",
+    "load_source",
+    "validate_source",
+]
+
+ColType = Literal["id", "string", "date", "month", "float", "int", "bool"]
+MAX_EXAMPLES = 5
+
+CHURN_TYPES = ("transfer", "natural", "unknown")
+SEVERITIES = ("low", "medium", "high")
+EXIT_TYPES = ("resigned", "transferred", "retired", "dismissed")
+ACTION_TYPES = ("call", "visit", "offer", "event", "other")
+TRIGGERS = ("early_warning", "rm_exit", "complaint", "maturity", "proactive", "winback")
+OUTCOMES = ("retained", "won_back", "lost", "pending")
+PRODUCTS = (
+    "current_account", "time_deposit", "wealth_management", "mutual_fund", "fund_sip",
+    "insurance", "credit_card", "mortgage", "consumer_loan", "payroll", "mobile_banking",
+    "online_banking", "third_party_custody", "precious_metals", "trust",
+)  # fmt: skip
+SEGMENTS = ("salaried", "business_owner", "executive", "affluent_retiree", "homemaker")
+CHANNELS = ("walk_in", "existing", "outreach")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the contract and the rules on its values."""
+
+    name: str
+    type: ColType
+    required: bool = True  # the column must be present
+    not_null: bool = False
+    unique: bool = False
+    allowed: tuple[str, ...] | None = None
+    min_value: float | None = None
+    max_value: float | Literal["as_of_year"] | None = None
+    pattern: str | None = None
+    non_empty: bool = False
+    not_before: str | None = None  # another column of the same row
+    references: tuple[str, str] | None = None  # (table, column)
+    null_unless: str | None = None  # must be null when this column is null
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One table of the contract."""
+
+    name: str
+    required: bool
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]  # what an example names
+    unique_together: tuple[str, ...] | None = None
+    needs: str | None = None
+    doc: str = ""
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+def _fk(table: str, column: str) -> tuple[str, str]:
+    return (table, column)
+
+
+TABLES: dict[str, TableSpec] = {
+    t.name: t
+    for t in (
+        TableSpec(
+            "extract", False, key=("__row",),
+            columns=(
+                Column("as_of", "date", required=False, doc="the extract's as-of date"),
+                Column("observation_start", "date", required=False,
+                       doc="first day from which every churn is in the extract"),
+            ),
+            doc="one row: the extract's as-of date and observation start",
+        ),
+        TableSpec(
+            "branches", True, key=("branch_id",),
+            columns=(
+                Column("branch_id", "id", not_null=True, unique=True,
+                       pattern=r"^[A-Za-z0-9_-]{1,64}$"),
+                Column("branch_name", "string", not_null=True, non_empty=True),
+                Column("region", "string", required=False),
+            ),
+        ),
+        TableSpec(
+            "customers", True, key=("customer_id",),
+            columns=(
+                Column("customer_id", "id", not_null=True, unique=True),
+                Column("branch_id", "id", not_null=True, references=_fk("branches", "branch_id")),
+                Column("open_date", "date", not_null=True),
+                Column("churn_date", "date", not_before="open_date"),
+                Column("churn_type", "string", allowed=CHURN_TYPES, null_unless="churn_date"),
+                Column("churn_reason", "string", required=False),
+                Column("segment", "string", required=False),
+                Column("channel", "string", required=False),
+                Column("birth_year", "int", required=False, min_value=1900, max_value="as_of_year"),
+                Column("name", "string", required=False, doc="personal data"),
+                Column("n_products", "int", required=False, min_value=0),
+            ),
+        ),
+        TableSpec(
+            "product_holdings", False, key=("customer_id", "product", "start_date"),
+            columns=(
+                Column("customer_id", "id", not_null=True, references=_fk("customers", "customer_id")),
+                Column("product", "string", not_null=True, non_empty=True),
+                Column("start_date", "date", not_null=True),
+                Column("end_date", "date", not_before="start_date"),
+            ),
+        ),
+        TableSpec(
+            "relationship_managers", False, key=("rm_id",),
+            columns=(
+                Column("rm_id", "id", not_null=True, unique=True),
+                Column("branch_id", "id", not_null=True, references=_fk("branches", "branch_id")),
+                Column("hire_date", "date", not_null=True),
+                Column("exit_date", "date", not_before="hire_date"),
+                Column("exit_type", "string", allowed=EXIT_TYPES),
+            ),
+        ),
+        TableSpec(
+            "rm_assignments", False, key=("customer_id", "rm_id", "start_date"),
+            needs="relationship_managers",
+            columns=(
+                Column("customer_id", "id", not_null=True, references=_fk("customers", "customer_id")),
+                Column("rm_id", "id", not_null=True,
+                       references=_fk("relationship_managers", "rm_id")),
+                Column("start_date", "date", not_null=True),
+                Column("end_date", "date", not_before="start_date"),
+            ),
+        ),
+        TableSpec(
+            "monthly_balances", False, key=("customer_id", "month"),
+            unique_together=("customer_id", "month"),
+            columns=(
+                Column("customer_id", "id", not_null=True, references=_fk("customers", "customer_id")),
+                Column("month", "month", not_null=True),
+                Column("aum", "float", not_null=True, min_value=0),
+                Column("avg_daily_aum", "float", required=False, min_value=0),
+                Column("txn_count", "int", not_null=True, min_value=0),
+                Column("outflow", "float", required=False, min_value=0),
+            ),
+        ),
+        TableSpec(
+            "complaints", False, key=("complaint_id",),
+            columns=(
+                Column("complaint_id", "id", not_null=True, unique=True),
+                Column("customer_id", "id", not_null=True, references=_fk("customers", "customer_id")),
+                Column("complaint_date", "date", not_null=True),
+                Column("severity", "string", not_null=True, allowed=SEVERITIES),
+                Column("escalated", "bool", not_null=True),
+                Column("escalated_date", "date", required=False, not_before="complaint_date"),
+            ),
+        ),
+        TableSpec(
+            "retention_actions", False, key=("action_id",),
+            columns=(
+                Column("action_id", "id", not_null=True, unique=True),
+                Column("customer_id", "id", not_null=True, references=_fk("customers", "customer_id")),
+                Column("action_date", "date", not_null=True),
+                Column("action_type", "string", not_null=True, allowed=ACTION_TYPES),
+                Column("rm_id", "id", required=False,
+                       references=_fk("relationship_managers", "rm_id")),
+                Column("trigger", "string", not_null=True, allowed=TRIGGERS),
+                Column("outcome", "string", required=False, allowed=OUTCOMES),
+            ),
+        ),
+    )
+}  # fmt: skip
+
+# The flat form of `customers` (contract: "Flat extracts").
+FLAT_CUSTOMERS = TableSpec(
+    "customers", True, key=("customer_id",),
+    columns=(
+        Column("customer_id", "id", not_null=True, unique=True),
+        Column("branch_id", "id", not_null=True, references=_fk("branches", "branch_id")),
+        Column("tenure_months", "float", not_null=True, min_value=0),
+        Column("churned", "bool", not_null=True),
+        Column("churn_type", "string", required=False, allowed=CHURN_TYPES, null_unless="churned"),
+        Column("churn_reason", "string", required=False),
+        Column("segment", "string", required=False),
+        Column("channel", "string", required=False),
+        Column("birth_year", "int", required=False, min_value=1900, max_value=2100),
+        Column("name", "string", required=False, doc="personal data"),
+        Column("n_products", "int", required=False, min_value=0),
+    ),
+)  # fmt: skip
+
+CALENDAR_TABLES = ("product_holdings", "relationship_managers", "rm_assignments",
+                   "monthly_balances", "complaints", "retention_actions", "extract")  # fmt: skip
+
+
+# --------------------------------------------------------------------------- findings
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One violated rule (``severity='error'``) or one caution (``'warning'``)."""
+
+    table: str
+    column: str | None
+    rule: str
+    n_rows: int
+    examples: tuple[str, ...] = ()
+    message: str = ""
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        where = self.table + (f".{self.column}" if self.column else "")
+        ex = f"; e.g. {', '.join(self.examples)}" if self.examples else ""
+        rows = f"{self.n_rows:,} row{'s' if self.n_rows != 1 else ''}: " if self.n_rows else ""
+        return f"{self.severity.upper()} {where} [{self.rule}] {rows}{self.message}{ex}"
+
+
+@dataclass
+class ValidationReport:
+    """All findings of one validation pass, plus the extract's settings used."""
+
+    source: str
+    findings: list[Finding] = field(default_factory=list)
+    tables: dict[str, int] = field(default_factory=dict)  # table -> rows
+    settings: dict[str, str] = field(default_factory=dict)  # as_of, observation_start, how chosen
+    flat: bool = False
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_frame(self) -> pd.DataFrame:
+        """The findings as a tidy DataFrame (one row per finding)."""
+        cols = ["severity", "table", "column", "rule", "n_rows", "examples", "message"]
+        return pd.DataFrame(
+            [[f.severity, f.table, f.column, f.rule, f.n_rows, list(f.examples), f.message]
+             for f in self.findings],
+            columns=cols,
+        )  # fmt: skip
+
+    def to_text(self) -> str:
+        lines = [f"source: {self.source}" + (" (flat extract)" if self.flat else "")]
+        lines.append("tables: " + (", ".join(f"{t} ({n:,} rows)" for t, n in self.tables.items()) or "none"))
+        for key, value in self.settings.items():
+            lines.append(f"{key}: {value}")
+        for f in self.errors + self.warnings:
+            lines.append(str(f))
+        lines.append(
+            f"{len(self.errors)} error(s), {len(self.warnings)} warning(s): "
+            + ("source is valid" if self.ok else "source is NOT valid")
+        )
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+
+class ContractError(InputError):
+    """The source breaks the data contract; ``.report`` holds every finding."""
+
+    def __init__(self, report: ValidationReport):
+        self.report = report
+        super().__init__(report.to_text())
+
+
+# --------------------------------------------------------------------------- source
+
+
+@dataclass
+class Source:
+    """A loaded, validated source: typed tables in an in-memory DuckDB database.
+
+    Attributes
+    ----------
+    path : Path
+        Where the source was read from.
+    con : duckdb.DuckDBPyConnection
+        Holds one table per contract table present, with contract types
+        (identifiers VARCHAR, dates DATE, months DATE of the month's first day).
+    tables : dict
+        Present table names and their row counts.
+    as_of, observation_start : datetime.date or None
+        The extract's settings (``None`` for a flat extract: it has no calendar).
+    flat : bool
+        True for a flat extract (``customers`` with ``tenure_months`` / ``churned``).
+    report : ValidationReport
+        The findings of the load (warnings only, since it succeeded).
+    """
+
+    path: Path
+    con: duckdb.DuckDBPyConnection
+    tables: dict[str, int]
+    as_of: dt.date | None
+    observation_start: dt.date | None
+    flat: bool
+    report: ValidationReport
+
+    def has(self, table: str) -> bool:
+        """Whether ``table`` was supplied."""
+        return table in self.tables
+
+    def has_column(self, table: str, column: str) -> bool:
+        """Whether ``table`` was supplied with ``column``."""
+        if not self.has(table):
+            return False
+        cols = self.con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
+        ).fetchall()
+        return column in {c[0] for c in cols}
+
+    def df(self, table: str) -> pd.DataFrame:
+        """A table as a pandas DataFrame (identifiers as str, dates as datetime64)."""
+        return self.con.execute(f'SELECT * EXCLUDE (__row) FROM "{table}"').df()
+
+    def sql(self, query: str, params: list | None = None) -> pd.DataFrame:
+        """Run SQL against the source's tables and return a DataFrame.
+
+        Every table has an internal ``__row`` column (the row's position in the
+        file, used to name rows in findings); ``SELECT *`` returns it too.
+        """
+        return self.con.execute(query, params or []).df()
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def _connect(params: Params | None) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:")
+    eng = (params or Params()).engine
+    if eng.threads:
+        con.execute(f"SET threads = {int(eng.threads)}")
+    if eng.memory_limit:
+        con.execute(f"SET memory_limit = '{eng.memory_limit}'")
+    con.execute("SET preserve_insertion_order = true")
+    return con
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _discover(path: Path, con: duckdb.DuckDBPyConnection, report: ValidationReport) -> dict[str, str]:
+    """Map table name -> a SQL expression reading the raw table."""
+    known = list(TABLES)
+    found: dict[str, str] = {}
+    if path.is_dir():
+        for name in known:
+            pq, csv = path / f"{name}.parquet", path / f"{name}.csv"
+            if pq.exists() and csv.exists():
+                report.findings.append(Finding(
+                    name, None, "ambiguous_table", 0,
+                    message=f"both {pq.name} and {csv.name} exist; keep one"))  # fmt: skip
+                continue
+            if pq.exists():
+                found[name] = f"read_parquet({_lit(str(pq))}, file_row_number = true)"
+            elif csv.exists():
+                # every column as text: identifiers keep their leading zeros, and
+                # values that do not parse become findings instead of load errors
+                found[name] = (
+                    f"read_csv({_lit(str(csv))}, header = true, all_varchar = true, "
+                    "delim = ',', quote = '\"', escape = '\"', encoding = 'utf-8')"
+                )
+    elif path.is_file() and path.suffix.lower() in {".duckdb", ".db", ".ddb"}:
+        con.execute(f"ATTACH {_lit(str(path))} AS src (READ_ONLY)")
+        present = {r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'src'"
+        ).fetchall()}  # fmt: skip
+        for name in known:
+            if name in present:
+                found[name] = f"src.main.{_q(name)}"
+    else:
+        raise FileNotFoundError(
+            f"source {path} is neither a directory of <table>.parquet/.csv files "
+            "nor a DuckDB database file (*.duckdb)"
+        )
+    return found
+
+
+def _parse_expr(col: Column, raw: str, raw_type: str) -> tuple[str, str | None]:
+    """SQL expression giving the typed value, and one flagging unparseable values."""
+    varchar = raw_type.upper() in {"VARCHAR", "TEXT", "STRING"}
+    t = col.type
+    if t in ("id", "string"):
+        if varchar:
+            return f"NULLIF(TRIM({raw}), '')" if t == "id" else raw, None
+        return f"CAST({raw} AS VARCHAR)", None
+    if t == "date":
+        if varchar:
+            expr = (f"CASE WHEN regexp_full_match(TRIM({raw}), '\\d{{4}}-\\d{{2}}-\\d{{2}}') "
+                    f"THEN TRY_CAST(TRIM({raw}) AS DATE) END")  # fmt: skip
+        else:
+            expr = f"TRY_CAST({raw} AS DATE)"
+        return expr, expr
+    if t == "month":
+        if varchar:
+            expr = (f"CASE WHEN regexp_full_match(TRIM({raw}), '\\d{{4}}-\\d{{2}}') "
+                    f"THEN TRY_CAST(TRIM({raw}) || '-01' AS DATE) END")  # fmt: skip
+        else:
+            expr = f"CAST(date_trunc('month', TRY_CAST({raw} AS DATE)) AS DATE)"
+        return expr, expr
+    if t == "int":
+        if varchar:
+            expr = (f"CASE WHEN regexp_full_match(TRIM({raw}), '[+-]?\\d+(\\.0+)?') "
+                    f"THEN TRY_CAST(TRY_CAST(TRIM({raw}) AS DOUBLE) AS BIGINT) END")  # fmt: skip
+        else:
+            expr = (f"CASE WHEN TRY_CAST({raw} AS DOUBLE) = floor(TRY_CAST({raw} AS DOUBLE)) "
+                    f"THEN TRY_CAST({raw} AS BIGINT) END")  # fmt: skip
+        return expr, expr
+    if t == "float":
+        expr = f"TRY_CAST({raw} AS DOUBLE)"
+        expr = f"CASE WHEN isfinite({expr}) THEN {expr} END"
+        return expr, expr
+    if t == "bool":
+        if varchar:
+            expr = (f"CASE lower(TRIM({raw})) WHEN 'true' THEN true WHEN 't' THEN true "
+                    f"WHEN '1' THEN true WHEN 'yes' THEN true WHEN 'y' THEN true "
+                    f"WHEN 'false' THEN false WHEN 'f' THEN false WHEN '0' THEN false "
+                    f"WHEN 'no' THEN false WHEN 'n' THEN false END")  # fmt: skip
+        else:
+            expr = f"TRY_CAST({raw} AS BOOLEAN)"
+        return expr, expr
+    raise AssertionError(t)
+
+
+class _Checker:
+    """Runs the rules of one source as SQL, collecting findings."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, report: ValidationReport):
+        self.con = con
+        self.report = report
+
+    def _key_expr(self, spec: TableSpec, alias: str = "") -> str:
+        pre = f"{alias}." if alias else ""
+        parts = []
+        for k in spec.key:
+            if k == "__row":
+                parts.append(f"'row ' || {pre}__row")
+            else:
+                parts.append(f"'{k}=' || COALESCE(CAST({pre}{_q(k)} AS VARCHAR), 'NULL')")
+        key = " || ', ' || ".join(parts)
+        if spec.key != ("__row",):
+            key = f"CASE WHEN {pre}{_q(spec.key[0])} IS NULL THEN 'row ' || {pre}__row ELSE {key} END"
+        return key
+
+    def check(self, spec: TableSpec, column: str | None, rule: str, where: str, message: str,
+              *, severity: Literal["error", "warning"] = "error", from_: str | None = None,
+              key: str | None = None) -> int:  # fmt: skip
+        src = from_ or _q(spec.name)
+        key = key or self._key_expr(spec)
+        n, ex = self.con.execute(
+            f"SELECT count(*), list(k ORDER BY r)[1:{MAX_EXAMPLES}] FROM "
+            f"(SELECT {key} AS k, __row AS r FROM {src} WHERE {where})"
+        ).fetchone()
+        if n:
+            self.report.findings.append(
+                Finding(spec.name, column, rule, int(n), tuple(ex or ()), message, severity)
+            )
+        return int(n)
+
+
+def _load_tables(con: duckdb.DuckDBPyConnection, found: dict[str, str], report: ValidationReport,
+                 flat: bool) -> dict[str, TableSpec]:  # fmt: skip
+    """Create one typed table per present contract table; record type findings."""
+    specs: dict[str, TableSpec] = {}
+    for name, reader in found.items():
+        spec = FLAT_CUSTOMERS if (flat and name == "customers") else TABLES[name]
+        raw_name = f"__raw_{name}"
+        if "read_csv" in reader:
+            con.execute(f"CREATE TEMP TABLE {raw_name} AS SELECT *, "
+                        f"CAST(row_number() OVER () AS BIGINT) AS __row FROM {reader}")  # fmt: skip
+        elif "read_parquet" in reader:
+            con.execute(f"CREATE TEMP VIEW {raw_name} AS SELECT * EXCLUDE (file_row_number), "
+                        f"file_row_number + 1 AS __row FROM {reader}")  # fmt: skip
+        else:
+            con.execute(f"CREATE TEMP VIEW {raw_name} AS SELECT *, rowid + 1 AS __row FROM {reader}")
+        desc = con.execute(f"DESCRIBE {raw_name}").fetchall()
+        raw_types = {r[0]: r[1] for r in desc}
+        # column names are matched exactly; a near miss (case, spaces) is named
+        lowered = {c.strip().lower(): c for c in raw_types}
+        selects: list[str] = ["__row"]
+        type_checks: list[tuple[Column, str, str]] = []
+        present_cols: list[Column] = []
+        for col in spec.columns:
+            if col.name not in raw_types:
+                near = lowered.get(col.name)
+                if col.required:
+                    hint = f" (found {near!r}: names are case-sensitive)" if near else ""
+                    report.findings.append(Finding(
+                        name, col.name, "missing_column", 0,
+                        message=f"required column is missing{hint}"))  # fmt: skip
+                continue
+            raw = _q(col.name)
+            expr, check = _parse_expr(col, raw, raw_types[col.name])
+            selects.append(f"{expr} AS {raw}")
+            present_cols.append(col)
+            if check is not None:
+                type_checks.append((col, raw, check))
+            if col.type == "id" and raw_types[col.name].upper() not in {"VARCHAR", "TEXT"}:
+                report.findings.append(Finding(
+                    name, col.name, "id_not_text", 0, severity="warning",
+                    message=f"identifier stored as {raw_types[col.name]}; read as text, but any "
+                            "leading zeros were already lost in the file"))  # fmt: skip
+        spec_names = {c.name for c in spec.columns}
+        extras = [c for c in raw_types if c not in spec_names and c not in ("__row",)]
+        selects += [_q(c) for c in extras]  # extra columns are kept, untouched
+        con.execute(f"CREATE TABLE {_q(name)} AS SELECT {', '.join(selects)} FROM {raw_name}")
+        for col, raw, check in type_checks:
+            n, ex = con.execute(
+                f"SELECT count(*), list('row ' || __row || ': ' || CAST({raw} AS VARCHAR) "
+                f"ORDER BY __row)[1:{MAX_EXAMPLES}] FROM {raw_name} "
+                f"WHERE {raw} IS NOT NULL AND {check} IS NULL"
+            ).fetchone()
+            if n:
+                want = {"date": "a date YYYY-MM-DD", "month": "a month YYYY-MM", "int": "a whole number",
+                        "float": "a finite number", "bool": "true/false"}[col.type]  # fmt: skip
+                report.findings.append(Finding(name, col.name, "type", int(n), tuple(ex),
+                                               f"value is not {want}"))
+        con.execute(f"DROP {'TABLE' if 'read_csv' in reader else 'VIEW'} {raw_name}")
+        specs[name] = TableSpec(name, spec.required, tuple(present_cols), spec.key,
+                                spec.unique_together, spec.needs, spec.doc)  # fmt: skip
+        report.tables[name] = con.execute(f"SELECT count(*) FROM {_q(name)}").fetchone()[0]
+    return specs
+
+
+def _extract_settings(con: duckdb.DuckDBPyConnection, specs: dict[str, TableSpec],
+                      report: ValidationReport) -> tuple[dt.date | None, dt.date | None]:  # fmt: skip
+    """as_of and observation_start: from the extract table or their defaults."""
+    as_of = obs = None
+    if "extract" in specs:
+        n = report.tables["extract"]
+        if n != 1:
+            report.findings.append(Finding("extract", None, "one_row", n,
+                                           message=f"must hold exactly one row, holds {n}"))
+        else:
+            cols = {c.name for c in specs["extract"].columns}
+            row = con.execute(
+                "SELECT " + ", ".join(
+                    (f"{c}" if c in cols else f"CAST(NULL AS DATE) AS {c}")
+                    for c in ("as_of", "observation_start")) + " FROM extract"
+            ).fetchone()  # fmt: skip
+            as_of, obs = row
+    # latest date in the data, and the last balance month's end
+    dates: list[str] = []
+    for tname, spec in specs.items():
+        if tname == "extract":
+            continue
+        for c in spec.columns:
+            if c.type == "date":
+                dates.append(f"SELECT max({_q(c.name)}) AS d FROM {_q(tname)}")
+            if c.type == "month":
+                dates.append(f"SELECT CAST(last_day(max({_q(c.name)})) AS DATE) AS d FROM {_q(tname)}")
+    latest = con.execute(f"SELECT max(d) FROM ({' UNION ALL '.join(dates)})").fetchone()[0] if dates else None
+    if as_of is None:
+        as_of = latest
+        how = ("default: the latest date in the data"
+               + (", counting each balance month's end" if "monthly_balances" in specs else ""))  # fmt: skip
+    else:
+        how = "from the extract table"
+    report.settings["as_of"] = f"{as_of} ({how})"
+    if obs is None:
+        if "monthly_balances" in specs and report.tables.get("monthly_balances"):
+            obs = con.execute("SELECT min(month) FROM monthly_balances").fetchone()[0]
+            how = "default: the first day of the earliest balance month"
+        elif "customers" in specs and any(c.name == "open_date" for c in specs["customers"].columns):
+            obs = con.execute("SELECT min(open_date) FROM customers").fetchone()[0]
+            how = "default: the earliest open date (no balances supplied)"
+        else:
+            how = "unknown"
+    else:
+        how = "from the extract table"
+    report.settings["observation_start"] = f"{obs} ({how})"
+    if as_of is not None and obs is not None and obs > as_of:
+        report.findings.append(Finding(
+            "extract", "observation_start", "not_after_as_of", 1,
+            message=f"observation_start {obs} is after as_of {as_of}"))  # fmt: skip
+    return as_of, obs
+
+
+def _run_rules(con: duckdb.DuckDBPyConnection, specs: dict[str, TableSpec], report: ValidationReport,
+               as_of: dt.date | None, obs: dt.date | None) -> None:  # fmt: skip
+    ck = _Checker(con, report)
+    for tname, spec in specs.items():
+        t = _q(tname)
+        for col in spec.columns:
+            c = _q(col.name)
+            if col.not_null:
+                ck.check(spec, col.name, "not_null", f"{c} IS NULL", "value is required")
+            if col.non_empty:
+                ck.check(spec, col.name, "non_empty", f"TRIM({c}) = ''", "value must not be empty")
+            if col.pattern:
+                ck.check(spec, col.name, "pattern",
+                         f"{c} IS NOT NULL AND NOT regexp_full_match({c}, {_lit(col.pattern[1:-1])})",
+                         "must be 1-64 characters of A-Z a-z 0-9 _ - (it becomes a file name)")  # fmt: skip
+            if col.unique:
+                ck.check(spec, col.name, "unique",
+                         f"{c} IN (SELECT {c} FROM {t} WHERE {c} IS NOT NULL GROUP BY {c} HAVING count(*) > 1)",
+                         "value must be unique; duplicated rows shown")  # fmt: skip
+            if col.allowed:
+                allowed = ", ".join(_lit(a) for a in col.allowed)
+                ck.check(spec, col.name, "allowed_values", f"{c} IS NOT NULL AND {c} NOT IN ({allowed})",
+                         f"must be one of {', '.join(col.allowed)}")  # fmt: skip
+            if col.min_value is not None:
+                ck.check(spec, col.name, "min_value", f"{c} < {col.min_value}",
+                         f"must be >= {col.min_value:g}")
+            if col.max_value is not None:
+                mx = as_of.year if (col.max_value == "as_of_year" and as_of) else (
+                    None if col.max_value == "as_of_year" else col.max_value)  # fmt: skip
+                if mx is not None:
+                    ck.check(spec, col.name, "max_value", f"{c} > {mx}", f"must be <= {mx}")
+            if col.not_before and col.not_before in {x.name for x in spec.columns}:
+                ck.check(spec, col.name, "date_order", f"{c} < {_q(col.not_before)}",
+                         f"must not be before {col.not_before}")
+            ref_cols = {x.name: x for x in spec.columns}
+            if col.null_unless and col.null_unless in ref_cols:
+                ref = _q(col.null_unless)
+                if ref_cols[col.null_unless].type == "bool":
+                    ck.check(spec, col.name, "null_unless", f"{c} IS NOT NULL AND NOT COALESCE({ref}, false)",
+                             f"must be null unless {col.null_unless} is true")  # fmt: skip
+                else:
+                    ck.check(spec, col.name, "null_unless", f"{c} IS NOT NULL AND {ref} IS NULL",
+                             f"must be null when {col.null_unless} is null")  # fmt: skip
+            if col.references:
+                rt, rc = col.references
+                if rt in specs:
+                    ck.check(spec, col.name, "foreign_key",
+                             f"{c} IS NOT NULL AND {c} NOT IN (SELECT {_q(rc)} FROM {_q(rt)} WHERE {_q(rc)} IS NOT NULL)",
+                             f"must exist in {rt}.{rc}")  # fmt: skip
+                elif col.required or col.not_null:
+                    pass  # the missing table is reported once below
+            if as_of is not None and col.type in ("date", "month") and tname != "extract":
+                last = f"CAST(last_day({c}) AS DATE)" if col.type == "month" else c
+                what = "the month ends" if col.type == "month" else "date is"
+                ck.check(spec, col.name, "not_after_as_of", f"{last} > DATE '{as_of}'",
+                         f"{what} after the extract's as-of date {as_of}")
+        if spec.unique_together:
+            cols = ", ".join(_q(c) for c in spec.unique_together)
+            ck.check(spec, "+".join(spec.unique_together), "unique",
+                     f"({cols}) IN (SELECT ({cols}) FROM {t} GROUP BY {cols} HAVING count(*) > 1)",
+                     "one row per " + " and ".join(spec.unique_together) + " at most")  # fmt: skip
+    # one RM per customer per day: no overlapping assignments
+    if "rm_assignments" in specs and {"start_date", "end_date"} <= {c.name for c in specs["rm_assignments"].columns}:
+        ck.check(
+            specs["rm_assignments"], "start_date", "no_overlap",
+            "prev_end IS NULL AND prev_start IS NOT NULL OR prev_end >= start_date",
+            "assignment overlaps the customer's previous one (at most one RM on any day)",
+            from_=("(SELECT *, lag(end_date) OVER w AS prev_end, lag(start_date) OVER w AS prev_start "
+                   "FROM rm_assignments WHERE customer_id IS NOT NULL AND start_date IS NOT NULL "
+                   "WINDOW w AS (PARTITION BY customer_id ORDER BY start_date, __row))"),
+        )  # fmt: skip
+    # warnings: things that are legal but that the user should know
+    if "monthly_balances" in specs and "customers" in specs:
+        ck.check(specs["customers"], "customer_id", "no_balances",
+                 "customer_id NOT IN (SELECT customer_id FROM monthly_balances WHERE customer_id IS NOT NULL)",
+                 "customer has no monthly balances at all", severity="warning")  # fmt: skip
+    if "complaints" in specs:
+        has_esc_date = any(c.name == "escalated_date" for c in specs["complaints"].columns)
+        where = "escalated" + (" AND escalated_date IS NULL" if has_esc_date else "")
+        ck.check(specs["complaints"], "escalated_date", "escalation_dated_by_complaint", where,
+                 "escalated complaint without escalated_date: the escalation counts from "
+                 "complaint_date", severity="warning")  # fmt: skip
+    if obs is not None and "customers" in specs and any(c.name == "churn_date" for c in specs["customers"].columns):
+        ck.check(specs["customers"], "churn_date", "churned_before_observation_start",
+                 f"churn_date < DATE '{obs}'",
+                 f"churned before the observation start {obs}: not in follow-up, left out of the "
+                 "survival data", severity="warning")  # fmt: skip
+
+
+def _validate(path: Path, params: Params | None) -> tuple[duckdb.DuckDBPyConnection, ValidationReport,
+                                                          dt.date | None, dt.date | None]:  # fmt: skip
+    report = ValidationReport(source=str(path))
+    con = _connect(params)
+    try:
+        found = _discover(path, con, report)
+        for name, spec in TABLES.items():
+            if spec.required and name not in found:
+                report.findings.append(Finding(name, None, "missing_table", 0,
+                                               message="required table is missing"))
+            if spec.needs and name in found and spec.needs not in found:
+                report.findings.append(Finding(name, None, "needs_table", 0,
+                                               message=f"needs the {spec.needs} table, which is missing"))
+        flat = False
+        if "customers" in found:
+            cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {found['customers']}").fetchall()}
+            flat = "open_date" not in cols and ("tenure_months" in cols or "churned" in cols)
+        report.flat = flat
+        if flat:
+            for name in [t for t in found if t in CALENDAR_TABLES]:
+                report.findings.append(Finding(
+                    name, None, "flat_calendar_table", 0, severity="warning",
+                    message="a flat extract has no calendar: this table is ignored"))  # fmt: skip
+                del found[name]
+        specs = _load_tables(con, found, report, flat)
+        if flat:
+            as_of = obs = None
+            report.settings["calendar"] = ("none (flat extract): no dates, so no monthly KPIs and "
+                                           "no time-varying covariates")  # fmt: skip
+        else:
+            as_of, obs = _extract_settings(con, specs, report)
+        _run_rules(con, specs, report, as_of, obs)
+    except BaseException:
+        con.close()
+        raise
+    return con, report, as_of, obs
+
+
+def load_source(path: str | Path, params: Params | None = None) -> Source:
+    """Load and validate a source; raise on any contract violation.
+
+    Parameters
+    ----------
+    path : str or Path
+        A directory of ``<table>.parquet`` / ``<table>.csv`` files or a DuckDB
+        database file.
+    params : Params, optional
+        Engine settings (threads, memory limit).
+
+    Returns
+    -------
+    Source
+        Typed tables in an in-memory DuckDB database, with the extract's
+        ``as_of`` and ``observation_start``.
+
+    Raises
+    ------
+    ContractError
+        The source breaks the contract; ``err.report`` lists every violation.
+    FileNotFoundError
+        ``path`` is not a source.
+    """
+    path = Path(path)
+    con, report, as_of, obs = _validate(path, params)
+    if not report.ok:
+        con.close()
+        raise ContractError(report)
+    return Source(path, con, dict(report.tables), as_of, obs, report.flat, report)
+
+
+def validate_source(path: str | Path, params: Params | None = None) -> ValidationReport:
+    """Check a source against the contract and return every finding (never raises for data)."""
+    con, report, _, _ = _validate(Path(path), params)
+    con.close()
+    return report
+
+
+def iter_rules() -> Iterable[tuple[str, str | None, str]]:
+    """Every (table, column, rule) that the contract declares: used by docs and tests."""
+    for spec in (*TABLES.values(), FLAT_CUSTOMERS):
+        for c in spec.columns:
+            for rule, on in (("not_null", c.not_null), ("unique", c.unique), ("allowed_values", c.allowed),
+                             ("min_value", c.min_value is not None), ("max_value", c.max_value is not None),
+                             ("pattern", c.pattern), ("non_empty", c.non_empty),
+                             ("date_order", c.not_before), ("foreign_key", c.references),
+                             ("null_unless", c.null_unless)):  # fmt: skip
+                if on:
+                    yield spec.name, c.name, rule

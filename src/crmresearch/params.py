@@ -1,0 +1,231 @@
+"""Parameters: one validated object, loaded once, passed down.
+
+Every tunable rule of the package lives in :class:`Params`.  Its defaults are
+the single source of truth; ``params/defaults.yaml`` spells them out for
+users (a test keeps the two identical).  A parameters file may be partial: it
+is merged over the defaults.  Unknown keys, wrong types and impossible values
+raise :class:`ParamsError`, which names the file and the dotted key.
+
+No other module reads YAML or environment variables for parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import InputError
+
+__all__ = [
+    "AssetAttrition",
+    "ChurnParams",
+    "EngineParams",
+    "Params",
+    "ParamsError",
+    "Tier",
+    "WindowParams",
+    "load_params",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class AssetAttrition(_Strict):
+    """Parameters of the ``asset_attrition`` churn definition (data contract)."""
+
+    months: int = Field(3, ge=1, le=24, description="k: consecutive months below the threshold")
+    fraction: float = Field(0.2, gt=0, lt=1, description="threshold as a share of the reference AUM")
+    min_reference_aum: float = Field(50_000, ge=0, description="smallest reference AUM considered")
+    reference_months: int = Field(12, ge=1, le=60, description="months looked back for the reference (maximum month-end AUM)")
+
+
+class ChurnParams(_Strict):
+    """Which churn definition to use and its parameters."""
+
+    definition: Literal["recorded", "asset_attrition"] = "recorded"
+    asset_attrition: AssetAttrition = AssetAttrition()
+
+
+class WindowParams(_Strict):
+    """Lengths (days) of the windows that time-varying covariates look back over."""
+
+    rm_turnover_days: int = Field(90, ge=1, le=3650, description="exposure after an RM's exit")
+    complaint_days: int = Field(90, ge=1, le=3650, description="an escalated complaint counts this long")
+    retention_contact_days: int = Field(90, ge=1, le=3650, description="a retention contact counts this long")
+
+
+class Tier(_Strict):
+    """One AUM tier: customers whose daily-average AUM is at least ``min_aum``."""
+
+    name: str = Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")
+    min_aum: float = Field(ge=0)
+
+
+_DEFAULT_TIERS = (
+    Tier(name="mass", min_aum=0),
+    Tier(name="potential", min_aum=20_000),
+    Tier(name="general", min_aum=50_000),
+    Tier(name="key", min_aum=200_000),
+    Tier(name="private", min_aum=1_000_000),
+)
+
+
+class EngineParams(_Strict):
+    """Resources the DuckDB engine may use (``null``: DuckDB's own default)."""
+
+    threads: int | None = Field(None, ge=1, le=256)
+    memory_limit: str | None = Field(None, pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+
+
+class Params(_Strict):
+    """All parameters of crmresearch.
+
+    Attributes
+    ----------
+    churn : ChurnParams
+        Churn definition (``recorded`` or ``asset_attrition``) and its parameters.
+    windows : WindowParams
+        Look-back windows of the time-varying covariates, in days.
+    dormancy_months : int
+        A customer is dormant after this many consecutive closed months with no
+        customer-initiated transaction.
+    tiers : tuple of Tier
+        Daily-average-AUM tiers, lowest first; the first must start at 0.
+    high_value_tiers : tuple of str
+        Tiers counted as high-value customers.
+    engine : EngineParams
+        DuckDB threads and memory limit.
+    """
+
+    churn: ChurnParams = ChurnParams()
+    windows: WindowParams = WindowParams()
+    dormancy_months: int = Field(2, ge=1, le=24)
+    tiers: tuple[Tier, ...] = _DEFAULT_TIERS
+    high_value_tiers: tuple[str, ...] = ("key", "private")
+    engine: EngineParams = EngineParams()
+
+    @model_validator(mode="after")
+    def _check_tiers(self) -> Params:
+        names = [t.name for t in self.tiers]
+        if not self.tiers:
+            raise ValueError("tiers: at least one tier is needed")
+        if self.tiers[0].min_aum != 0:
+            raise ValueError("tiers: the first tier must start at min_aum 0")
+        mins = [t.min_aum for t in self.tiers]
+        if any(b <= a for a, b in zip(mins, mins[1:], strict=False)):
+            raise ValueError("tiers: min_aum must increase strictly from one tier to the next")
+        if len(set(names)) != len(names):
+            raise ValueError("tiers: tier names must be unique")
+        if "unknown" in names:
+            raise ValueError("tiers: 'unknown' is reserved for customers with no closed month yet")
+        missing = [t for t in self.high_value_tiers if t not in names]
+        if missing:
+            raise ValueError(f"high_value_tiers: {missing} are not tier names {names}")
+        return self
+
+    @property
+    def tier_names(self) -> list[str]:
+        """Tier names, lowest first."""
+        return [t.name for t in self.tiers]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (lists, dicts, numbers) as in a YAML file."""
+        return self.model_dump(mode="json")
+
+
+class ParamsError(InputError):
+    """A parameters file or override is invalid; the message names file and key."""
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ParamsError(f"override {dotted!r}: {p!r} is not a section")
+    node[parts[-1]] = value
+
+
+def _format_errors(origin: str, err: ValidationError) -> str:
+    lines = [f"invalid parameters in {origin}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        got = e.get("input")
+        shown = "" if e["type"] == "extra_forbidden" or isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  {origin}: {key}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def load_params(
+    path: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    base: Params | None = None,
+) -> Params:
+    """Load and validate parameters.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A YAML file, complete or partial; merged over ``base`` (default: the
+        built-in defaults, identical to ``params/defaults.yaml``).
+    overrides : mapping, optional
+        Dotted keys (``"churn.definition"``) set after the file, e.g. from
+        command-line options.
+    base : Params, optional
+        Parameters to merge over instead of the defaults.
+
+    Returns
+    -------
+    Params
+
+    Raises
+    ------
+    ParamsError
+        The file is missing or not a YAML mapping, or a key is unknown, of the
+        wrong type or impossible; the message names the file and the key.
+    """
+    data = (base or Params()).to_dict()
+    origin = "defaults"
+    if path is not None:
+        p = Path(path)
+        origin = str(p)
+        if not p.is_file():
+            raise ParamsError(f"parameters file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ParamsError(f"{p}: not valid YAML: {exc}") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, Mapping):
+            raise ParamsError(f"{p}: must hold a mapping of keys, not {type(loaded).__name__}")
+        data = _deep_merge(data, loaded)
+    if overrides:
+        origin = f"{origin} + command-line options" if path is not None else "command-line options"
+        for key, value in overrides.items():
+            _set_dotted(data, key, value)
+    try:
+        return Params.model_validate(data)
+    except ValidationError as exc:
+        raise ParamsError(_format_errors(origin, exc)) from None

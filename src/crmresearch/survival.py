@@ -1,0 +1,316 @@
+"""Survival data: the customer table and counting-process episodes.
+
+Time scale
+----------
+Tenure in days since ``open_date``.  A customer is at risk on every day from
+``open_date`` through the churn (or as-of) date inclusive, so day ``D`` of the
+calendar is tenure interval ``(D - open_date, D - open_date + 1]``: the open
+day is ``(0, 1]`` and a customer who churned on their open day has
+``duration = 1``.  A customer opened before the observation start enters
+follow-up on that day: ``entry = observation_start - open_date`` (delayed
+entry).  An episode covering calendar days ``a .. b`` is ``start = a -
+open_date``, ``stop = b - open_date + 1``, the ``(start, stop]`` convention of
+lifelines' ``CoxTimeVaryingFitter`` and R's ``Surv(start, stop, event)``.
+
+No look-ahead
+-------------
+Each covariate builder (:mod:`.coverage`, :mod:`.rm_turnover`,
+:mod:`.complaints`, :mod:`.activity`, :mod:`.retention`) turns records into
+change points ``(customer_id, d, value)``, where ``value`` is computed only
+from records dated on or before ``d`` (monthly figures from months closed
+before ``d``), and every record dated after the as-of date is discarded
+before anything else.  This module then carries each covariate forward from
+its latest change point on or before an episode's first day (a window
+function ordered by date, ``last_value(... IGNORE NULLS)`` over *preceding*
+rows only).  Nothing is ever carried backwards, and no value depends on the
+churn itself.  ``tests/test_survival.py`` checks this by truncating the data
+at a date and comparing the episodes before it.
+
+Covariates missing because their table was not supplied are ``NULL``
+(unknown), never 0.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+
+from .activity import monthly_state_changes, tier_case
+from .churn import churn_events
+from .complaints import escalation_changes
+from .contract import Source
+from .coverage import product_count_changes
+from .errors import InputError
+from .io import write_relation
+from .params import Params
+from .retention import contact_changes
+from .rm_turnover import exposure_changes, orphaned_changes
+from .timeline import Context, date_lit
+
+__all__ = [
+    "COVARIATES",
+    "DAYS_PER_MONTH",
+    "context",
+    "customer_table",
+    "episodes",
+    "write_survival_table",
+]
+
+DAYS_PER_MONTH = 30.4375  # average Gregorian month, for flat extracts' tenure in months
+
+# name -> (builder, SQL type, value before the first change point)
+COVARIATES: dict[str, tuple[str, str, str]] = {
+    "n_products": ("product_holdings", "INTEGER", "0"),
+    "rm_turnover_exposed": ("rm_assignments", "INTEGER", "0"),
+    "orphaned": ("rm_assignments", "INTEGER", "0"),
+    "complaint_escalated_90d": ("complaints", "INTEGER", "0"),
+    "dormant": ("monthly_balances", "INTEGER", "0"),
+    "tier": ("monthly_balances", "VARCHAR", "'unknown'"),
+    "retention_contact_90d": ("retention_actions", "INTEGER", "0"),
+}
+_BUILDERS = (product_count_changes, exposure_changes, orphaned_changes, escalation_changes,
+             monthly_state_changes, contact_changes)  # fmt: skip
+
+
+def context(source: Source, params: Params | None = None, as_of: dt.date | None = None) -> Context:
+    """The builders' context for ``source`` censored at ``as_of`` (default: the extract's).
+
+    Raises
+    ------
+    InputError
+        The source is a flat extract, or ``as_of`` lies outside
+        [observation_start, extract as-of].
+    """
+    if source.flat:
+        raise InputError("this is a flat extract (no dates): it has a customer table but no "
+                         "calendar, so no episodes or time-varying covariates")  # fmt: skip
+    as_of = as_of or source.as_of
+    if as_of > source.as_of:
+        raise InputError(f"as-of {as_of} is after the extract's as-of date {source.as_of}: "
+                         "nothing is known about that time")  # fmt: skip
+    if as_of < source.observation_start:
+        raise InputError(f"as-of {as_of} is before the observation start {source.observation_start}")
+    return Context(source.con, frozenset(source.tables), params or Params(), as_of, source.observation_start)
+
+
+def _customers_sql(ctx: Context) -> str:
+    """Customers in follow-up at the as-of date, with entry, end and event."""
+    obs = date_lit(ctx.observation_start)
+    as_of = ctx.as_of_sql
+    return f"""
+    SELECT c.customer_id, c.branch_id, c.open_date,
+           greatest(c.open_date, {obs}) AS entry_date,
+           COALESCE(ch.churn_date, {as_of}) AS end_date,
+           ch.churn_date IS NOT NULL AS event,
+           ch.churn_type
+    FROM customers c LEFT JOIN ({churn_events(ctx)}) ch USING (customer_id)
+    WHERE c.open_date <= {as_of}
+      AND COALESCE(ch.churn_date, {as_of}) >= greatest(c.open_date, {obs})"""
+
+
+def _episodes_sql(ctx: Context) -> str:
+    parts = [b(ctx) for b in _BUILDERS]
+    parts = [p for p in parts if p is not None]
+    present = {name for name, (table, _, _) in COVARIATES.items() if ctx.has(table)
+               and (table != "rm_assignments" or ctx.has("relationship_managers"))}  # fmt: skip
+    union = " UNION ALL BY NAME ".join(f"SELECT * FROM ({p})" for p in parts)
+    names = list(COVARIATES)
+    if union:
+        changes = f"SELECT customer_id, d, {', '.join(f'max({n}) AS {n}' for n in names)} " \
+                  f"FROM (SELECT * FROM ({union}) UNION ALL BY NAME " \
+                  f"SELECT customer_id, entry_date AS d FROM cust) GROUP BY customer_id, d"  # fmt: skip
+        # columns absent from every builder still need to exist for max()
+        missing = [n for n in names if all(n not in p for p in parts)]
+        if missing:
+            changes = changes.replace(
+                "SELECT customer_id, entry_date AS d FROM cust",
+                "SELECT customer_id, entry_date AS d, "
+                + ", ".join(f"CAST(NULL AS {COVARIATES[n][1]}) AS {n}" for n in missing)
+                + " FROM cust",
+            )  # fmt: skip
+    else:
+        changes = "SELECT customer_id, entry_date AS d, " + ", ".join(
+            f"CAST(NULL AS {COVARIATES[n][1]}) AS {n}" for n in names) + " FROM cust"  # fmt: skip
+
+    def val(n: str) -> str:
+        default = COVARIATES[n][2] if n in present else f"CAST(NULL AS {COVARIATES[n][1]})"
+        return f"COALESCE({n}, {default}) AS {n}"
+
+    carried = ", ".join(f"last_value({n} IGNORE NULLS) OVER w AS {n}" for n in names)
+    same = " AND ".join(f"{n} IS NOT DISTINCT FROM lag({n}) OVER w2" for n in names)
+    return f"""
+    WITH cust AS ({_customers_sql(ctx)}),
+    pts AS (SELECT customer_id, d, {carried} FROM ({changes})
+            WINDOW w AS (PARTITION BY customer_id ORDER BY d ROWS UNBOUNDED PRECEDING)),
+    cut AS (
+        SELECT p.customer_id, p.d AS d_from,
+               COALESCE(CAST(lead(p.d) OVER (PARTITION BY p.customer_id ORDER BY p.d) - 1 AS DATE),
+                        c.end_date) AS d_to,
+               {', '.join(val(n) for n in names)}
+        FROM pts p JOIN cust c USING (customer_id)
+        WHERE p.d >= c.entry_date AND p.d <= c.end_date
+    ),
+    runs AS (
+        SELECT *, sum(CASE WHEN same THEN 0 ELSE 1 END) OVER (PARTITION BY customer_id ORDER BY d_from
+                                                            ROWS UNBOUNDED PRECEDING) AS run
+        FROM (SELECT *, COALESCE({same}, false) AS same FROM cut
+              WINDOW w2 AS (PARTITION BY customer_id ORDER BY d_from))
+    )
+    SELECT r.customer_id, c.branch_id,
+           CAST(min(r.d_from) - c.open_date AS INTEGER) AS start,
+           CAST(max(r.d_to) - c.open_date + 1 AS INTEGER) AS stop,
+           CAST(c.event AND max(r.d_to) = c.end_date AS INTEGER) AS event,
+           {', '.join(f'any_value(r.{n}) AS {n}' for n in names)},
+           min(r.d_from) AS start_date, max(r.d_to) AS stop_date
+    FROM runs r JOIN cust c USING (customer_id)
+    GROUP BY r.customer_id, c.branch_id, c.open_date, c.event, c.end_date, r.run
+    """
+
+
+def _entry_state_sql(ctx: Context) -> str:
+    """Product count and tier known on the entry day (no look-ahead)."""
+    return f"""
+    SELECT customer_id, n_products AS n_products_at_entry, tier AS tier_at_entry
+    FROM ({_episodes_sql(ctx)}) e
+    QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY start) = 1"""
+
+
+def _customer_table_sql(ctx: Context) -> str:
+    cols = {c for c in ("churn_reason", "segment", "channel", "birth_year")
+            if ctx.has_column("customers", c)}  # fmt: skip
+    attr = ", ".join(
+        (f"k.{c}" if c in cols else f"CAST(NULL AS {'BIGINT' if c == 'birth_year' else 'VARCHAR'}) AS {c}")
+        for c in ("segment", "channel", "birth_year")
+    )  # fmt: skip
+    reason = "CASE WHEN c.event AND k.churn_reason IS NOT NULL THEN k.churn_reason END" if "churn_reason" in cols \
+        else "CAST(NULL AS VARCHAR)"  # fmt: skip
+    age = "year(c.entry_date) - k.birth_year" if "birth_year" in cols else "CAST(NULL AS BIGINT)"
+    return f"""
+    WITH c AS ({_customers_sql(ctx)})
+    SELECT c.customer_id, c.branch_id, c.open_date, c.entry_date, c.end_date,
+           CAST(c.entry_date - c.open_date AS INTEGER) AS entry,
+           CAST(c.end_date - c.open_date + 1 AS INTEGER) AS duration,
+           CAST(c.event AS INTEGER) AS event,
+           CASE WHEN c.event THEN c.churn_type END AS churn_type,
+           {reason} AS churn_reason,
+           {attr}, CAST({age} AS INTEGER) AS age,
+           s.tier_at_entry, s.n_products_at_entry
+    FROM c JOIN customers k USING (customer_id)
+    LEFT JOIN ({_entry_state_sql(ctx)}) s USING (customer_id)
+    ORDER BY c.customer_id"""
+
+
+def _flat_customer_table_sql(source: Source) -> str:
+    cols = {r[0] for r in source.con.execute("DESCRIBE customers").fetchall()} - {"__row", "name"}
+    fixed = ["customer_id", "branch_id", "tenure_months", "churned", "churn_type", "churn_reason",
+             "segment", "channel", "birth_year", "n_products"]  # fmt: skip
+    extras = sorted(cols - set(fixed))
+
+    def opt(c: str, typ: str) -> str:
+        return c if c in cols else f"CAST(NULL AS {typ}) AS {c}"
+
+    churn_type = ("CASE WHEN churned THEN COALESCE(churn_type, 'unknown') END" if "churn_type" in cols
+                  else "CASE WHEN churned THEN 'unknown' END")  # fmt: skip
+    return f"""
+    SELECT customer_id, branch_id,
+           CAST(NULL AS DATE) AS open_date, CAST(NULL AS DATE) AS entry_date, CAST(NULL AS DATE) AS end_date,
+           0.0 AS entry, tenure_months * {DAYS_PER_MONTH} AS duration, tenure_months,
+           CAST(churned AS INTEGER) AS event, {churn_type} AS churn_type,
+           {opt("churn_reason", "VARCHAR")}, {opt("segment", "VARCHAR")}, {opt("channel", "VARCHAR")},
+           {opt("birth_year", "BIGINT")}, CAST(NULL AS INTEGER) AS age,
+           'unknown' AS tier_at_entry, {opt("n_products", "BIGINT")} AS n_products_at_entry
+           {''.join(', "' + e + '"' for e in extras)}
+    FROM customers ORDER BY customer_id"""
+
+
+def customer_table(source: Source, params: Params | None = None, *, as_of: dt.date | None = None
+                   ) -> pd.DataFrame:  # fmt: skip
+    """One row per customer in follow-up: entry, duration, event and baseline attributes.
+
+    Parameters
+    ----------
+    source : Source
+        A loaded source.
+    params : Params, optional
+        Churn definition, windows and tiers (default: the built-in defaults).
+    as_of : datetime.date, optional
+        Censoring date (default: the extract's as-of date).  Customers who
+        opened after it are left out, churns after it are censored, and no
+        record dated after it is read.
+
+    Returns
+    -------
+    DataFrame
+        ``customer_id, branch_id, open_date, entry_date, end_date, entry,
+        duration, event, churn_type, churn_reason, segment, channel,
+        birth_year, age, tier_at_entry, n_products_at_entry``.  ``entry`` and
+        ``duration`` are days of tenure at the start and end of follow-up
+        (``duration = end_date - open_date + 1``); ``event`` is 1 for a churn
+        by the as-of date.  Customers who churned before the observation
+        start are not in follow-up and are left out.
+
+        For a flat extract: no dates, ``entry = 0``, ``duration =
+        tenure_months * 30.4375`` days (tenure read as tenure at exit for
+        churners), plus ``tenure_months`` and the source's extra columns
+        (never ``name``).
+    """
+    if source.flat:
+        return source.con.execute(_flat_customer_table_sql(source)).df()
+    ctx = context(source, params, as_of)
+    return ctx.con.execute(_customer_table_sql(ctx)).df()
+
+
+def episodes(source: Source, params: Params | None = None, *, as_of: dt.date | None = None
+             ) -> pd.DataFrame:  # fmt: skip
+    """Counting-process episodes on the tenure time scale, split at every covariate change.
+
+    Parameters
+    ----------
+    source, params, as_of
+        As for :func:`customer_table`.
+
+    Returns
+    -------
+    DataFrame
+        One row per (customer, spell of constant covariates):
+        ``customer_id, branch_id, start, stop, event`` (tenure days, the
+        ``(start, stop]`` convention; ``event`` = 1 on a churner's last
+        episode only), the covariates ``n_products, rm_turnover_exposed,
+        orphaned, complaint_escalated_90d, dormant, tier,
+        retention_contact_90d``, and the calendar days ``start_date,
+        stop_date`` the episode covers (inclusive).  A customer opened before
+        the observation start has a first episode starting at their tenure
+        on that day.  Ready for ``lifelines.CoxTimeVaryingFitter(...).fit(df,
+        id_col="customer_id", start_col="start", stop_col="stop",
+        event_col="event")``.
+    """
+    ctx = context(source, params, as_of)
+    return ctx.con.execute(_episodes_sql(ctx) + " ORDER BY customer_id, start").df()
+
+
+def write_survival_table(source: Source, params: Params, out: str | Path, *, as_of: dt.date | None = None,
+                         episodes: bool = False) -> tuple[str, int]:  # fmt: skip
+    """Write the customer table or the episodes to ``out`` (.parquet or .csv), atomically.
+
+    Returns
+    -------
+    (str, int)
+        What was written ("customer table" or "episodes") and its row count.
+    """
+    if source.flat:
+        if episodes:
+            context(source, params, as_of)  # raises the flat-extract error
+        sql = _flat_customer_table_sql(source)
+    else:
+        ctx = context(source, params, as_of)
+        sql = _episodes_sql(ctx) + " ORDER BY customer_id, start" if episodes else _customer_table_sql(ctx)
+    source.con.execute(f"CREATE OR REPLACE TEMP TABLE __out AS {sql}")
+    write_relation(source.con, "SELECT * FROM __out", out)
+    n = source.con.execute("SELECT count(*) FROM __out").fetchone()[0]
+    source.con.execute("DROP TABLE __out")
+    return ("episodes" if episodes else "customer table"), int(n)
+
+
+_ = tier_case  # re-exported for analyses that band amounts the same way
