@@ -31,31 +31,44 @@ def tier_case(params: Params, amount: str) -> str:
 
 
 def monthly_state_changes(ctx: Context) -> str | None:
-    """Change points ``(customer_id, d, dormant, tier)``; None without monthly_balances."""
+    """Change points ``(customer_id, d, dormant, tier)``; None without monthly_balances.
+
+    One sorted pass over the balances (window functions over ROWS, months as
+    integers), emitting a row only where the state changes.
+    """
     if not ctx.has("monthly_balances"):
         return None
     k = ctx.params.dormancy_months
     amount = "COALESCE(avg_daily_aum, aum)" if ctx.has_column("monthly_balances", "avg_daily_aum") else "aum"
-    closed = f"CAST(last_day(month) AS DATE) <= {ctx.as_of_sql}"
+    as_of = ctx.as_of_sql
+    # mi: months since year 0, so consecutive months differ by exactly 1
+    last_closed = f"(year({as_of} + 1) * 12 + month({as_of} + 1) - 1)"
     return f"""
     WITH m AS (
-        SELECT customer_id, month,
-               CAST(count(*) FILTER (WHERE txn_count = 0) OVER (
-                    PARTITION BY customer_id ORDER BY month
-                    RANGE BETWEEN INTERVAL {k - 1} MONTH PRECEDING AND CURRENT ROW) = {k} AS INTEGER) AS dormant,
-               {tier_case(ctx.params, amount)} AS tier,
-               lead(month) OVER (PARTITION BY customer_id ORDER BY month) AS next_month
-        FROM monthly_balances WHERE {closed}
+        SELECT customer_id, year(month) * 12 + month(month) AS mi,
+               CAST(txn_count = 0 AS INTEGER) AS z, {tier_case(ctx.params, amount)} AS tier
+        FROM monthly_balances WHERE CAST(last_day(month) AS DATE) <= {as_of}
+    ), s AS (
+        SELECT customer_id, mi, tier,
+               CASE WHEN lag(mi, {k - 1}, -1) OVER w = mi - {k - 1}
+                         AND sum(z) OVER (PARTITION BY customer_id ORDER BY mi
+                                          ROWS BETWEEN {k - 1} PRECEDING AND CURRENT ROW) = {k}
+                    THEN 1 ELSE 0 END AS dormant,
+               lag(mi) OVER w AS prev_mi, lead(mi) OVER w AS next_mi
+        FROM m WINDOW w AS (PARTITION BY customer_id ORDER BY mi)
+    ), f AS (
+        SELECT *, lag(dormant) OVER w AS p_dormant, lag(tier) OVER w AS p_tier
+        FROM s WINDOW w AS (PARTITION BY customer_id ORDER BY mi)
     ), pts AS (
-        SELECT customer_id, CAST(month + INTERVAL 1 MONTH AS DATE) AS d, dormant, tier FROM m
+        -- the state of month mi applies from the first day of month mi + 1
+        SELECT customer_id, mi + 1 AS ci, dormant, tier FROM f
+        WHERE prev_mi IS NULL OR prev_mi <> mi - 1 OR p_dormant <> dormant OR p_tier <> tier
         UNION ALL
-        -- a missing month: the state is unknown from the first day after it
-        SELECT customer_id, CAST(month + INTERVAL 2 MONTH AS DATE) AS d, 0 AS dormant, 'unknown' AS tier
-        FROM m
-        WHERE (next_month IS NULL OR next_month > month + INTERVAL 1 MONTH)
-          AND CAST(last_day(month + INTERVAL 1 MONTH) AS DATE) <= {ctx.as_of_sql}
+        -- a missing month (closed, no row): the state is unknown from the first day after it
+        SELECT customer_id, mi + 2 AS ci, 0 AS dormant, 'unknown' AS tier FROM f
+        WHERE (next_mi IS NULL OR next_mi > mi + 1) AND mi + 1 <= {last_closed}
+          AND (dormant <> 0 OR tier <> 'unknown')
     )
-    SELECT customer_id, d, dormant, tier FROM (
-        SELECT *, lag(dormant) OVER w AS p_dormant, lag(tier) OVER w AS p_tier FROM pts
-        WINDOW w AS (PARTITION BY customer_id ORDER BY d)
-    ) WHERE p_dormant IS NULL OR p_dormant <> dormant OR p_tier <> tier"""
+    SELECT customer_id, make_date(CAST((ci - 1) // 12 AS BIGINT), CAST((ci - 1) % 12 + 1 AS BIGINT), 1) AS d,
+           dormant, tier
+    FROM pts"""

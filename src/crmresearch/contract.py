@@ -477,9 +477,12 @@ class _Checker:
     def _key_expr(self, spec: TableSpec, alias: str = "") -> str:
         pre = f"{alias}." if alias else ""
         parts = []
+        types = {c.name: c.type for c in spec.columns}
         for k in spec.key:
             if k == "__row":
                 parts.append(f"'row ' || {pre}__row")
+            elif types.get(k) == "month":
+                parts.append(f"'{k}=' || COALESCE(strftime({pre}{_q(k)}, '%Y-%m'), 'NULL')")
             else:
                 parts.append(f"'{k}=' || COALESCE(CAST({pre}{_q(k)} AS VARCHAR), 'NULL')")
         key = " || ', ' || ".join(parts)
@@ -561,8 +564,10 @@ def _load_tables(con: duckdb.DuckDBPyConnection, found: dict[str, str], report: 
                 report.findings.append(Finding(name, col.name, "type", int(n), tuple(ex),
                                                f"value is not {want}"))
         con.execute(f"DROP {'TABLE' if 'read_csv' in reader else 'VIEW'} {raw_name}")
-        specs[name] = TableSpec(name, spec.required, tuple(present_cols), spec.key,
-                                spec.unique_together, spec.needs, spec.doc)  # fmt: skip
+        present = {c.name for c in present_cols}
+        key = tuple(k for k in spec.key if k in present) or ("__row",)
+        together = spec.unique_together if spec.unique_together and set(spec.unique_together) <= present else None
+        specs[name] = TableSpec(name, spec.required, tuple(present_cols), key, together, spec.needs, spec.doc)
         report.tables[name] = con.execute(f"SELECT count(*) FROM {_q(name)}").fetchone()[0]
     return specs
 
@@ -683,27 +688,31 @@ def _run_rules(con: duckdb.DuckDBPyConnection, specs: dict[str, TableSpec], repo
                      f"({cols}) IN (SELECT ({cols}) FROM {t} GROUP BY {cols} HAVING count(*) > 1)",
                      "one row per " + " and ".join(spec.unique_together) + " at most")  # fmt: skip
     # one RM per customer per day: no overlapping assignments
-    if "rm_assignments" in specs and {"start_date", "end_date"} <= {c.name for c in specs["rm_assignments"].columns}:
+    if "rm_assignments" in specs and {"customer_id", "start_date", "end_date"} <= {
+            c.name for c in specs["rm_assignments"].columns}:  # fmt: skip
+        # compare with the latest end of all earlier assignments, not only the previous one
         ck.check(
-            specs["rm_assignments"], "start_date", "no_overlap",
-            "prev_end IS NULL AND prev_start IS NOT NULL OR prev_end >= start_date",
-            "assignment overlaps the customer's previous one (at most one RM on any day)",
-            from_=("(SELECT *, lag(end_date) OVER w AS prev_end, lag(start_date) OVER w AS prev_start "
-                   "FROM rm_assignments WHERE customer_id IS NOT NULL AND start_date IS NOT NULL "
-                   "WINDOW w AS (PARTITION BY customer_id ORDER BY start_date, __row))"),
+            specs["rm_assignments"], "start_date", "no_overlap", "prev_end >= start_date",
+            "assignment overlaps an earlier one of the same customer (at most one RM on any day)",
+            from_=("(SELECT *, max(COALESCE(end_date, DATE '9999-12-31')) OVER (PARTITION BY customer_id "
+                   "ORDER BY start_date, __row ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end "
+                   "FROM rm_assignments WHERE customer_id IS NOT NULL AND start_date IS NOT NULL)"),
         )  # fmt: skip
     # warnings: things that are legal but that the user should know
-    if "monthly_balances" in specs and "customers" in specs:
+    def has(table: str, *cols: str) -> bool:
+        return table in specs and set(cols) <= {c.name for c in specs[table].columns}
+
+    if has("monthly_balances", "customer_id") and has("customers", "customer_id"):
         ck.check(specs["customers"], "customer_id", "no_balances",
                  "customer_id NOT IN (SELECT customer_id FROM monthly_balances WHERE customer_id IS NOT NULL)",
                  "customer has no monthly balances at all", severity="warning")  # fmt: skip
-    if "complaints" in specs:
+    if has("complaints", "escalated"):
         has_esc_date = any(c.name == "escalated_date" for c in specs["complaints"].columns)
         where = "escalated" + (" AND escalated_date IS NULL" if has_esc_date else "")
         ck.check(specs["complaints"], "escalated_date", "escalation_dated_by_complaint", where,
                  "escalated complaint without escalated_date: the escalation counts from "
                  "complaint_date", severity="warning")  # fmt: skip
-    if obs is not None and "customers" in specs and any(c.name == "churn_date" for c in specs["customers"].columns):
+    if obs is not None and has("customers", "churn_date"):
         ck.check(specs["customers"], "churn_date", "churned_before_observation_start",
                  f"churn_date < DATE '{obs}'",
                  f"churned before the observation start {obs}: not in follow-up, left out of the "

@@ -89,11 +89,12 @@ def count_changes(intervals_sql: str, value: str) -> str:
     -------
     str
         A query with columns ``customer_id, d, <value>``: the count from day
-        ``d`` on, one row per day on which it changes.
+        ``d`` on, one row per day on which it changes (days where starts and
+        ends cancel out give no row).
     """
     return f"""
     SELECT customer_id, d, CAST(running AS INTEGER) AS {value} FROM (
-        SELECT customer_id, d,
+        SELECT customer_id, d, delta,
                sum(delta) OVER (PARTITION BY customer_id ORDER BY d ROWS UNBOUNDED PRECEDING) AS running
         FROM (
             SELECT customer_id, d, sum(delta) AS delta FROM (
@@ -103,7 +104,7 @@ def count_changes(intervals_sql: str, value: str) -> str:
                 FROM ({intervals_sql}) WHERE d_to IS NOT NULL
             ) GROUP BY customer_id, d
         )
-    )"""
+    ) WHERE delta <> 0"""
 
 
 def indicator_changes(intervals_sql: str, value: str) -> str:
