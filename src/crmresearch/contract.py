@@ -335,6 +335,7 @@ class Source:
     observation_start: dt.date | None
     flat: bool
     report: ValidationReport
+    cache: dict = field(default_factory=dict, repr=False)  # derived tables, by the modules that build them
 
     def has(self, table: str) -> bool:
         """Whether ``table`` was supplied."""

@@ -70,7 +70,7 @@ TRUE_EFFECTS: dict[str, float] = {
     "channel[outreach]": 0.25,
 }
 # baseline hazard per day at all covariates 0, by tenure stage (days)
-BASELINE = {"new_1_90": 0.012, "growth_91_365": 0.0045, "mature_366_plus": 0.0026}
+BASELINE = {"new_1_90": 0.016, "growth_91_365": 0.005, "mature_366_plus": 0.0032}
 
 SEGMENTS = ("salaried", "business_owner", "executive", "affluent_retiree", "homemaker")
 SEGMENT_P = (0.35, 0.17, 0.10, 0.17, 0.21)
@@ -116,6 +116,9 @@ class DemoConfig:
         Random seed; the same config gives byte-identical tables.
     book_share : float
         Share of customers who opened before the observation start.
+    hazard_scale : float
+        Multiplies the baseline hazard (e.g. 0.15 for a low-churn bank whose
+        customers mostly stay the whole window, as the benchmarks use).
     """
 
     branches: int = 8
@@ -124,6 +127,7 @@ class DemoConfig:
     as_of: dt.date | None = None
     seed: int = 42
     book_share: float = 0.45
+    hazard_scale: float = 1.0
 
     def __post_init__(self) -> None:
         from .errors import InputError
@@ -136,6 +140,8 @@ class DemoConfig:
             raise InputError(f"--months must be 3..240, got {self.months}")
         if not 0 <= self.book_share < 1:
             raise InputError(f"book_share must be in [0, 1), got {self.book_share}")
+        if not 0 < self.hazard_scale <= 10:
+            raise InputError(f"hazard_scale must be in (0, 10], got {self.hazard_scale}")
 
     @property
     def as_of_date(self) -> dt.date:
@@ -426,8 +432,9 @@ def generate_demo_bank(cfg: DemoConfig = DemoConfig(), *, progress: bool = False
         at_risk = alive & (open_day <= d)
         idx = np.flatnonzero(at_risk)
         tenure = d - open_day[idx] + 1
-        h0 = np.where(tenure <= 90, BASELINE["new_1_90"],
-                      np.where(tenure <= 365, BASELINE["growth_91_365"], BASELINE["mature_366_plus"]))  # fmt: skip
+        h0 = cfg.hazard_scale * np.where(
+            tenure <= 90, BASELINE["new_1_90"],
+            np.where(tenure <= 365, BASELINE["growth_91_365"], BASELINE["mature_366_plus"]))  # fmt: skip
         c = counters[:, idx]
         lp = (static_lp[idx] + beta[0] * c[V_PROD] + beta[1] * (c[V_RM] > 0) + beta[2] * (c[V_ORPH] > 0)
               + beta[3] * (c[V_COMP] > 0) + beta[4] * (c[V_CONT] > 0)
@@ -587,7 +594,7 @@ def generate_demo_bank(cfg: DemoConfig = DemoConfig(), *, progress: bool = False
         "churn_definition": "recorded",
         "coefficients": TRUE_EFFECTS,
         "reference_levels": {"segment": "salaried", "channel": "walk_in"},
-        "baseline_hazard_per_day": BASELINE,
+        "baseline_hazard_per_day": {k: v * cfg.hazard_scale for k, v in BASELINE.items()},
         "branch_log_hazard": dict(zip(branches.branch_id, br_effect.tolist(), strict=True)),
         "no_effect": {"tier": "no term in the true model; associated with churn only through the "
                               "pre-churn drain of transfer churners' AUM"},

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .activity import monthly_state_changes, tier_case
+from .activity import monthly_state_changes
 from .churn import churn_events
 from .complaints import escalation_changes
 from .contract import Source
@@ -110,7 +110,8 @@ def _customers_sql(ctx: Context) -> str:
       AND COALESCE(ch.churn_date, {as_of}) >= greatest(c.open_date, {obs})"""
 
 
-def _episodes_sql(ctx: Context) -> str:
+def _episodes_sql(ctx: Context, cust: str) -> str:
+    """Episodes of the customers in table ``cust`` (built by :func:`_customers_sql`)."""
     parts = [b(ctx) for b in _BUILDERS]
     parts = [p for p in parts if p is not None]
     present = {name for name, (table, _, _) in COVARIATES.items() if ctx.has(table)
@@ -120,64 +121,65 @@ def _episodes_sql(ctx: Context) -> str:
     if union:
         changes = f"SELECT customer_id, d, {', '.join(f'max({n}) AS {n}' for n in names)} " \
                   f"FROM (SELECT * FROM ({union}) UNION ALL BY NAME " \
-                  f"SELECT customer_id, entry_date AS d FROM cust) GROUP BY customer_id, d"  # fmt: skip
+                  f"SELECT customer_id, entry_date AS d FROM {cust}) GROUP BY customer_id, d"  # fmt: skip
         # columns absent from every builder still need to exist for max()
         missing = [n for n in names if all(n not in p for p in parts)]
         if missing:
             changes = changes.replace(
-                "SELECT customer_id, entry_date AS d FROM cust",
+                f"SELECT customer_id, entry_date AS d FROM {cust}",
                 "SELECT customer_id, entry_date AS d, "
                 + ", ".join(f"CAST(NULL AS {COVARIATES[n][1]}) AS {n}" for n in missing)
-                + " FROM cust",
+                + f" FROM {cust}",
             )  # fmt: skip
     else:
         changes = "SELECT customer_id, entry_date AS d, " + ", ".join(
-            f"CAST(NULL AS {COVARIATES[n][1]}) AS {n}" for n in names) + " FROM cust"  # fmt: skip
+            f"CAST(NULL AS {COVARIATES[n][1]}) AS {n}" for n in names) + f" FROM {cust}"  # fmt: skip
 
     def val(n: str) -> str:
         default = COVARIATES[n][2] if n in present else f"CAST(NULL AS {COVARIATES[n][1]})"
         return f"COALESCE({n}, {default}) AS {n}"
 
     carried = ", ".join(f"last_value({n} IGNORE NULLS) OVER w AS {n}" for n in names)
-    same = " AND ".join(f"{n} IS NOT DISTINCT FROM lag({n}) OVER w2" for n in names)
+    # every builder emits only the days its covariate really changes, so each
+    # change point after the entry day starts a new spell: no merging needed
     return f"""
-    WITH cust AS ({_customers_sql(ctx)}),
-    pts AS (SELECT customer_id, d, {carried} FROM ({changes})
-            WINDOW w AS (PARTITION BY customer_id ORDER BY d ROWS UNBOUNDED PRECEDING)),
+    WITH pts AS (SELECT customer_id, d, {carried} FROM ({changes})
+                 WINDOW w AS (PARTITION BY customer_id ORDER BY d ROWS UNBOUNDED PRECEDING)),
     cut AS (
-        SELECT p.customer_id, p.d AS d_from,
+        SELECT p.customer_id, c.branch_id, c.open_date, c.end_date, c.event, p.d AS d_from,
                COALESCE(CAST(lead(p.d) OVER (PARTITION BY p.customer_id ORDER BY p.d) - 1 AS DATE),
                         c.end_date) AS d_to,
                {', '.join(val(n) for n in names)}
-        FROM pts p JOIN cust c USING (customer_id)
+        FROM pts p JOIN {cust} c USING (customer_id)
         WHERE p.d >= c.entry_date AND p.d <= c.end_date
-    ),
-    runs AS (
-        SELECT *, sum(CASE WHEN same THEN 0 ELSE 1 END) OVER (PARTITION BY customer_id ORDER BY d_from
-                                                            ROWS UNBOUNDED PRECEDING) AS run
-        FROM (SELECT *, COALESCE({same}, false) AS same FROM cut
-              WINDOW w2 AS (PARTITION BY customer_id ORDER BY d_from))
     )
-    SELECT r.customer_id, c.branch_id,
-           CAST(min(r.d_from) - c.open_date AS INTEGER) AS start,
-           CAST(max(r.d_to) - c.open_date + 1 AS INTEGER) AS stop,
-           CAST(c.event AND max(r.d_to) = c.end_date AS INTEGER) AS event,
-           {', '.join(f'any_value(r.{n}) AS {n}' for n in names)},
-           min(r.d_from) AS start_date, max(r.d_to) AS stop_date
-    FROM runs r JOIN cust c USING (customer_id)
-    GROUP BY r.customer_id, c.branch_id, c.open_date, c.event, c.end_date, r.run
+    SELECT customer_id, branch_id,
+           CAST(d_from - open_date AS INTEGER) AS start,
+           CAST(d_to - open_date + 1 AS INTEGER) AS stop,
+           CAST(event AND d_to = end_date AS INTEGER) AS event,
+           {', '.join(names)},
+           d_from AS start_date, d_to AS stop_date
+    FROM cut"""
+
+
+def _materialize(source: Source, ctx: Context) -> tuple[str, str]:
+    """Build the customers-in-follow-up and episodes tables once per (as-of, parameters).
+
+    Both are kept as temporary tables in the source's DuckDB connection, so
+    the customer table, the episodes and their writers share one computation.
     """
+    key = (ctx.as_of, ctx.params.model_dump_json())
+    cache = source.cache.setdefault("survival", {})
+    if key not in cache:
+        n = len(cache)
+        cust, ep = f"__sv_cust_{n}", f"__sv_ep_{n}"
+        ctx.con.execute(f"CREATE TEMP TABLE {cust} AS {_customers_sql(ctx)}")
+        ctx.con.execute(f"CREATE TEMP TABLE {ep} AS {_episodes_sql(ctx, cust)}")
+        cache[key] = (cust, ep)
+    return cache[key]
 
 
-def _entry_state_sql(ctx: Context) -> str:
-    """Product count and tier known on the entry day (no look-ahead)."""
-    return f"""
-    SELECT customer_id, n_products AS n_products_at_entry, tier AS tier_at_entry
-    FROM ({_episodes_sql(ctx)}) e
-    QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY start) = 1"""
-
-
-def _customer_table_sql(ctx: Context) -> str:
+def _customer_table_sql(ctx: Context, cust_table: str, ep_table: str) -> str:
     cols = {c for c in ("churn_reason", "segment", "channel", "birth_year")
             if ctx.has_column("customers", c)}  # fmt: skip
     attr = ", ".join(
@@ -188,7 +190,7 @@ def _customer_table_sql(ctx: Context) -> str:
         else "CAST(NULL AS VARCHAR)"  # fmt: skip
     age = "year(c.entry_date) - k.birth_year" if "birth_year" in cols else "CAST(NULL AS BIGINT)"
     return f"""
-    WITH c AS ({_customers_sql(ctx)})
+    WITH c AS (SELECT * FROM {cust_table})
     SELECT c.customer_id, c.branch_id, c.open_date, c.entry_date, c.end_date,
            CAST(c.entry_date - c.open_date AS INTEGER) AS entry,
            CAST(c.end_date - c.open_date + 1 AS INTEGER) AS duration,
@@ -197,8 +199,10 @@ def _customer_table_sql(ctx: Context) -> str:
            {reason} AS churn_reason,
            {attr}, CAST({age} AS INTEGER) AS age,
            s.tier_at_entry, s.n_products_at_entry
-    FROM c JOIN customers k USING (customer_id)
-    LEFT JOIN ({_entry_state_sql(ctx)}) s USING (customer_id)
+    FROM c JOIN customers k ON k.customer_id = c.customer_id
+    LEFT JOIN (SELECT customer_id, start, n_products AS n_products_at_entry, tier AS tier_at_entry
+               FROM {ep_table}) s ON s.customer_id = c.customer_id
+                                  AND s.start = CAST(c.entry_date - c.open_date AS INTEGER)
     ORDER BY c.customer_id"""
 
 
@@ -259,7 +263,7 @@ def customer_table(source: Source, params: Params | None = None, *, as_of: dt.da
     if source.flat:
         return source.con.execute(_flat_customer_table_sql(source)).df()
     ctx = context(source, params, as_of)
-    return ctx.con.execute(_customer_table_sql(ctx)).df()
+    return ctx.con.execute(_customer_table_sql(ctx, *_materialize(source, ctx))).df()
 
 
 def episodes(source: Source, params: Params | None = None, *, as_of: dt.date | None = None
@@ -287,7 +291,8 @@ def episodes(source: Source, params: Params | None = None, *, as_of: dt.date | N
         event_col="event")``.
     """
     ctx = context(source, params, as_of)
-    return ctx.con.execute(_episodes_sql(ctx) + " ORDER BY customer_id, start").df()
+    _, ep = _materialize(source, ctx)
+    return ctx.con.execute(f"SELECT * FROM {ep} ORDER BY customer_id, start").df()
 
 
 def write_survival_table(source: Source, params: Params, out: str | Path, *, as_of: dt.date | None = None,
@@ -305,12 +310,9 @@ def write_survival_table(source: Source, params: Params, out: str | Path, *, as_
         sql = _flat_customer_table_sql(source)
     else:
         ctx = context(source, params, as_of)
-        sql = _episodes_sql(ctx) + " ORDER BY customer_id, start" if episodes else _customer_table_sql(ctx)
-    source.con.execute(f"CREATE OR REPLACE TEMP TABLE __out AS {sql}")
-    write_relation(source.con, "SELECT * FROM __out", out)
-    n = source.con.execute("SELECT count(*) FROM __out").fetchone()[0]
-    source.con.execute("DROP TABLE __out")
+        cust, ep = _materialize(source, ctx)
+        sql = f"SELECT * FROM {ep} ORDER BY customer_id, start" if episodes else _customer_table_sql(ctx, cust, ep)
+    write_relation(source.con, sql, out)
+    n = source.con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
     return ("episodes" if episodes else "customer table"), int(n)
 
-
-_ = tier_case  # re-exported for analyses that band amounts the same way

@@ -1,0 +1,101 @@
+"""Project rules: dependencies in step, notebooks without outputs, docs in step, lint clean."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from crmresearch.contract import FLAT_CUSTOMERS, TABLES
+
+ROOT = Path(__file__).resolve().parents[1]
+CONDA_NAMES = {"python-duckdb": "duckdb"}
+
+
+def _name_spec(req: str) -> tuple[str, str]:
+    m = re.match(r"^\s*([A-Za-z0-9_.-]+)\s*(.*)$", req)
+    assert m, req
+    return m.group(1).lower().replace("_", "-"), m.group(2).replace(" ", "")
+
+
+def test_environment_yml_matches_pyproject() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    wanted = dict(_name_spec(r) for r in project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        wanted.update(_name_spec(r) for r in extra)
+    env = yaml.safe_load((ROOT / "environment.yml").read_text(encoding="utf-8"))
+    conda = {}
+    for dep in env["dependencies"]:
+        if isinstance(dep, str):
+            name, spec = _name_spec(dep)
+            if name not in ("python", "pip"):
+                conda[CONDA_NAMES.get(name, name)] = spec
+    assert conda == wanted
+    assert project["requires-python"] == ">=3.11"
+
+
+def _notebooks() -> list[Path]:
+    return sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_there_are_notebooks() -> None:
+    assert _notebooks()
+
+
+@pytest.mark.parametrize("nb_path", _notebooks(), ids=lambda p: p.name)
+def test_notebook_committed_without_outputs_and_with_parameters_cell(nb_path: Path) -> None:
+    nb = json.loads(nb_path.read_text(encoding="utf-8"))
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    dirty = [i for i, c in enumerate(code) if c.get("outputs") or c.get("execution_count")]
+    assert not dirty, f"{nb_path.name}: code cells {dirty} hold outputs; clear them before committing"
+    tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{nb_path.name}: needs exactly one cell tagged 'parameters'"
+
+
+def test_data_contract_doc_names_every_table_and_column() -> None:
+    doc = (ROOT / "docs" / "data-contract.md").read_text(encoding="utf-8")
+    for spec in (*TABLES.values(), FLAT_CUSTOMERS):
+        assert f"### {spec.name}" in doc, spec.name
+        for col in spec.columns:
+            if spec is FLAT_CUSTOMERS and col.name in {c.name for c in TABLES["customers"].columns}:
+                continue
+            assert re.search(rf"\b{col.name}\b", doc), f"{spec.name}.{col.name} is not documented"
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "make test" in readme and "make report" in readme
+    assert re.search(r"^make test$", ci, re.M)
+
+
+def test_ruff_clean() -> None:
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed (pip install -e '.[test]')")
+    res = subprocess.run([ruff, "check", "src", "tests", "benchmarks"], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.mark.slow
+def test_survival_notebook_runs_with_papermill(small_demo: Path, tmp_path: Path) -> None:
+    papermill = pytest.importorskip("papermill")
+    out = tmp_path / "out.ipynb"
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / "survival_data.ipynb"), str(out),
+        parameters={"source": str(small_demo), "params_file": str(ROOT / "params" / "defaults.yaml")},
+        cwd=str(ROOT / "notebooks"), kernel_name="python3", progress_bar=False,
+    )  # fmt: skip
+    nb = json.loads(out.read_text(encoding="utf-8"))
+    errors = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]  # fmt: skip
+    assert not errors
+    text = json.dumps(nb)
+    assert "source is valid" in text and "image/png" in text
