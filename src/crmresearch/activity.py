@@ -48,17 +48,18 @@ def monthly_state_changes(ctx: Context) -> str | None:
         SELECT customer_id, year(month) * 12 + month(month) AS mi,
                CAST(txn_count = 0 AS INTEGER) AS z, {tier_case(ctx.params, amount)} AS tier
         FROM monthly_balances WHERE CAST(last_day(month) AS DATE) <= {as_of}
-    ), s AS (
+    ), f AS (
+        -- one sorted pass: this row's state and the previous row's, side by side
         SELECT customer_id, mi, tier,
                CASE WHEN lag(mi, {k - 1}, -1) OVER w = mi - {k - 1}
-                         AND sum(z) OVER (PARTITION BY customer_id ORDER BY mi
-                                          ROWS BETWEEN {k - 1} PRECEDING AND CURRENT ROW) = {k}
+                         AND sum(z) OVER (w ROWS BETWEEN {k - 1} PRECEDING AND CURRENT ROW) = {k}
                     THEN 1 ELSE 0 END AS dormant,
+               CASE WHEN lag(mi, {k}, -1) OVER w = mi - {k}
+                         AND sum(z) OVER (w ROWS BETWEEN {k} PRECEDING AND 1 PRECEDING) = {k}
+                    THEN 1 ELSE 0 END AS p_dormant,
+               lag(tier) OVER w AS p_tier,
                lag(mi) OVER w AS prev_mi, lead(mi) OVER w AS next_mi
         FROM m WINDOW w AS (PARTITION BY customer_id ORDER BY mi)
-    ), f AS (
-        SELECT *, lag(dormant) OVER w AS p_dormant, lag(tier) OVER w AS p_tier
-        FROM s WINDOW w AS (PARTITION BY customer_id ORDER BY mi)
     ), pts AS (
         -- the state of month mi applies from the first day of month mi + 1
         SELECT customer_id, mi + 1 AS ci, dormant, tier FROM f

@@ -17,6 +17,9 @@ for users.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import tempfile
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -366,14 +369,25 @@ class Source:
         self.con.close()
 
 
+def default_memory_limit() -> str:
+    """DuckDB's memory cap when ``engine.memory_limit`` is null: the smaller of 6 GB and 50% of RAM."""
+    import psutil
+
+    return f"{min(6 * 1024, int(psutil.virtual_memory().total * 0.5 / 1024**2))}MB"
+
+
 def _connect(params: Params | None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     eng = (params or Params()).engine
     if eng.threads:
         con.execute(f"SET threads = {int(eng.threads)}")
-    if eng.memory_limit:
-        con.execute(f"SET memory_limit = '{eng.memory_limit}'")
+    con.execute(f"SET memory_limit = '{eng.memory_limit or default_memory_limit()}'")
+    # spill to the system's temporary folder, never into the user's working directory
+    spill = tempfile.mkdtemp(prefix="crmresearch-duckdb-")
+    weakref.finalize(con, shutil.rmtree, spill, ignore_errors=True)
+    con.execute(f"SET temp_directory = {_lit(spill)}")
     con.execute("SET preserve_insertion_order = true")
+    con.execute("SET enable_progress_bar = false")
     return con
 
 
@@ -432,15 +446,17 @@ def _parse_expr(col: Column, raw: str, raw_type: str) -> tuple[str, str | None]:
         return f"CAST({raw} AS VARCHAR)", None
     if t == "date":
         if varchar:
-            expr = (f"CASE WHEN regexp_full_match(TRIM({raw}), '\\d{{4}}-\\d{{2}}-\\d{{2}}') "
-                    f"THEN TRY_CAST(TRIM({raw}) AS DATE) END")  # fmt: skip
+            v = f"TRIM({raw})"
+            expr = (f"CASE WHEN length({v}) = 10 AND {v}[5] = '-' AND {v}[8] = '-' "
+                    f"THEN TRY_CAST({v} AS DATE) END")  # fmt: skip
         else:
             expr = f"TRY_CAST({raw} AS DATE)"
         return expr, expr
     if t == "month":
         if varchar:
-            expr = (f"CASE WHEN regexp_full_match(TRIM({raw}), '\\d{{4}}-\\d{{2}}') "
-                    f"THEN TRY_CAST(TRIM({raw}) || '-01' AS DATE) END")  # fmt: skip
+            v = f"TRIM({raw})"
+            expr = (f"CASE WHEN length({v}) = 7 AND {v}[5] = '-' "
+                    f"THEN TRY_CAST({v} || '-01' AS DATE) END")  # fmt: skip
         else:
             expr = f"CAST(date_trunc('month', TRY_CAST({raw} AS DATE)) AS DATE)"
         return expr, expr
@@ -490,6 +506,25 @@ class _Checker:
         if spec.key != ("__row",):
             key = f"CASE WHEN {pre}{_q(spec.key[0])} IS NULL THEN 'row ' || {pre}__row ELSE {key} END"
         return key
+
+    def batch(self, spec: TableSpec, rules: list[tuple[str | None, str, str, str]]) -> None:
+        """Check many row-level rules ``(column, rule, where, message)`` of one table in one scan."""
+        if not rules:
+            return
+        aggs = ", ".join(f"count(*) FILTER (WHERE {w}), min_by(__row, __row, {MAX_EXAMPLES}) FILTER (WHERE {w})"
+                         for _, _, w, _ in rules)  # fmt: skip
+        row = self.con.execute(f"SELECT {aggs} FROM {_q(spec.name)}").fetchone()
+        failing = {r for i in range(len(rules)) for r in (row[2 * i + 1] or ())}
+        keys: dict[int, str] = {}
+        if failing:  # render example keys for the few failing rows only
+            keys = dict(self.con.execute(
+                f"SELECT __row, {self._key_expr(spec)} FROM {_q(spec.name)} "
+                f"WHERE __row IN ({', '.join(str(int(r)) for r in failing)})").fetchall())  # fmt: skip
+        for i, (column, rule, _, message) in enumerate(rules):
+            n, rows = row[2 * i], row[2 * i + 1]
+            if n:
+                ex = tuple(keys[r] for r in sorted(rows))
+                self.report.findings.append(Finding(spec.name, column, rule, int(n), ex, message))
 
     def check(self, spec: TableSpec, column: str | None, rule: str, where: str, message: str,
               *, severity: Literal["error", "warning"] = "error", from_: str | None = None,
@@ -553,12 +588,21 @@ def _load_tables(con: duckdb.DuckDBPyConnection, found: dict[str, str], report: 
         extras = [c for c in raw_types if c not in spec_names and c not in ("__row",)]
         selects += [_q(c) for c in extras]  # extra columns are kept, untouched
         con.execute(f"CREATE TABLE {_q(name)} AS SELECT {', '.join(selects)} FROM {raw_name}")
-        for col, raw, check in type_checks:
-            n, ex = con.execute(
-                f"SELECT count(*), list('row ' || __row || ': ' || CAST({raw} AS VARCHAR) "
-                f"ORDER BY __row)[1:{MAX_EXAMPLES}] FROM {raw_name} "
-                f"WHERE {raw} IS NOT NULL AND {check} IS NULL"
-            ).fetchone()
+        if type_checks:
+            # a value that does not parse becomes NULL: only columns with NULLs need the raw re-read
+            nulls = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {raw} IS NULL)"
+                                                      for _, raw, _ in type_checks) + f" FROM {_q(name)}").fetchone()  # fmt: skip
+            type_checks = [tc for tc, n in zip(type_checks, nulls, strict=True) if n]
+        counts: tuple = ()
+        if type_checks:
+            conds = [f"{raw} IS NOT NULL AND {check} IS NULL" for _, raw, check in type_checks]
+            aggs = ", ".join(
+                f"count(*) FILTER (WHERE {w}), "
+                f"min_by('row ' || __row || ': ' || CAST({raw} AS VARCHAR), __row, {MAX_EXAMPLES}) FILTER (WHERE {w})"
+                for w, (_, raw, _) in zip(conds, type_checks, strict=True))  # fmt: skip
+            counts = con.execute(f"SELECT {aggs} FROM {raw_name}").fetchone()
+        for i, (col, _raw, _check) in enumerate(type_checks):
+            n, ex = counts[2 * i], counts[2 * i + 1]
             if n:
                 want = {"date": "a date YYYY-MM-DD", "month": "a month YYYY-MM", "int": "a whole number",
                         "float": "a finite number", "bool": "true/false"}[col.type]  # fmt: skip
@@ -627,64 +671,92 @@ def _extract_settings(con: duckdb.DuckDBPyConnection, specs: dict[str, TableSpec
     return as_of, obs
 
 
+def _repeat_screen(spec: TableSpec, t: str) -> str:
+    """A fast query that is 0 when the ``unique_together`` key surely has no repeats.
+
+    The exact check (a group-by over tens of millions of keys) runs only when
+    the screen is positive.  For a key of (something, month), each group's
+    months are a bit set (month number modulo 120 in a 128-bit integer): a
+    repeated month, or months exactly 10 years apart, make the bit count
+    smaller than the row count.  Other keys compare a hash count.
+    """
+    assert spec.unique_together
+    types = {c.name: c.type for c in spec.columns}
+    months = [c for c in spec.unique_together if types.get(c) == "month"]
+    if len(months) == 1:
+        m = _q(months[0])
+        others = ", ".join(_q(c) for c in spec.unique_together if c != months[0])
+        return (f"SELECT COALESCE(sum(n - u), 0) FROM (SELECT count(*) AS n, bit_count(bit_or("
+                f"CAST(1 AS HUGEINT) << CAST((year({m}) * 12 + month({m})) % 120 AS INTEGER))) AS u "
+                f"FROM {t} WHERE {m} IS NOT NULL GROUP BY {others})")  # fmt: skip
+    cols = ", ".join(_q(c) for c in spec.unique_together)
+    return f"SELECT count(*) - count(DISTINCT hash({cols})) FROM {t}"
+
+
 def _run_rules(con: duckdb.DuckDBPyConnection, specs: dict[str, TableSpec], report: ValidationReport,
                as_of: dt.date | None, obs: dt.date | None) -> None:  # fmt: skip
     ck = _Checker(con, report)
     for tname, spec in specs.items():
         t = _q(tname)
+        # row-level rules of this table: (column, rule, where, message), checked in one scan
+        rules: list[tuple[str | None, str, str, str]] = []
+        add = rules.append
         for col in spec.columns:
             c = _q(col.name)
             if col.not_null:
-                ck.check(spec, col.name, "not_null", f"{c} IS NULL", "value is required")
+                add((col.name, "not_null", f"{c} IS NULL", "value is required"))
             if col.non_empty:
-                ck.check(spec, col.name, "non_empty", f"TRIM({c}) = ''", "value must not be empty")
+                add((col.name, "non_empty", f"TRIM({c}) = ''", "value must not be empty"))
             if col.pattern:
-                ck.check(spec, col.name, "pattern",
+                add((col.name, "pattern",
                          f"{c} IS NOT NULL AND NOT regexp_full_match({c}, {_lit(col.pattern[1:-1])})",
-                         "must be 1-64 characters of A-Z a-z 0-9 _ - (it becomes a file name)")  # fmt: skip
+                         "must be 1-64 characters of A-Z a-z 0-9 _ - (it becomes a file name)"))  # fmt: skip
             if col.unique:
-                ck.check(spec, col.name, "unique",
+                add((col.name, "unique",
                          f"{c} IN (SELECT {c} FROM {t} WHERE {c} IS NOT NULL GROUP BY {c} HAVING count(*) > 1)",
-                         "value must be unique; duplicated rows shown")  # fmt: skip
+                         "value must be unique; duplicated rows shown"))  # fmt: skip
             if col.allowed:
                 allowed = ", ".join(_lit(a) for a in col.allowed)
-                ck.check(spec, col.name, "allowed_values", f"{c} IS NOT NULL AND {c} NOT IN ({allowed})",
-                         f"must be one of {', '.join(col.allowed)}")  # fmt: skip
+                add((col.name, "allowed_values", f"{c} IS NOT NULL AND {c} NOT IN ({allowed})",
+                         f"must be one of {', '.join(col.allowed)}"))  # fmt: skip
             if col.min_value is not None:
-                ck.check(spec, col.name, "min_value", f"{c} < {col.min_value}",
-                         f"must be >= {col.min_value:g}")
+                add((col.name, "min_value", f"{c} < {col.min_value}",
+                         f"must be >= {col.min_value:g}"))
             if col.max_value is not None:
                 mx = as_of.year if (col.max_value == "as_of_year" and as_of) else (
                     None if col.max_value == "as_of_year" else col.max_value)  # fmt: skip
                 if mx is not None:
-                    ck.check(spec, col.name, "max_value", f"{c} > {mx}", f"must be <= {mx}")
+                    add((col.name, "max_value", f"{c} > {mx}", f"must be <= {mx}"))
             if col.not_before and col.not_before in {x.name for x in spec.columns}:
-                ck.check(spec, col.name, "date_order", f"{c} < {_q(col.not_before)}",
-                         f"must not be before {col.not_before}")
+                add((col.name, "date_order", f"{c} < {_q(col.not_before)}",
+                         f"must not be before {col.not_before}"))
             ref_cols = {x.name: x for x in spec.columns}
             if col.null_unless and col.null_unless in ref_cols:
                 ref = _q(col.null_unless)
                 if ref_cols[col.null_unless].type == "bool":
-                    ck.check(spec, col.name, "null_unless", f"{c} IS NOT NULL AND NOT COALESCE({ref}, false)",
-                             f"must be null unless {col.null_unless} is true")  # fmt: skip
+                    add((col.name, "null_unless", f"{c} IS NOT NULL AND NOT COALESCE({ref}, false)",
+                             f"must be null unless {col.null_unless} is true"))  # fmt: skip
                 else:
-                    ck.check(spec, col.name, "null_unless", f"{c} IS NOT NULL AND {ref} IS NULL",
-                             f"must be null when {col.null_unless} is null")  # fmt: skip
+                    add((col.name, "null_unless", f"{c} IS NOT NULL AND {ref} IS NULL",
+                             f"must be null when {col.null_unless} is null"))  # fmt: skip
             if col.references:
                 rt, rc = col.references
                 if rt in specs:
-                    ck.check(spec, col.name, "foreign_key",
+                    add((col.name, "foreign_key",
                              f"{c} IS NOT NULL AND {c} NOT IN (SELECT {_q(rc)} FROM {_q(rt)} WHERE {_q(rc)} IS NOT NULL)",
-                             f"must exist in {rt}.{rc}")  # fmt: skip
+                             f"must exist in {rt}.{rc}"))  # fmt: skip
                 elif col.required or col.not_null:
                     pass  # the missing table is reported once below
             if as_of is not None and col.type in ("date", "month") and tname != "extract":
                 last = f"CAST(last_day({c}) AS DATE)" if col.type == "month" else c
                 what = "the month ends" if col.type == "month" else "date is"
-                ck.check(spec, col.name, "not_after_as_of", f"{last} > DATE '{as_of}'",
-                         f"{what} after the extract's as-of date {as_of}")
+                add((col.name, "not_after_as_of", f"{last} > DATE '{as_of}'",
+                         f"{what} after the extract's as-of date {as_of}"))
+        ck.batch(spec, rules)
         if spec.unique_together:
             cols = ", ".join(_q(c) for c in spec.unique_together)
+            dup = con.execute(_repeat_screen(spec, t)).fetchone()[0]
+        if spec.unique_together and dup:
             ck.check(spec, "+".join(spec.unique_together), "unique",
                      f"({cols}) IN (SELECT ({cols}) FROM {t} GROUP BY {cols} HAVING count(*) > 1)",
                      "one row per " + " and ".join(spec.unique_together) + " at most")  # fmt: skip

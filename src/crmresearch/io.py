@@ -79,11 +79,14 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
-def write_relation(con: duckdb.DuckDBPyConnection, query: str, path: str | Path) -> Path:
-    """Write the result of a DuckDB query to ``.parquet`` or ``.csv`` atomically (no pandas copy)."""
+def write_relation(con: duckdb.DuckDBPyConnection, query: str, path: str | Path) -> int:
+    """Write the result of a DuckDB query to ``.parquet`` or ``.csv`` atomically (no pandas copy).
+
+    Returns the number of rows written.
+    """
     path = Path(path)
     suffix = _check_suffix(path)
-    fmt = "(FORMAT parquet, COMPRESSION zstd)" if suffix == ".parquet" else "(FORMAT csv, HEADER true, DATEFORMAT '%Y-%m-%d')"
+    fmt = "(FORMAT parquet, COMPRESSION snappy)" if suffix == ".parquet" else "(FORMAT csv, HEADER true, DATEFORMAT '%Y-%m-%d')"
     with atomic_path(path) as tmp:
-        con.execute(f"COPY ({query}) TO '{str(tmp).replace(chr(39), chr(39) * 2)}' {fmt}")
-    return path
+        n = con.execute(f"COPY ({query}) TO '{str(tmp).replace(chr(39), chr(39) * 2)}' {fmt}").fetchone()[0]
+    return int(n)

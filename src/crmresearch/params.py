@@ -77,7 +77,12 @@ _DEFAULT_TIERS = (
 
 
 class EngineParams(_Strict):
-    """Resources the DuckDB engine may use (``null``: DuckDB's own default)."""
+    """Resources the DuckDB engine may use.
+
+    ``threads: null`` lets DuckDB use every core; ``memory_limit: null`` caps it
+    at the smaller of 6 GB and 50% of RAM (beyond that it spills to a
+    temporary folder).
+    """
 
     threads: int | None = Field(None, ge=1, le=256)
     memory_limit: str | None = Field(None, pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")

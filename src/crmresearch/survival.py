@@ -116,42 +116,30 @@ def _episodes_sql(ctx: Context, cust: str) -> str:
     parts = [p for p in parts if p is not None]
     present = {name for name, (table, _, _) in COVARIATES.items() if ctx.has(table)
                and (table != "rm_assignments" or ctx.has("relationship_managers"))}  # fmt: skip
-    union = " UNION ALL BY NAME ".join(f"SELECT * FROM ({p})" for p in parts)
     names = list(COVARIATES)
-    if union:
-        changes = f"SELECT customer_id, d, {', '.join(f'max({n}) AS {n}' for n in names)} " \
-                  f"FROM (SELECT * FROM ({union}) UNION ALL BY NAME " \
-                  f"SELECT customer_id, entry_date AS d FROM {cust}) GROUP BY customer_id, d"  # fmt: skip
-        # columns absent from every builder still need to exist for max()
-        missing = [n for n in names if all(n not in p for p in parts)]
-        if missing:
-            changes = changes.replace(
-                f"SELECT customer_id, entry_date AS d FROM {cust}",
-                "SELECT customer_id, entry_date AS d, "
-                + ", ".join(f"CAST(NULL AS {COVARIATES[n][1]}) AS {n}" for n in missing)
-                + f" FROM {cust}",
-            )  # fmt: skip
-    else:
-        changes = "SELECT customer_id, entry_date AS d, " + ", ".join(
-            f"CAST(NULL AS {COVARIATES[n][1]}) AS {n}" for n in names) + f" FROM {cust}"  # fmt: skip
+    # entry rows first (they fix every column's type), then each builder's change points
+    entry = "SELECT customer_id, entry_date AS d, " + ", ".join(
+        f"CAST(NULL AS {COVARIATES[n][1]}) AS {n}" for n in names) + f" FROM {cust}"  # fmt: skip
+    changes = " UNION ALL BY NAME ".join([entry, *(f"SELECT * FROM ({p})" for p in parts)])
 
     def val(n: str) -> str:
         default = COVARIATES[n][2] if n in present else f"CAST(NULL AS {COVARIATES[n][1]})"
         return f"COALESCE({n}, {default}) AS {n}"
 
     carried = ", ".join(f"last_value({n} IGNORE NULLS) OVER w AS {n}" for n in names)
-    # every builder emits only the days its covariate really changes, so each
-    # change point after the entry day starts a new spell: no merging needed
+    # Every builder emits only the days its covariate really changes, so each
+    # change day after the entry day starts a new spell: no merging needed.
+    # Several rows may share a day; the last of them (next_d > d) has seen them
+    # all, so it alone is kept.
     return f"""
-    WITH pts AS (SELECT customer_id, d, {carried} FROM ({changes})
+    WITH pts AS (SELECT customer_id, d, lead(d) OVER w AS next_d, {carried} FROM ({changes})
                  WINDOW w AS (PARTITION BY customer_id ORDER BY d ROWS UNBOUNDED PRECEDING)),
     cut AS (
         SELECT p.customer_id, c.branch_id, c.open_date, c.end_date, c.event, p.d AS d_from,
-               COALESCE(CAST(lead(p.d) OVER (PARTITION BY p.customer_id ORDER BY p.d) - 1 AS DATE),
-                        c.end_date) AS d_to,
+               least(COALESCE(CAST(p.next_d - 1 AS DATE), c.end_date), c.end_date) AS d_to,
                {', '.join(val(n) for n in names)}
         FROM pts p JOIN {cust} c USING (customer_id)
-        WHERE p.d >= c.entry_date AND p.d <= c.end_date
+        WHERE p.d >= c.entry_date AND p.d <= c.end_date AND (p.next_d IS NULL OR p.next_d > p.d)
     )
     SELECT customer_id, branch_id,
            CAST(d_from - open_date AS INTEGER) AS start,
@@ -312,7 +300,6 @@ def write_survival_table(source: Source, params: Params, out: str | Path, *, as_
         ctx = context(source, params, as_of)
         cust, ep = _materialize(source, ctx)
         sql = f"SELECT * FROM {ep} ORDER BY customer_id, start" if episodes else _customer_table_sql(ctx, cust, ep)
-    write_relation(source.con, sql, out)
-    n = source.con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
+    n = write_relation(source.con, sql, out)
     return ("episodes" if episodes else "customer table"), int(n)
 
