@@ -154,3 +154,11 @@ def test_flat_extract_customer_table_and_no_episodes(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="flat extract"):
         episodes(src)
     assert main(["survival-table", str(tmp_path / "flat"), "--episodes", "--out", str(tmp_path / "e.parquet")]) != 0
+
+
+def test_demo_with_mid_month_as_of_is_valid(tmp_path: Path) -> None:
+    cfg = DemoConfig(branches=1, customers_per_branch=150, months=6, as_of=dt.date(2026, 5, 14), seed=2)
+    src = load_source(write_demo_bank(tmp_path / "d", cfg))
+    assert src.as_of == dt.date(2026, 5, 14)
+    assert src.df("monthly_balances")["month"].max() == pd.Timestamp("2026-04-01")
+    assert src.observation_start == dt.date(2025, 11, 1)

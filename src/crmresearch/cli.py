@@ -76,6 +76,12 @@ def cmd_survival_table(args: argparse.Namespace) -> int:
     source = load_source(args.source, params)
     for w in source.report.warnings:
         _say(str(w))
+    if source.flat:
+        _say("flat extract: " + source.report.settings["calendar"] + "; the customer table's duration "
+             "is tenure_months x 30.4375 days, read as tenure at exit for churners")  # fmt: skip
+    else:
+        _say(f"as-of {args.as_of or source.as_of}, observation start {source.observation_start}, "
+             f"churn definition {params.churn.definition}")  # fmt: skip
     what, n = write_survival_table(source, params, out, as_of=args.as_of, episodes=args.episodes)
     _say(f"{what}: {n:,} rows written to {out} ({time.perf_counter() - t0:.1f} s)")
     return EXIT_OK

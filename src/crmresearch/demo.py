@@ -152,7 +152,10 @@ class DemoConfig:
 
 
 def _month_starts(as_of: dt.date, months: int) -> pd.DatetimeIndex:
+    """First days of the ``months`` balance months: the last one is the last month closed by as-of."""
     last = pd.Timestamp(as_of).to_period("M")
+    if pd.Timestamp(as_of) != last.to_timestamp(how="end").normalize():
+        last -= 1  # as-of is mid-month: that month has not closed, so it has no balances
     return pd.period_range(last - (months - 1), last, freq="M").to_timestamp()
 
 
@@ -211,7 +214,7 @@ def generate_demo_bank(cfg: DemoConfig = DemoConfig(), *, progress: bool = False
     obs = m_starts[0]
     D = int((as_of - obs).days) + 1  # simulated days 0..D-1; day 0 = observation start
     m_start_day = np.asarray((m_starts - obs).days, dtype=np.int64)
-    m_end_day = np.append(m_start_day[1:] - 1, (as_of.to_period("M").to_timestamp("M") - obs).days)
+    m_end_day = np.append(m_start_day[1:] - 1, (m_starts[-1].to_period("M").to_timestamp("M") - obs).days)
     M = cfg.months
     B = cfg.branches
     N = B * cfg.customers_per_branch
@@ -474,7 +477,7 @@ def generate_demo_bank(cfg: DemoConfig = DemoConfig(), *, progress: bool = False
         ok = drain_cust & (mm >= 0)
         aum[np.flatnonzero(ok), mm[ok]] *= rng.uniform(lo_f, hi_f, int(ok.sum()))
     silent = (~churned) & (base > 100_000) & (rng.random(N) < 0.06)
-    silent_m = rng.integers(6, M, N)
+    silent_m = rng.integers(min(6, M - 1), M, N)
     drained_after = np.arange(M)[None, :] >= silent_m[:, None]
     aum = np.where(silent[:, None] & drained_after, aum * 0.03, aum)
     prev = np.concatenate([aum[:, :1], aum[:, :-1]], axis=1)
