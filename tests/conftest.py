@@ -9,7 +9,6 @@ import pytest
 from crmresearch.demo import DemoConfig, write_demo_bank
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASETS = ROOT.parent / "shared" / "datasets"
 
 
 @pytest.fixture(scope="session")

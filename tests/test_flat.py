@@ -13,10 +13,7 @@ from crmresearch.cli import main
 from crmresearch.contract import ContractError, load_source
 from crmresearch.errors import InputError
 from crmresearch.flat import FlatMappingError, import_flat, load_mapping, shipped_mappings
-
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-BANK_CSV = DATASETS / "bank-churn-modelling" / "Churn_Modelling.csv"
-TELCO_CSV = DATASETS / "telco-customer-churn" / "WA_Fn-UseC_-Telco-Customer-Churn.csv"
+from public_data import BANK_CSV, TELCO_CSV
 
 needs_bank = pytest.mark.skipif(not BANK_CSV.is_file(), reason=f"public dataset not present: {BANK_CSV}")
 needs_telco = pytest.mark.skipif(not TELCO_CSV.is_file(), reason=f"public dataset not present: {TELCO_CSV}")

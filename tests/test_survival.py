@@ -13,6 +13,7 @@ from crmresearch.cli import main
 from crmresearch.demo import DemoConfig, write_demo_bank
 from crmresearch.errors import InputError
 from crmresearch.survival import COVARIATES, customer_table, episodes
+from public_data import BANK_CSV
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -139,7 +140,7 @@ def test_cli_survival_table(tmp_path: Path, small_demo: Path, capsys: pytest.Cap
 
 
 def test_flat_extract_customer_table_and_no_episodes(tmp_path: Path) -> None:
-    csv = ROOT.parent / "shared" / "datasets" / "bank-churn-modelling" / "Churn_Modelling.csv"
+    csv = BANK_CSV
     if not csv.exists():
         pytest.skip("public dataset not available")
     from crmresearch.flat import import_flat

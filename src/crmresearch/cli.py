@@ -42,6 +42,7 @@ def _say(msg: str) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     params = _params(args)
+    _say(f"reading and checking {args.source} ...")
     report = validate_source(args.source, params)
     print(report.to_text())
     return EXIT_OK if report.ok else EXIT_INVALID
@@ -73,7 +74,9 @@ def cmd_survival_table(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         raise UserError(f"--out {out} exists; pass --force to replace it")
     t0 = time.perf_counter()
+    _say(f"reading and checking {args.source} ...")
     source = load_source(args.source, params)
+    _say(f"source is valid ({time.perf_counter() - t0:.1f} s); building the {'episodes' if args.episodes else 'customer table'} ...")
     for w in source.report.warnings:
         _say(str(w))
     if source.flat:

@@ -387,7 +387,10 @@ def _connect(params: Params | None) -> duckdb.DuckDBPyConnection:
     weakref.finalize(con, shutil.rmtree, spill, ignore_errors=True)
     con.execute(f"SET temp_directory = {_lit(spill)}")
     con.execute("SET preserve_insertion_order = true")
-    con.execute("SET enable_progress_bar = false")
+    try:  # DuckDB's own bar would interleave with ours; in Jupyter without ipywidgets it refuses the setting
+        con.execute("SET enable_progress_bar = false")
+    except duckdb.Error:
+        pass
     return con
 
 
