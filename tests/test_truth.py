@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from lifelines import CoxTimeVaryingFitter
 
 from crmresearch import load_source
 from crmresearch.demo import DemoConfig, write_demo_bank
+from crmresearch.models import TimeVaryingCox
 from crmresearch.survival import customer_table, episodes
 
 pytestmark = pytest.mark.slow
@@ -29,18 +29,15 @@ TIME_VARYING = ["n_products", "rm_turnover_exposed", "orphaned", "complaint_esca
 
 
 def _design(ep: pd.DataFrame, cust: pd.DataFrame) -> pd.DataFrame:
-    df = ep.merge(cust[["customer_id", "segment", "channel"]], on="customer_id", validate="many_to_one")
-    dummies = pd.get_dummies(df[["segment", "channel"]], prefix_sep="[", dtype=float)
-    dummies.columns = [f"{c}]" for c in dummies.columns]
-    dummies = dummies.drop(columns=["segment[salaried]", "channel[walk_in]"])
-    return pd.concat([df[["customer_id", "branch_id", "start", "stop", "event", *TIME_VARYING]], dummies], axis=1)
+    return ep.merge(cust[["customer_id", "segment", "channel"]], on="customer_id", validate="many_to_one")
 
 
 def _fit(design: pd.DataFrame) -> pd.DataFrame:
-    ctv = CoxTimeVaryingFitter()
-    ctv.fit(design, id_col="customer_id", start_col="start", stop_col="stop", event_col="event",
-            strata=["branch_id"])  # fmt: skip
-    return ctv.summary
+    """Stratified time-varying Cox fit (the exact aggregated fitter, equal to lifelines':
+    tests/test_models.py)."""
+    model = TimeVaryingCox().fit(design, [*TIME_VARYING, "segment", "channel"], strata=["branch_id"],
+                                 reference={"segment": "salaried", "channel": "walk_in"})  # fmt: skip
+    return model.summary
 
 
 def _z_scores(summary: pd.DataFrame, truth: dict) -> pd.Series:

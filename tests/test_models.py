@@ -1,0 +1,89 @@
+"""The exact aggregated Cox model equals lifelines' CoxTimeVaryingFitter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+from lifelines import CoxTimeVaryingFitter
+
+from crmresearch import load_source
+from crmresearch.models import ConvergenceError, TimeVaryingCox
+from crmresearch.survival import customer_table, episodes
+
+matplotlib.use("Agg")
+
+
+def _lifelines(df: pd.DataFrame, numeric: list[str], categorical: dict[str, str], strata=None) -> pd.DataFrame:
+    X = pd.get_dummies(df[list(categorical)], prefix_sep="[", dtype=float)
+    X.columns = [f"{c}]" for c in X.columns]
+    X = X.drop(columns=[f"{c}[{ref}]" for c, ref in categorical.items()])
+    d = pd.concat([df[["customer_id", "start", "stop", "event", *numeric, *(strata or [])]], X], axis=1)
+    ctv = CoxTimeVaryingFitter().fit(d, id_col="customer_id", start_col="start", stop_col="stop",
+                                     event_col="event", strata=strata)  # fmt: skip
+    return ctv.summary
+
+
+@pytest.fixture(scope="module")
+def demo_episodes(small_demo: Path) -> pd.DataFrame:
+    src = load_source(small_demo)
+    return episodes(src).merge(customer_table(src)[["customer_id", "segment"]], on="customer_id")
+
+
+def test_same_as_lifelines_on_the_demo_with_strata(demo_episodes: pd.DataFrame) -> None:
+    numeric = ["n_products", "rm_turnover_exposed", "complaint_escalated_90d", "dormant"]
+    ours = TimeVaryingCox().fit(demo_episodes, [*numeric, "tier", "segment"], strata=["branch_id"],
+                                reference={"tier": "general", "segment": "salaried"})  # fmt: skip
+    theirs = _lifelines(demo_episodes, numeric, {"tier": "general", "segment": "salaried"}, ["branch_id"])
+    s = ours.summary
+    assert set(s.index) == set(theirs.index)
+    assert np.allclose(s["coef"], theirs.loc[s.index, "coef"], atol=1e-6, rtol=0)
+    assert np.allclose(s["se(coef)"], theirs.loc[s.index, "se(coef)"], atol=1e-6, rtol=0)
+
+
+def test_same_as_lifelines_with_heavy_ties() -> None:
+    """Event times on a coarse grid (whole months): many tied events per time, Efron's case."""
+    rng = np.random.default_rng(4)
+    n = 3000
+    x1 = rng.integers(0, 4, n)
+    x2 = rng.random(n) < 0.4
+    grp = rng.choice(["a", "b", "c"], n)
+    t = np.ceil(rng.exponential(12 / np.exp(0.3 * x1 - 0.5 * x2 + (grp == "b") * 0.4)))
+    c = rng.integers(1, 30, n)
+    entry = rng.integers(0, 3, n)
+    stop = np.maximum(np.minimum(t, c), entry + 1)
+    df = pd.DataFrame({"customer_id": np.arange(n).astype(str), "start": entry, "stop": stop,
+                       "event": ((t <= c) & (t > entry)).astype(int), "x1": x1, "x2": x2.astype(int), "grp": grp})  # fmt: skip
+    ours = TimeVaryingCox().fit(df, ["x1", "x2", "grp"], reference={"grp": "a"}).summary
+    theirs = _lifelines(df, ["x1", "x2"], {"grp": "a"})
+    assert np.allclose(ours["coef"], theirs.loc[ours.index, "coef"], atol=1e-8, rtol=0)
+    assert np.allclose(ours["se(coef)"], theirs.loc[ours.index, "se(coef)"], atol=1e-8, rtol=0)
+
+
+def test_results_api(demo_episodes: pd.DataFrame) -> None:
+    m = TimeVaryingCox(alpha=0.1).fit(demo_episodes, ["n_products", "dormant"])
+    s = m.summary
+    assert list(s.columns[:3]) == ["coef", "exp(coef)", "se(coef)"] and "exp(coef) lower 90%" in s
+    hr = m.hazard_ratios()
+    assert list(hr.columns) == ["term", "hr", "lower", "upper", "p"]
+    assert (hr["lower"] < hr["hr"]).all() and (hr["hr"] < hr["upper"]).all()
+    ax = m.plot()
+    assert ax.get_xlabel().startswith("hazard ratio")
+    assert "events" in m._repr_html_() and "n_products" in repr(m)
+
+
+def test_bad_inputs() -> None:
+    df = pd.DataFrame({"start": [0, 0, 0], "stop": [1, 2, 3], "event": [1, 0, 1], "x": [1.0, None, 0.0]})
+    with pytest.raises(ValueError, match="missing values"):
+        TimeVaryingCox().fit(df, ["x"])
+    with pytest.raises(ValueError, match="no events"):
+        TimeVaryingCox().fit(df.assign(event=0, x=1.0), ["x"])
+    with pytest.raises(ValueError, match="stop <= start"):
+        TimeVaryingCox().fit(df.assign(start=[0, 2, 0], x=1.0), ["x"])
+    separated = pd.DataFrame({"start": 0, "stop": [1, 2, 3, 4, 5, 6], "event": [1, 1, 1, 0, 0, 0],
+                              "x": [1, 1, 1, 0, 0, 0]})  # fmt: skip
+    with pytest.raises(ConvergenceError):
+        TimeVaryingCox(max_iter=30).fit(separated, ["x"])
