@@ -163,3 +163,21 @@ def test_demo_with_mid_month_as_of_is_valid(tmp_path: Path) -> None:
     assert src.as_of == dt.date(2026, 5, 14)
     assert src.df("monthly_balances")["month"].max() == pd.Timestamp("2026-04-01")
     assert src.observation_start == dt.date(2025, 11, 1)
+
+
+def test_handovers_table(demo) -> None:
+    from crmresearch.rm_turnover import handovers
+    from crmresearch.survival import context
+
+    src, cust, ep = demo
+    h = handovers(context(src))
+    assert len(h) > 0 and (h["exit_date"] <= pd.Timestamp(src.as_of)).all()
+    done = h.dropna(subset=["next_start"])
+    assert (done["handover_gap_days"] == (done["next_start"] - done["exit_date"]).dt.days).all()
+    assert (done["handover_gap_days"] >= 1).all()
+    assert h["next_start"].isna().any()  # some customers are still orphaned at the as-of date
+    # a customer still in follow-up after the exit is exposed to turnover the day after it
+    m = h.merge(cust[["customer_id", "entry_date", "end_date"]], on="customer_id")
+    followed = m[(m["end_date"] > m["exit_date"]) & (m["entry_date"] <= m["exit_date"] + pd.Timedelta(days=1))]
+    exposed = set(ep.loc[ep["rm_turnover_exposed"] == 1, "customer_id"])
+    assert len(followed) > 0 and set(followed["customer_id"]) <= exposed

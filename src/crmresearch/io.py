@@ -15,9 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
-__all__ = ["atomic_path", "atomic_dir", "write_table", "write_relation"]
+__all__ = ["atomic_dir", "atomic_path", "write_relation"]
 
 TABLE_SUFFIXES = (".parquet", ".csv")
 
@@ -65,18 +64,6 @@ def _check_suffix(path: Path) -> str:
     if suffix not in TABLE_SUFFIXES:
         raise ValueError(f"output {path} must end in .parquet or .csv")
     return suffix
-
-
-def write_table(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write a DataFrame to ``.parquet`` or ``.csv`` atomically."""
-    path = Path(path)
-    suffix = _check_suffix(path)
-    with atomic_path(path) as tmp:
-        if suffix == ".parquet":
-            df.to_parquet(tmp, index=False)
-        else:
-            df.to_csv(tmp, index=False, date_format="%Y-%m-%d")
-    return path
 
 
 def write_relation(con: duckdb.DuckDBPyConnection, query: str, path: str | Path) -> int:
