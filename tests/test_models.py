@@ -87,3 +87,52 @@ def test_bad_inputs() -> None:
                               "x": [1, 1, 1, 0, 0, 0]})  # fmt: skip
     with pytest.raises(ConvergenceError):
         TimeVaryingCox(max_iter=30).fit(separated, ["x"])
+
+
+def test_concordance_equals_harrell_for_fixed_covariates() -> None:
+    from lifelines.utils import concordance_index
+
+    rng = np.random.default_rng(1)
+    n = 1500
+    x, z = rng.integers(0, 5, n), (rng.random(n) < 0.5).astype(int)
+    t = rng.exponential(100 / np.exp(0.4 * x - 0.7 * z)) + rng.random(n) * 1e-3  # no tied times
+    c = rng.uniform(0, 300, n)
+    df = pd.DataFrame({"start": 0.0, "stop": np.minimum(t, c), "event": (t <= c).astype(int), "x": x, "z": z})
+    m = TimeVaryingCox().fit(df, ["x", "z"])
+    eta = m.params_["x"] * x + m.params_["z"] * z
+    assert m.concordance() == pytest.approx(concordance_index(df["stop"], -eta, df["event"]), abs=1e-12)
+
+
+def test_ph_check_matches_lifelines_and_flags_only_real_changes() -> None:
+    from lifelines import CoxPHFitter
+    from lifelines.statistics import proportional_hazard_test
+
+    rng = np.random.default_rng(2)
+    n = 2000
+    x, z = rng.integers(0, 5, n), rng.random(n) < 0.5
+    early = rng.random(n) < 0.5  # z matters only early: half of z customers leave fast
+    t = np.where(z & early, rng.exponential(20, n), rng.exponential(100, n)) * np.exp(-0.3 * x)
+    c = rng.uniform(0, 300, n)
+    df = pd.DataFrame({"start": 0.0, "stop": np.minimum(t, c), "event": (t <= c).astype(int), "x": x,
+                       "z": z.astype(int)})  # fmt: skip
+    check = TimeVaryingCox().fit(df, ["x", "z"]).ph_check(early_days=10, late_days=200).set_index("term")
+    ref = proportional_hazard_test(CoxPHFitter().fit(df.drop(columns="start"), "stop", "event"),
+                                   df.drop(columns="start"), time_transform="log").summary  # fmt: skip
+    assert np.allclose(check["chi2"], ref.loc[check.index, "test_statistic"], rtol=1e-6)
+    assert check.loc["z", "verdict"].startswith("changes: the association is stronger early")
+    assert check.loc["x", "verdict"].startswith("holds")
+
+
+def test_causes_model_on_the_demo(small_demo: Path) -> None:
+    from crmresearch.models import causes_model
+
+    src = load_source(small_demo)
+    m = causes_model(src)
+    assert {"n_products", "rm_turnover_exposed", "complaint_escalated_90d", "dormant"} <= set(m.params_.index)
+    hr = m.hazard_ratios().set_index("term")
+    assert hr.loc["n_products", "upper"] < 1 and hr.loc["rm_turnover_exposed", "lower"] > 1
+    assert 0.6 < m.concordance() < 0.95
+    ph = m.ph_check()
+    assert set(ph["term"]) == set(m.params_.index)
+    transfer = causes_model(src, churn_type="transfer")
+    assert transfer.n_events_ < m.n_events_

@@ -26,6 +26,7 @@ pattern); band them first when there are many distinct values.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,7 +34,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["ConvergenceError", "TimeVaryingCox"]
+from .contract import Source
+from .params import Params
+
+__all__ = ["CAUSES_COVARIATES", "ConvergenceError", "TimeVaryingCox", "causes_model"]
 
 
 class ConvergenceError(RuntimeError):
@@ -204,6 +208,7 @@ class TimeVaryingCox:
             raise ConvergenceError(f"no convergence after {self.max_iter} iterations "
                                    f"(last step {np.max(np.abs(step)):.2e}); a covariate may separate "
                                    "the events")  # fmt: skip
+        self._patterns, self._strata = patterns, strata_data  # kept for diagnostics
         cov = np.linalg.inv(-hess)
         self.params_ = pd.Series(beta, index=names, name="coef")
         self.variance_matrix_ = pd.DataFrame(cov, index=names, columns=names)
@@ -276,6 +281,80 @@ class TimeVaryingCox:
                      - np.einsum("t,ti,tj->ij", q1, E1, S1) + np.einsum("t,ti,tj->ij", q2, E1, E1))  # fmt: skip
         return ll, grad, hess
 
+    # ------------------------------------------------------------------ diagnostics
+    def concordance(self) -> float:
+        """Harrell's concordance over risk sets, valid with time-varying covariates.
+
+        Every event at time ``t`` is paired with every episode at risk at ``t``
+        that does not have its event at ``t``; both are scored with their
+        covariates *at t* (their episode covering ``t``).  A pair is concordant
+        when the one who churned had the higher risk score; ties count one half.
+        With time-fixed covariates and no tied times this is Harrell's C.
+        """
+        eta = self._patterns @ self.params_.to_numpy()
+        conc = ties = pairs = 0.0
+        for s in self._strata:
+            e = eta[s.patterns]
+            levels, rank = np.unique(np.round(e, 12), return_inverse=True)
+            others = s.risk - s.deaths  # at risk and not failing at t
+            by_rank = np.zeros((len(levels), others.shape[1]))
+            np.add.at(by_rank, rank, others)
+            below = np.cumsum(by_rank, axis=0) - by_rank  # at risk with a lower score
+            conc += float((s.deaths * below[rank]).sum())
+            ties += float((s.deaths * by_rank[rank]).sum())
+            pairs += float((s.deaths * others.sum(axis=0)).sum())
+        return (conc + 0.5 * ties) / pairs if pairs else float("nan")
+
+    def ph_check(self, early_days: float = 91.0, late_days: float = 1096.0, max_change: float = 0.2) -> pd.DataFrame:
+        """Proportional-hazards check from scaled Schoenfeld residuals (Grambsch & Therneau).
+
+        Each coefficient is allowed to drift linearly in log tenure,
+        ``beta_k(t) = beta_k + theta_k * (log t - mean)``; ``theta`` is the
+        slope of the scaled Schoenfeld residuals on log tenure, computed from
+        the aggregated risk sets.  The verdict is judged by size, not by the
+        p-value alone (which flags everything in a large bank): the hazard
+        ratio at ``early_days`` and at ``late_days`` of tenure are compared and
+        the covariate is flagged only when they differ by more than
+        ``max_change`` (20%) *and* the test is significant.
+
+        Returns
+        -------
+        DataFrame
+            ``term, hr, hr_early, hr_late, change, chi2, p, verdict``.
+        """
+        beta = self.params_.to_numpy()
+        V = self.variance_matrix_.to_numpy()
+        eta_all = self._patterns @ beta
+        g_all, R_all, d_all = [], [], []
+        for s in self._strata:
+            X = self._patterns[s.patterns]
+            w = np.exp(eta_all[s.patterns] - eta_all.max())
+            S0 = w @ s.risk
+            S1 = s.risk.T @ (w[:, None] * X)
+            R = s.deaths.T @ X - s.d_tot[:, None] * S1 / S0[:, None]  # Schoenfeld sums per time
+            g_all.append(np.log(s.times))
+            R_all.append(R)
+            d_all.append(s.d_tot)
+        g, R, d = np.concatenate(g_all), np.vstack(R_all), np.concatenate(d_all)
+        D = d.sum()
+        gbar = (d * g).sum() / D
+        gc = g - gbar
+        sgg = (d * gc**2).sum()
+        u = gc @ R  # sum over events of (g - gbar) * residual
+        theta = D * (V @ u) / sgg
+        chi2 = D * (V @ u) ** 2 / (np.diag(V) * sgg)
+        p = stats.chi2.sf(chi2, 1)
+        hr_early = np.exp(beta + theta * (np.log(early_days) - gbar))
+        hr_late = np.exp(beta + theta * (np.log(late_days) - gbar))
+        change = hr_late / hr_early - 1
+        flagged = (np.abs(change) > max_change) & (p < 0.05)
+        verdict = np.where(
+            ~flagged, "holds: the hazard ratio is about the same early and late in the relationship",
+            np.where(change > 0, "changes: the association is stronger later in the relationship",
+                     "changes: the association is stronger early in the relationship"))  # fmt: skip
+        return pd.DataFrame({"term": self.params_.index, "hr": np.exp(beta), "hr_early": hr_early,
+                             "hr_late": hr_late, "change": change, "chi2": chi2, "p": p, "verdict": verdict})  # fmt: skip
+
     # ------------------------------------------------------------------ results
     @property
     def summary(self) -> pd.DataFrame:
@@ -328,3 +407,38 @@ class TimeVaryingCox:
         if not hasattr(self, "params_"):
             return "TimeVaryingCox(unfitted)"
         return f"TimeVaryingCox({self.n_events_:,} events)\n{self.summary.round(4).to_string()}"
+
+
+CAUSES_COVARIATES = ["n_products", "rm_turnover_exposed", "complaint_escalated_90d", "dormant", "tier", "segment"]
+
+
+def causes_model(source: Source, params: Params | None = None, *, as_of: dt.date | None = None,
+                 branch: str | None = None, churn_type: str | None = None) -> TimeVaryingCox:  # fmt: skip
+    """The multivariable time-varying Cox model of why customers leave (``reports.md`` §5).
+
+    Covariates: product count, RM-turnover exposure, escalated complaint,
+    dormancy, tier and segment (those whose table was supplied).  On the
+    tenure time scale the lifecycle stage is the baseline hazard, so no
+    function of tenure is a covariate.  ``churn_type`` (``transfer`` /
+    ``natural``) fits the cause-specific model: other churns are censored at
+    their date.  Hazard ratios are associations, not effects of an
+    intervention.
+
+    Examples
+    --------
+    >>> m = causes_model(src)                     # doctest: +SKIP
+    >>> m.summary; m.ph_check(); m.concordance()  # doctest: +SKIP
+    """
+    from .survival import customer_table, episodes
+
+    ep = episodes(source, params, as_of=as_of)
+    cust = customer_table(source, params, as_of=as_of)[["customer_id", "segment", "churn_type"]]
+    ep = ep.merge(cust, on="customer_id", how="left")
+    if branch is not None:
+        ep = ep[ep["branch_id"] == branch]
+    covariates = [c for c in CAUSES_COVARIATES if ep[c].notna().all() and ep[c].nunique() > 1]
+    if churn_type is not None:
+        ep = ep.assign(event=((ep["event"] == 1) & (ep["churn_type"] == churn_type)).astype(int))
+    reference = {"tier": "general", "segment": "salaried"}
+    reference = {k: v for k, v in reference.items() if k in covariates and (ep[k] == v).any()}
+    return TimeVaryingCox().fit(ep, covariates, reference=reference)
