@@ -119,3 +119,21 @@ def test_flat_bank_dataset_matches_its_readme_and_lifelines(tmp_path: Path) -> N
         a = KaplanMeierFitter().fit(ours["duration"], ours["event"]).predict(60.0)
         b = KaplanMeierFitter().fit(part["Tenure"], part["Exited"]).predict(5.0)
         assert a == pytest.approx(b, abs=1e-12)
+
+
+def test_cumulative_incidence_of_competing_churn_types(small_demo: Path) -> None:
+    from crmresearch.product_coverage import cumulative_incidence
+    from crmresearch.survival import customer_table
+
+    src = load_source(small_demo)
+    r = product_coverage(src, month="2026-10")
+    types = customer_table(src).set_index("customer_id")["churn_type"]
+    cif = cumulative_incidence(r, types)
+    assert cif.equals(cumulative_incidence(r, types))  # seeded jitter: reproducible
+    s = r.summary.set_index("group")
+    for g, part in cif.groupby("group"):
+        total_loss = 1 - s.loc[g, "survival"]
+        # transfer + natural never exceed all churn; the rest is 'unknown'
+        assert part["cif"].sum() <= total_loss + 1e-9
+        assert part["cif"].sum() >= 0.85 * total_loss
+        assert (part["lower"] <= part["cif"]).all() and (part["cif"] <= part["upper"]).all()
