@@ -99,3 +99,17 @@ def test_survival_notebook_runs_with_papermill(small_demo: Path, tmp_path: Path)
     assert not errors
     text = json.dumps(nb)
     assert "source is valid" in text and "image/png" in text
+
+
+@pytest.mark.slow
+def test_exploration_notebook_runs_with_papermill(small_demo: Path, tmp_path: Path) -> None:
+    papermill = pytest.importorskip("papermill")
+    out = tmp_path / "explore.ipynb"
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / "explore_library.ipynb"), str(out),
+        parameters={"source": str(small_demo), "month": "2026-10"},
+        cwd=str(ROOT / "notebooks"), kernel_name="python3", progress_bar=False,
+    )  # fmt: skip
+    nb = json.loads(out.read_text(encoding="utf-8"))
+    text = json.dumps(nb)
+    assert "image/png" in text and "concordance" in text and "verdict" in text
