@@ -84,32 +84,23 @@ def test_ruff_clean() -> None:
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+def _run_notebook(name: str, parameters: dict, tmp_path: Path) -> str:
+    """Execute a notebook with papermill; return its JSON text (fails on any cell error)."""
+    papermill = pytest.importorskip("papermill")
+    out = tmp_path / name
+    papermill.execute_notebook(str(ROOT / "notebooks" / name), str(out), parameters=parameters,
+                               cwd=str(ROOT / "notebooks"), kernel_name="python3", progress_bar=False)  # fmt: skip
+    return out.read_text(encoding="utf-8")
+
+
 @pytest.mark.slow
 def test_survival_notebook_runs_with_papermill(small_demo: Path, tmp_path: Path) -> None:
-    papermill = pytest.importorskip("papermill")
-    out = tmp_path / "out.ipynb"
-    papermill.execute_notebook(
-        str(ROOT / "notebooks" / "survival_data.ipynb"), str(out),
-        parameters={"source": str(small_demo), "params_file": str(ROOT / "params" / "defaults.yaml")},
-        cwd=str(ROOT / "notebooks"), kernel_name="python3", progress_bar=False,
-    )  # fmt: skip
-    nb = json.loads(out.read_text(encoding="utf-8"))
-    errors = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])
-              if o.get("output_type") == "error"]  # fmt: skip
-    assert not errors
-    text = json.dumps(nb)
+    text = _run_notebook("survival_data.ipynb", {"source": str(small_demo),
+                         "params_file": str(ROOT / "params" / "defaults.yaml")}, tmp_path)  # fmt: skip
     assert "source is valid" in text and "image/png" in text
 
 
 @pytest.mark.slow
 def test_exploration_notebook_runs_with_papermill(small_demo: Path, tmp_path: Path) -> None:
-    papermill = pytest.importorskip("papermill")
-    out = tmp_path / "explore.ipynb"
-    papermill.execute_notebook(
-        str(ROOT / "notebooks" / "explore_library.ipynb"), str(out),
-        parameters={"source": str(small_demo), "month": "2026-10"},
-        cwd=str(ROOT / "notebooks"), kernel_name="python3", progress_bar=False,
-    )  # fmt: skip
-    nb = json.loads(out.read_text(encoding="utf-8"))
-    text = json.dumps(nb)
+    text = _run_notebook("explore_library.ipynb", {"source": str(small_demo), "month": "2026-10"}, tmp_path)
     assert "image/png" in text and "concordance" in text and "verdict" in text

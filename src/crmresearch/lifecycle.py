@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from lifelines import KaplanMeierFitter, NelsonAalenFitter
-from scipy import stats
 
 from .contract import Source
 from .params import Params
+from .rates import rate_row
 from .survival import DAYS_PER_MONTH, customer_table
 
 __all__ = ["STAGES", "LifecycleResult", "lifecycle", "stage_rates"]
@@ -57,12 +57,7 @@ def stage_rates(cust: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     for name, (lo, hi) in STAGES.items():
         days = np.clip(np.minimum(dur, hi) - np.maximum(entry, lo), 0, None)
         events = int(np.sum((ev == 1) & (dur > lo) & (dur <= hi) & (dur > entry)))
-        months = days.sum() / DAYS_PER_MONTH
-        lower = stats.chi2.ppf(alpha / 2, 2 * events) / 2 / months if events else 0.0
-        upper = stats.chi2.ppf(1 - alpha / 2, 2 * events + 2) / 2 / months if months else np.nan
-        rows.append({"stage": name, "customer_months": months, "churned": events,
-                     "rate_per_customer_month": events / months if months else np.nan,
-                     "lower": lower, "upper": upper})  # fmt: skip
+        rows.append(rate_row(name, float(days.sum()), events, alpha, key="stage"))
     return pd.DataFrame(rows)
 
 

@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .contract import Source
 from .errors import InputError
 from .kpis import month_bounds
 from .params import Params
+from .rates import rate_row
 from .rm_turnover import handovers
-from .survival import DAYS_PER_MONTH, context, customer_table
+from .survival import context, customer_table
 
 __all__ = ["ORPHAN_BANDS", "orphaned_churn_rates", "rm_exits"]
 
@@ -108,11 +107,4 @@ def orphaned_churn_rates(source: Source, params: Params | None = None, *, as_of:
         rows.append((band, float(days.sum()), events))
     total_days = float((cust["duration"] - cust["entry"]).sum())
     rows.append(("not orphaned", total_days - orphan_days_total, int(cust["event"].sum()) - orphan_events_total))
-    out = []
-    for band, days, events in rows:
-        months = days / DAYS_PER_MONTH
-        lower = stats.chi2.ppf(alpha / 2, 2 * events) / 2 / months if events and months else 0.0
-        upper = stats.chi2.ppf(1 - alpha / 2, 2 * events + 2) / 2 / months if months else np.nan
-        out.append({"band": band, "customer_months": months, "churned": events,
-                    "rate_per_customer_month": events / months if months else np.nan, "lower": lower, "upper": upper})  # fmt: skip
-    return pd.DataFrame(out)
+    return pd.DataFrame([rate_row(band, days, events, alpha, key="band") for band, days, events in rows])
