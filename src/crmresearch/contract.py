@@ -346,12 +346,7 @@ class Source:
 
     def has_column(self, table: str, column: str) -> bool:
         """Whether ``table`` was supplied with ``column``."""
-        if not self.has(table):
-            return False
-        cols = self.con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
-        ).fetchall()
-        return column in {c[0] for c in cols}
+        return self.has(table) and table_has_column(self.con, table, column)
 
     def df(self, table: str) -> pd.DataFrame:
         """A table as a pandas DataFrame (identifiers as str, dates as datetime64)."""
@@ -367,6 +362,13 @@ class Source:
 
     def close(self) -> None:
         self.con.close()
+
+
+def table_has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    """Whether the loaded ``table`` has ``column`` (optional columns may be absent)."""
+    return bool(con.execute(
+        "SELECT 1 FROM information_schema.columns WHERE table_name = ? AND column_name = ?", [table, column]
+    ).fetchall())  # fmt: skip
 
 
 def default_memory_limit() -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from .contract import table_has_column
 from .params import Params
 
 __all__ = ["Context", "count_changes", "indicator_changes", "date_lit"]
@@ -65,13 +66,7 @@ class Context:
         return table in self.tables
 
     def has_column(self, table: str, column: str) -> bool:
-        if table not in self.tables:
-            return False
-        rows = self.con.execute(
-            "SELECT 1 FROM information_schema.columns WHERE table_name = ? AND column_name = ?",
-            [table, column],
-        ).fetchall()
-        return bool(rows)
+        return table in self.tables and table_has_column(self.con, table, column)
 
 
 def count_changes(intervals_sql: str, value: str) -> str:
