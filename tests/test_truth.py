@@ -16,15 +16,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from crmresearch import load_source
 from crmresearch.demo import DemoConfig, write_demo_bank
 from crmresearch.models import TimeVaryingCox
+from crmresearch.rm_turnover import ORPHAN_BANDS
 from crmresearch.survival import customer_table, episodes
 
 pytestmark = pytest.mark.slow
 
-TIME_VARYING = ["n_products", "rm_turnover_exposed", "orphaned", "complaint_escalated_90d", "dormant",
+TIME_VARYING = ["n_products", "rm_turnover_exposed", "orphaned_band", "complaint_escalated_90d", "dormant",
                 "retention_contact_90d"]  # fmt: skip
 
 
@@ -36,7 +38,8 @@ def _fit(design: pd.DataFrame) -> pd.DataFrame:
     """Stratified time-varying Cox fit (the exact aggregated fitter, equal to lifelines':
     tests/test_models.py)."""
     model = TimeVaryingCox().fit(design, [*TIME_VARYING, "segment", "channel"], strata=["branch_id"],
-                                 reference={"segment": "salaried", "channel": "walk_in"})  # fmt: skip
+                                 reference={"segment": "salaried", "channel": "walk_in",
+                                            "orphaned_band": "none"})  # fmt: skip
     return model.summary
 
 
@@ -76,6 +79,20 @@ def test_look_ahead_covariate_fails_the_same_check(seeded_bank, covariate: str) 
     leaky[covariate] = leaky["customer_id"].map(leaky.groupby("customer_id")[covariate].max())
     z = _z_scores(_fit(_design(leaky, cust)), truth)
     assert abs(z[covariate]) > 3, f"look-ahead went unnoticed: z = {z[covariate]:.2f}"
+
+
+def test_churn_per_person_time_rises_with_days_orphaned_as_the_truth_says(seeded_bank) -> None:
+    """The truth's orphaned effect rises with the days orphaned so far; so do the crude
+    churn rates per customer-month by band, all above the rate while not orphaned."""
+    truth, ep, _ = seeded_bank
+    coefs = [truth["coefficients"][f"orphaned_band[{b}]"] for b in ORPHAN_BANDS]
+    assert coefs == sorted(coefs) and coefs[0] < coefs[-1]
+    days = (ep["stop"] - ep["start"]).groupby(ep["orphaned_band"]).sum()
+    rate = ep.groupby("orphaned_band")["event"].sum() / days
+    orphan_rates = rate[list(ORPHAN_BANDS)].to_numpy()
+    assert (np.diff(orphan_rates) > 0).all(), rate
+    none_upper = stats.chi2.ppf(0.975, 2 * ep.loc[ep.orphaned_band == "none", "event"].sum() + 2) / 2 / days["none"]
+    assert (orphan_rates > none_upper).all()
 
 
 def test_demo_is_deterministic_for_a_seed(tmp_path: Path) -> None:

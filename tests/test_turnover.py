@@ -7,6 +7,7 @@ import pytest
 
 from crmresearch import load_source
 from crmresearch.errors import InputError
+from crmresearch.survival import customer_table
 from crmresearch.turnover import orphaned_churn_rates, rm_exits
 
 M = 30.4375
@@ -46,11 +47,14 @@ def test_rm_exits_by_type(rm_source) -> None:
     assert rm_exits(rm_source, month="2024-03").set_index("exit_type").loc["all"].tolist() == [0, 1]
 
 
-def test_demo_orphaned_churn_is_higher(small_demo: Path) -> None:
-    r = orphaned_churn_rates(load_source(small_demo)).set_index("band")
-    base = r.loc["not orphaned", "rate_per_customer_month"]
-    # in the demo's truth, orphaned customers (also exposed to turnover) churn more
-    assert r.loc["0-7", "lower"] > base and r.loc["8-30", "lower"] > base
+def test_demo_bands_partition_follow_up(small_demo: Path) -> None:
+    """Every customer-day and every churn falls in exactly one band."""
+    src = load_source(small_demo)
+    r = orphaned_churn_rates(src)
+    cust = customer_table(src)
+    assert r["churned"].sum() == cust["event"].sum()
+    assert r["customer_months"].sum() == pytest.approx((cust["duration"] - cust["entry"]).sum() / M)
+    assert (r.set_index("band").loc[["0-7", "8-30", "31+"], "customer_months"] > 0).all()
 
 
 def test_needs_rm_tables(tmp_path: Path, small_demo: Path) -> None:

@@ -22,7 +22,8 @@ proportional-hazards model on the tenure time scale::
 
 where ``x_i(t)`` holds exactly the covariates the survival tables define,
 computed from data dated on or before day ``t`` (products held that day, RM
-exit in the last 90 days, orphaned, escalated complaint in the last 90 days,
+exit in the last 90 days, days orphaned so far (0–7, 8–30, 31+: the longer a
+customer waits for a new RM, the likelier they leave), escalated complaint in the last 90 days,
 dormant after two closed months without transactions, retention contact in
 the last 90 days) plus segment and channel.  Each customer churns on the first
 day their cumulative hazard exceeds a unit-exponential draw.  Afterwards every
@@ -49,16 +50,20 @@ from tqdm.auto import tqdm
 
 from .contract import PRODUCTS
 from .io import atomic_dir
+from .rm_turnover import ORPHAN_BANDS
 
 __all__ = ["DEFAULT_AS_OF", "DemoConfig", "TRUE_EFFECTS", "generate_demo_bank", "write_demo_bank"]
 
 DEFAULT_AS_OF = dt.date(2026, 10, 31)
 
-# log hazard ratios of the true model (reference: salaried, walk_in)
+# log hazard ratios of the true model (reference: salaried, walk_in, not orphaned); the
+# orphaned effect rises with the days orphaned so far (bands of crmresearch.rm_turnover)
 TRUE_EFFECTS: dict[str, float] = {
     "n_products": -0.5,
     "rm_turnover_exposed": 0.7,
-    "orphaned": 0.3,
+    "orphaned_band[0-7]": 0.1,
+    "orphaned_band[8-30]": 0.4,
+    "orphaned_band[31+]": 1.0,
     "complaint_escalated_90d": 0.9,
     "dormant": 0.6,
     "retention_contact_90d": -0.5,
@@ -254,7 +259,7 @@ def generate_demo_bank(cfg: DemoConfig = DemoConfig(), *, progress: bool = False
     ev_cust: list[np.ndarray] = []
     ev_var: list[np.ndarray] = []
     ev_delta: list[np.ndarray] = []
-    V_PROD, V_RM, V_ORPH, V_COMP, V_CONT = range(5)
+    V_PROD, V_RM, V_COMP, V_CONT, V_ORPH1, V_ORPH2, V_ORPH3 = range(7)
 
     def add_events(day: np.ndarray, cust: np.ndarray, var: int, delta: int | np.ndarray) -> None:
         day = np.asarray(day, dtype=np.int64)
@@ -346,8 +351,11 @@ def generate_demo_bank(cfg: DemoConfig = DemoConfig(), *, progress: bool = False
     window(e + 1, a_cust[ex], V_RM, 90)
     nxt = a_next_start[ex]
     orph_end = np.where(nxt >= 0, nxt, D + 10)  # orphaned e+1 .. next_start-1
-    has_gap = orph_end > e + 1
-    window(e[has_gap] + 1, a_cust[ex][has_gap], V_ORPH, (orph_end - e - 1)[has_gap])
+    gap_days = orph_end - e - 1  # days orphaned: e+1 .. orph_end-1
+    for var, (lo, hi) in zip((V_ORPH1, V_ORPH2, V_ORPH3), ORPHAN_BANDS.values(), strict=True):
+        length = np.minimum(gap_days, (hi + 1) if hi is not None else gap_days) - lo
+        ok = length > 0
+        window(e[ok] + 1 + lo, a_cust[ex][ok], var, length[ok])
 
     # ---- complaints (exogenous Poisson), some escalated
     comp_rate = np.where(seg == SEGMENTS.index("business_owner"), 0.30, 0.15) / 365
@@ -413,10 +421,10 @@ def generate_demo_bank(cfg: DemoConfig = DemoConfig(), *, progress: bool = False
     var_all = np.concatenate(ev_var)[srt]
     delta_all = np.concatenate(ev_delta)[srt].astype(np.int16)
     bounds = np.searchsorted(day_all, np.arange(D + 1))
-    counters = np.zeros((5, N), dtype=np.int16)
+    counters = np.zeros((7, N), dtype=np.int16)
     beta = np.array([TRUE_EFFECTS["n_products"], TRUE_EFFECTS["rm_turnover_exposed"],
-                     TRUE_EFFECTS["orphaned"], TRUE_EFFECTS["complaint_escalated_90d"],
-                     TRUE_EFFECTS["retention_contact_90d"]])  # fmt: skip
+                     TRUE_EFFECTS["complaint_escalated_90d"], TRUE_EFFECTS["retention_contact_90d"],
+                     *(TRUE_EFFECTS[f"orphaned_band[{b}]"] for b in ORPHAN_BANDS)])  # fmt: skip
     threshold = rng.exponential(1.0, N)
     cumhaz = np.zeros(N)
     churn_day = np.full(N, -1, dtype=np.int64)
@@ -439,8 +447,7 @@ def generate_demo_bank(cfg: DemoConfig = DemoConfig(), *, progress: bool = False
             tenure <= 90, BASELINE["new_1_90"],
             np.where(tenure <= 365, BASELINE["growth_91_365"], BASELINE["mature_366_plus"]))  # fmt: skip
         c = counters[:, idx]
-        lp = (static_lp[idx] + beta[0] * c[V_PROD] + beta[1] * (c[V_RM] > 0) + beta[2] * (c[V_ORPH] > 0)
-              + beta[3] * (c[V_COMP] > 0) + beta[4] * (c[V_CONT] > 0)
+        lp = (static_lp[idx] + beta[0] * c[V_PROD] + beta[1:].dot(c[1:] > 0)
               + TRUE_EFFECTS["dormant"] * dormant[idx])  # fmt: skip
         cumhaz[idx] += h0 * np.exp(lp)
         gone = idx[cumhaz[idx] >= threshold[idx]]
@@ -596,7 +603,7 @@ def generate_demo_bank(cfg: DemoConfig = DemoConfig(), *, progress: bool = False
         "time_scale": "tenure in days since open_date; covariates as defined by crmresearch.survival",
         "churn_definition": "recorded",
         "coefficients": TRUE_EFFECTS,
-        "reference_levels": {"segment": "salaried", "channel": "walk_in"},
+        "reference_levels": {"segment": "salaried", "channel": "walk_in", "orphaned_band": "none"},
         "baseline_hazard_per_day": {k: v * cfg.hazard_scale for k, v in BASELINE.items()},
         "branch_log_hazard": dict(zip(branches.branch_id, br_effect.tolist(), strict=True)),
         "no_effect": {"tier": "no term in the true model; associated with churn only through the "

@@ -10,13 +10,17 @@ Definitions (data contract):
 * a customer is *orphaned* from the day after that exit until the day before
   their next assignment starts (still orphaned at the as-of date when none
   has started yet);
-* the *handover gap* is ``next_start - exit_date`` in days.
+* the *handover gap* is ``next_start - exit_date`` in days;
+* *days orphaned so far* on day ``t`` is ``t - (exit_date + 1)`` (0 on the
+  first day without an RM); :data:`ORPHAN_BANDS` groups it into 0–7, 8–30
+  and 31+, the ``orphaned_band`` covariate (``none`` when not orphaned).
 
 No look-ahead: exposure and orphaned on day ``t`` use only exits and
 assignment starts dated on or before ``t``.  The handover gap is only known
 once the next assignment starts, so it is returned by :func:`handovers` for
 description and never used as a covariate (grouping customers by their
-eventual gap would give long gaps immortal time).
+eventual gap would give long gaps immortal time); the band of days orphaned
+*so far* is known each day and is the covariate instead.
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ import pandas as pd
 
 from .timeline import Context, indicator_changes
 
-__all__ = ["exposure_changes", "handovers", "orphaned_changes"]
+__all__ = ["ORPHAN_BANDS", "exposure_changes", "handovers", "orphaned_band_changes", "orphaned_changes"]
+
+# band -> (first, last) days orphaned so far (0 on the first day without an RM); the last is open
+ORPHAN_BANDS: dict[str, tuple[int, int | None]] = {"0-7": (0, 7), "8-30": (8, 30), "31+": (31, None)}
 
 
 def _exits_sql(ctx: Context) -> str:
@@ -65,6 +72,28 @@ def orphaned_changes(ctx: Context) -> str | None:
     SELECT customer_id, CAST(exit_date + 1 AS DATE) AS d_from, CAST(next_start - 1 AS DATE) AS d_to
     FROM ({_exits_sql(ctx)}) WHERE next_start IS NULL OR next_start > exit_date + 1"""
     return indicator_changes(intervals, "orphaned")
+
+
+def orphaned_band_changes(ctx: Context) -> str | None:
+    """Change points ``(customer_id, d, orphaned_band)``; None without RM tables.
+
+    The band of days orphaned so far (:data:`ORPHAN_BANDS`), ``none`` from
+    the day the next assignment starts.  A band starts only while the
+    customer is still orphaned, so every (customer, day) has one value.
+    """
+    if not _has_rm(ctx):
+        return None
+    starts = " UNION ALL ".join(
+        f"SELECT customer_id, CAST(exit_date + {1 + lo} AS DATE) AS d, '{band}' AS orphaned_band, next_start "
+        f"FROM x" for band, (lo, _) in ORPHAN_BANDS.items()
+    )  # fmt: skip
+    return f"""
+    WITH x AS ({_exits_sql(ctx)})
+    SELECT customer_id, d, orphaned_band FROM ({starts})
+    WHERE (next_start IS NULL OR d < next_start) AND d <= {ctx.as_of_sql}
+    UNION ALL
+    SELECT customer_id, next_start AS d, 'none' AS orphaned_band FROM x
+    WHERE next_start IS NOT NULL AND next_start > exit_date + 1"""
 
 
 def handovers(ctx: Context) -> pd.DataFrame:

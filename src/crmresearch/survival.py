@@ -46,7 +46,7 @@ from .errors import InputError
 from .io import write_relation
 from .params import Params
 from .retention import contact_changes
-from .rm_turnover import exposure_changes, orphaned_changes
+from .rm_turnover import exposure_changes, orphaned_band_changes, orphaned_changes
 from .timeline import Context, date_lit
 
 __all__ = [
@@ -65,12 +65,14 @@ COVARIATES: dict[str, tuple[str, str, str]] = {
     "n_products": ("product_holdings", "INTEGER", "0"),
     "rm_turnover_exposed": ("rm_assignments", "INTEGER", "0"),
     "orphaned": ("rm_assignments", "INTEGER", "0"),
+    "orphaned_band": ("rm_assignments", "VARCHAR", "'none'"),
     "complaint_escalated_90d": ("complaints", "INTEGER", "0"),
     "dormant": ("monthly_balances", "INTEGER", "0"),
     "tier": ("monthly_balances", "VARCHAR", "'unknown'"),
     "retention_contact_90d": ("retention_actions", "INTEGER", "0"),
 }
-_BUILDERS = (product_count_changes, exposure_changes, orphaned_changes, escalation_changes,
+_BUILDERS = (product_count_changes, exposure_changes, orphaned_changes, orphaned_band_changes,
+             escalation_changes,
              monthly_state_changes, contact_changes)  # fmt: skip
 
 
@@ -270,7 +272,7 @@ def episodes(source: Source, params: Params | None = None, *, as_of: dt.date | N
         ``customer_id, branch_id, start, stop, event`` (tenure days, the
         ``(start, stop]`` convention; ``event`` = 1 on a churner's last
         episode only), the covariates ``n_products, rm_turnover_exposed,
-        orphaned, complaint_escalated_90d, dormant, tier,
+        orphaned, orphaned_band, complaint_escalated_90d, dormant, tier,
         retention_contact_90d``, and the calendar days ``start_date,
         stop_date`` the episode covers (inclusive).  A customer opened before
         the observation start has a first episode starting at their tenure

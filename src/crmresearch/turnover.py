@@ -23,13 +23,10 @@ from .errors import InputError
 from .kpis import month_bounds
 from .params import Params
 from .rates import rate_row
-from .rm_turnover import handovers
-from .survival import context, customer_table
+from .rm_turnover import ORPHAN_BANDS
+from .survival import episodes
 
 __all__ = ["ORPHAN_BANDS", "orphaned_churn_rates", "rm_exits"]
-
-# band -> (first, last) days orphaned so far (0 on the first day without an RM)
-ORPHAN_BANDS: dict[str, tuple[int, int]] = {"0-7": (0, 7), "8-30": (8, 30), "31+": (31, 10_000)}
 
 
 def _need_rm(source: Source) -> None:
@@ -82,29 +79,11 @@ def orphaned_churn_rates(source: Source, params: Params | None = None, *, as_of:
     >>> orphaned_churn_rates(src)  # doctest: +SKIP
     """
     _need_rm(source)
-    ctx = context(source, params, as_of)
-    cust = customer_table(source, params, as_of=as_of)
+    ep = episodes(source, params, as_of=as_of)
     if branch is not None:
-        cust = cust[cust["branch_id"] == branch]
-    h = handovers(ctx).merge(cust[["customer_id", "entry_date", "end_date", "event"]], on="customer_id")
-    e = pd.to_datetime(h["exit_date"])
-    first_day = e + pd.Timedelta(days=1)
-    last_day = (pd.to_datetime(h["next_start"]) - pd.Timedelta(days=1)).fillna(pd.Timestamp(ctx.as_of))
-    last_day = last_day.where(last_day < h["end_date"], h["end_date"])  # inclusive, within follow-up
-    start_fu = first_day.where(first_day > h["entry_date"], h["entry_date"])
-    churn_day = h["end_date"].where(h["event"] == 1)
-    rows = []
-    orphan_days_total, orphan_events_total = 0.0, 0
-    for band, (lo, hi) in ORPHAN_BANDS.items():
-        b_from = first_day + pd.to_timedelta(lo, unit="D")
-        b_to = first_day + pd.to_timedelta(hi, unit="D")
-        f = b_from.where(b_from > start_fu, start_fu)
-        t = b_to.where(b_to < last_day, last_day)
-        days = ((t - f).dt.days + 1).clip(lower=0)
-        events = int(((churn_day >= f) & (churn_day <= t) & (days > 0)).sum())
-        orphan_days_total += float(days.sum())
-        orphan_events_total += events
-        rows.append((band, float(days.sum()), events))
-    total_days = float((cust["duration"] - cust["entry"]).sum())
-    rows.append(("not orphaned", total_days - orphan_days_total, int(cust["event"].sum()) - orphan_events_total))
-    return pd.DataFrame([rate_row(band, days, events, alpha, key="band") for band, days, events in rows])
+        ep = ep[ep["branch_id"] == branch]
+    days = (ep["stop"] - ep["start"]).groupby(ep["orphaned_band"]).sum()
+    events = ep["event"].groupby(ep["orphaned_band"]).sum()
+    bands = [*ORPHAN_BANDS, "none"]
+    return pd.DataFrame([rate_row(b if b != "none" else "not orphaned", float(days.get(b, 0)),
+                                  int(events.get(b, 0)), alpha, key="band") for b in bands])  # fmt: skip
