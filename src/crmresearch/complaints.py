@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from .timeline import Context, indicator_changes
 
-__all__ = ["escalation_changes"]
+__all__ = ["escalation_changes", "escalation_date"]
+
+
+def escalation_date(ctx: Context) -> str:
+    """SQL expression dating an escalation: ``escalated_date``, else ``complaint_date``."""
+    if ctx.has_column("complaints", "escalated_date"):
+        return "COALESCE(escalated_date, complaint_date)"
+    return "complaint_date"
 
 
 def escalation_changes(ctx: Context) -> str | None:
@@ -19,8 +26,7 @@ def escalation_changes(ctx: Context) -> str | None:
     if not ctx.has("complaints"):
         return None
     w = ctx.params.windows.complaint_days
-    dated = ("COALESCE(escalated_date, complaint_date)" if ctx.has_column("complaints", "escalated_date")
-             else "complaint_date")  # fmt: skip
+    dated = escalation_date(ctx)
     intervals = f"""
     SELECT customer_id, {dated} AS d_from, CAST({dated} + {w - 1} AS DATE) AS d_to
     FROM complaints WHERE escalated AND {dated} <= {ctx.as_of_sql}"""

@@ -62,11 +62,11 @@ TRUE_EFFECTS: dict[str, float] = {
     "n_products": -0.5,
     "rm_turnover_exposed": 0.7,
     "orphaned_band[0-7]": 0.1,
-    "orphaned_band[8-30]": 0.4,
-    "orphaned_band[31+]": 1.0,
+    "orphaned_band[8-30]": 0.5,
+    "orphaned_band[31+]": 1.2,
     "complaint_escalated_90d": 0.9,
     "dormant": 0.6,
-    "retention_contact_90d": -0.5,
+    "retention_contact_90d": -0.8,
     "segment[business_owner]": 0.15,
     "segment[executive]": 0.3,
     "segment[affluent_retiree]": -0.3,
@@ -391,7 +391,7 @@ def generate_demo_bank(cfg: DemoConfig = DemoConfig(), *, progress: bool = False
     def contacts(cust: np.ndarray, day: np.ndarray, trigger: str, rate: np.ndarray) -> None:  # noqa: E306
         hit = rng.random(len(cust)) < rate
         fast = rng.random(len(cust)) < br_contact_fast[cust_branch[cust]]
-        lag = np.where(fast, rng.integers(0, 2, len(cust)), 2 + _geom0(rng, 6.0, len(cust)))
+        lag = np.where(fast, rng.integers(0, 2, len(cust)), 2 + _geom0(rng, 12.0, len(cust)))
         d = day + lag
         hit &= (d < D) & (d >= 0)
         a_c.append(cust[hit])

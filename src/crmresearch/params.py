@@ -24,6 +24,9 @@ __all__ = [
     "AssetAttrition",
     "ChurnParams",
     "EngineParams",
+    "RetentionParams",
+    "WARNING_RULES",
+    "WarningParams",
     "Params",
     "ParamsError",
     "Tier",
@@ -58,6 +61,48 @@ class WindowParams(_Strict):
     rm_turnover_days: int = Field(90, ge=1, le=3650, description="exposure after an RM's exit")
     complaint_days: int = Field(90, ge=1, le=3650, description="an escalated complaint counts this long")
     retention_contact_days: int = Field(90, ge=1, le=3650, description="a retention contact counts this long")
+
+
+WARNING_RULES = ("no_transaction", "outflow", "complaint", "rm_exit", "product_drop")
+WarningRule = Literal["no_transaction", "outflow", "complaint", "rm_exit", "product_drop"]
+
+
+class WarningParams(_Strict):
+    """The early-warning rules of ``reports.md`` and their thresholds.
+
+    ``no_transaction`` uses ``dormancy_months`` (it is the day a customer
+    becomes dormant); the ``*_days`` / ``*_months`` values are how long a
+    warning stays active (the watch list shows active warnings).
+    """
+
+    rules: tuple[WarningRule, ...] = WARNING_RULES
+    outflow_fraction: float = Field(0.5, gt=0, le=10, description="outflow above this share of the previous month-end AUM")
+    complaint_days: int = Field(30, ge=1, le=365, description="an escalated complaint warns for this long")
+    rm_exit_days: int = Field(90, ge=1, le=365, description="an RM exit without handover contact warns for this long")
+    handover_lookback_days: int = Field(30, ge=0, le=365, description="a contact this many days before the exit counts as handover contact")
+    product_drop_months: int = Field(3, ge=1, le=24, description="a fall in the product count warns for this long")
+
+
+class RetentionParams(_Strict):
+    """How the retention loop is judged (``reports.md`` §7).
+
+    ``grace_days`` (default: the response target) is the window after a
+    warning in which a contact counts as "contacted"; the outcome is counted
+    over ``outcome_days`` from the end of that window, among warned customers
+    still active then.  The cohort is the warnings of the last
+    ``cohort_months`` calendar months whose outcome is known by the report
+    month's end.
+    """
+
+    response_target_days: int = Field(1, ge=0, le=90, description="contact within this many days of the warning")
+    grace_days: int | None = Field(None, ge=0, le=90, description="contact window of the outcome analysis")
+    outcome_days: int = Field(90, ge=1, le=365)
+    cohort_months: int = Field(3, ge=1, le=24)
+
+    @property
+    def grace(self) -> int:
+        """The grace window in days (``grace_days``, else the response target)."""
+        return self.response_target_days if self.grace_days is None else self.grace_days
 
 
 class Tier(_Strict):
@@ -104,6 +149,13 @@ class Params(_Strict):
         Daily-average-AUM tiers, lowest first; the first must start at 0.
     high_value_tiers : tuple of str
         Tiers counted as high-value customers.
+    warnings : WarningParams
+        Early-warning rules and thresholds.
+    retention : RetentionParams
+        Response target, grace window and outcome horizon of the retention loop.
+    min_cell_size : int
+        Smallest group a report shows (smaller ones say "fewer than ..."); the
+        contact odds ratio needs this many customers in each of its four cells.
     engine : EngineParams
         DuckDB threads and memory limit.
     """
@@ -113,6 +165,9 @@ class Params(_Strict):
     dormancy_months: int = Field(2, ge=1, le=24)
     tiers: tuple[Tier, ...] = _DEFAULT_TIERS
     high_value_tiers: tuple[str, ...] = ("key", "private")
+    warnings: WarningParams = WarningParams()
+    retention: RetentionParams = RetentionParams()
+    min_cell_size: int = Field(10, ge=1, le=1000)
     engine: EngineParams = EngineParams()
 
     @model_validator(mode="after")

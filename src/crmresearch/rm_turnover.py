@@ -29,13 +29,14 @@ import pandas as pd
 
 from .timeline import Context, indicator_changes
 
-__all__ = ["ORPHAN_BANDS", "exposure_changes", "handovers", "orphaned_band_changes", "orphaned_changes"]
+__all__ = ["ORPHAN_BANDS", "exits_sql", "exposure_changes", "handovers", "has_rm_tables",
+           "orphaned_band_changes", "orphaned_changes"]
 
 # band -> (first, last) days orphaned so far (0 on the first day without an RM); the last is open
 ORPHAN_BANDS: dict[str, tuple[int, int | None]] = {"0-7": (0, 7), "8-30": (8, 30), "31+": (31, None)}
 
 
-def _exits_sql(ctx: Context) -> str:
+def exits_sql(ctx: Context) -> str:
     """One row per (customer, RM exit) for customers assigned to the RM on the exit date."""
     as_of = ctx.as_of_sql
     return f"""
@@ -49,28 +50,29 @@ def _exits_sql(ctx: Context) -> str:
       AND a.start_date <= m.exit_date AND (a.end_date IS NULL OR a.end_date >= m.exit_date)"""
 
 
-def _has_rm(ctx: Context) -> bool:
+def has_rm_tables(ctx: Context) -> bool:
+    """Both RM tables were supplied."""
     return ctx.has("rm_assignments") and ctx.has("relationship_managers")
 
 
 def exposure_changes(ctx: Context) -> str | None:
     """Change points ``(customer_id, d, rm_turnover_exposed)``; None without RM tables."""
-    if not _has_rm(ctx):
+    if not has_rm_tables(ctx):
         return None
     w = ctx.params.windows.rm_turnover_days
     intervals = f"""
     SELECT customer_id, CAST(exit_date + 1 AS DATE) AS d_from, CAST(exit_date + {w} AS DATE) AS d_to
-    FROM ({_exits_sql(ctx)})"""
+    FROM ({exits_sql(ctx)})"""
     return indicator_changes(intervals, "rm_turnover_exposed")
 
 
 def orphaned_changes(ctx: Context) -> str | None:
     """Change points ``(customer_id, d, orphaned)``; None without RM tables."""
-    if not _has_rm(ctx):
+    if not has_rm_tables(ctx):
         return None
     intervals = f"""
     SELECT customer_id, CAST(exit_date + 1 AS DATE) AS d_from, CAST(next_start - 1 AS DATE) AS d_to
-    FROM ({_exits_sql(ctx)}) WHERE next_start IS NULL OR next_start > exit_date + 1"""
+    FROM ({exits_sql(ctx)}) WHERE next_start IS NULL OR next_start > exit_date + 1"""
     return indicator_changes(intervals, "orphaned")
 
 
@@ -81,14 +83,14 @@ def orphaned_band_changes(ctx: Context) -> str | None:
     the day the next assignment starts.  A band starts only while the
     customer is still orphaned, so every (customer, day) has one value.
     """
-    if not _has_rm(ctx):
+    if not has_rm_tables(ctx):
         return None
     starts = " UNION ALL ".join(
         f"SELECT customer_id, CAST(exit_date + {1 + lo} AS DATE) AS d, '{band}' AS orphaned_band, next_start "
         f"FROM x" for band, (lo, _) in ORPHAN_BANDS.items()
     )  # fmt: skip
     return f"""
-    WITH x AS ({_exits_sql(ctx)})
+    WITH x AS ({exits_sql(ctx)})
     SELECT customer_id, d, orphaned_band FROM ({starts})
     WHERE (next_start IS NULL OR d < next_start) AND d <= {ctx.as_of_sql}
     UNION ALL
@@ -106,11 +108,11 @@ def handovers(ctx: Context) -> pd.DataFrame:
         handover_gap_days`` (``next_start`` and the gap are missing while the
         customer is still orphaned at the as-of date).
     """
-    if not _has_rm(ctx):
+    if not has_rm_tables(ctx):
         return pd.DataFrame(columns=["customer_id", "rm_id", "exit_date", "exit_type", "next_start",
                                      "handover_gap_days"])  # fmt: skip
     return ctx.con.execute(f"""
         SELECT customer_id, rm_id, exit_date, exit_type, next_start,
                CAST(next_start - exit_date AS INTEGER) AS handover_gap_days
-        FROM ({_exits_sql(ctx)}) ORDER BY exit_date, customer_id""").df()
+        FROM ({exits_sql(ctx)}) ORDER BY exit_date, customer_id""").df()
 
