@@ -37,6 +37,11 @@ def test_environment_yml_matches_pyproject() -> None:
             name, spec = _name_spec(dep)
             if name not in ("python", "pip"):
                 conda[CONDA_NAMES.get(name, name)] = spec
+        elif isinstance(dep, dict):  # the pip section: packages conda-forge does not carry
+            for req in dep.get("pip", []):
+                if not req.startswith("-"):  # not "-e ." or other pip options
+                    name, spec = _name_spec(req)
+                    conda[name] = spec
     assert conda == wanted
     assert project["requires-python"] == ">=3.11"
 

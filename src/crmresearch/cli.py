@@ -40,11 +40,29 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _print_support(path: Path, params: Params | None = None) -> None:
+    """Print, for a flat extract, which analyses run and which do not, and why (contract: "Flat extracts")."""
+    from .flat import flat_support
+
+    source = load_source(path, params)
+    try:
+        support = flat_support(source)
+    finally:
+        source.close()
+    ok, no = support[support["available"]], support[~support["available"]]
+    print("analyses that run on this flat extract: " + (", ".join(ok["analysis"]) or "none"))
+    print("unavailable on this flat extract, and why:")
+    for row in no.itertuples():
+        print(f"  - {row.analysis}: {row.reason}")
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     params = _params(args)
     _say(f"reading and checking {args.source} ...")
     report = validate_source(args.source, params)
     print(report.to_text())
+    if report.ok and report.flat:
+        _print_support(args.source, params)
     return EXIT_OK if report.ok else EXIT_INVALID
 
 
@@ -95,6 +113,7 @@ def cmd_import_flat(args: argparse.Namespace) -> int:
 
     out = import_flat(args.csv, args.mapping, args.out, force=args.force)
     _say(f"flat extract imported to {out}")
+    _print_support(out, _params(args))
     return EXIT_OK
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 from lifelines import KaplanMeierFitter, NelsonAalenFitter
 
 from .contract import Source
+from .flat import not_on_flat
 from .params import Params
 from .rates import rate_row
 from .survival import DAYS_PER_MONTH, customer_table
@@ -104,34 +105,33 @@ class LifecycleResult:
                             "at_risk": at_risk.to_numpy()})  # fmt: skip
         return out[out["at_risk"] >= min_at_risk].reset_index(drop=True)
 
-    def plot(self, ax=None, max_months: float = 60):
-        """Smoothed hazard by tenure with the stages shaded; returns the axes."""
-        import matplotlib.pyplot as plt
+    def plot(self, ax=None, max_months: float = 60, language: str = "en", **kwargs):
+        """Smoothed hazard by tenure with the stages shaded; returns the axes.
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(7, 4))
-        h = self.smoothed_hazard()
-        h = h[h["tenure_days"] <= max_months * DAYS_PER_MONTH]
-        ax.plot(h["tenure_days"] / DAYS_PER_MONTH, h["hazard_per_month"], color="black")
-        for (name, (lo, hi)), shade in zip(STAGES.items(), ("#fde0dd", "#fff7bc", "#e5f5e0"), strict=True):
-            ax.axvspan(lo / DAYS_PER_MONTH, min(hi / DAYS_PER_MONTH, max_months), color=shade, alpha=0.6, lw=0)
-            ax.text((lo / DAYS_PER_MONTH + min(hi / DAYS_PER_MONTH, max_months)) / 2, 0.98, name,
-                    transform=ax.get_xaxis_transform(), ha="center", va="top")  # fmt: skip
-        ax.set_xlabel("tenure (months)")
-        ax.set_ylabel("churn hazard per customer-month")
-        ax.set_xlim(0, max_months)
-        return ax
+        Drawn by :func:`crmresearch.plots.hazard_by_tenure_plot` (``language="zh"``
+        for Chinese labels; other keyword arguments are passed on).
+        """
+        from .plots import hazard_by_tenure_plot
+
+        return hazard_by_tenure_plot(self, max_months=max_months, ax=ax, language=language, **kwargs)
 
 
 def lifecycle(source: Source, params: Params | None = None, *, as_of: dt.date | None = None,
               branch: str | None = None) -> LifecycleResult:  # fmt: skip
     """Churn hazard by tenure for the bank or one branch.
 
+    Not on a flat extract (:class:`~crmresearch.errors.InputError`): it holds
+    only the customers present at its snapshot, so the stage rates and the
+    early loss of new customers would come out too low
+    (:data:`crmresearch.flat.FLAT_REASONS`).
+
     Examples
     --------
     >>> r = lifecycle(src)                    # doctest: +SKIP
     >>> r.stages; r.new_customer_loss(3); r.plot()  # doctest: +SKIP
     """
+    if source.flat:
+        raise not_on_flat("lifecycle", source)
     cust = customer_table(source, params, as_of=as_of)
     if branch is not None:
         cust = cust[cust["branch_id"] == branch]

@@ -35,9 +35,11 @@ import pandas as pd
 from scipy import stats
 
 from .contract import Source
+from .errors import InputError
 from .params import Params
+from .survival import DAYS_PER_MONTH
 
-__all__ = ["CAUSES_COVARIATES", "ConvergenceError", "TimeVaryingCox", "causes_model"]
+__all__ = ["CAUSES_COVARIATES", "ConvergenceError", "TimeVaryingCox", "causes_model", "flat_covariates"]
 
 
 class ConvergenceError(RuntimeError):
@@ -381,21 +383,16 @@ class TimeVaryingCox:
                              "lower": s[f"exp(coef) lower {pct}%"].to_numpy(),
                              "upper": s[f"exp(coef) upper {pct}%"].to_numpy(), "p": s["p"].to_numpy()})  # fmt: skip
 
-    def plot(self, ax=None):
-        """Forest plot of hazard ratios with their intervals (log scale); returns the axes."""
-        import matplotlib.pyplot as plt
+    def plot(self, ax=None, language: str = "en", **kwargs):
+        """Forest plot of hazard ratios with their intervals (log scale); returns the axes.
 
-        hr = self.hazard_ratios().iloc[::-1]
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 0.35 * len(hr) + 1))
-        y = np.arange(len(hr))
-        ax.errorbar(hr["hr"], y, xerr=[hr["hr"] - hr["lower"], hr["upper"] - hr["hr"]], fmt="o",
-                    color="black", ecolor="grey", capsize=3)  # fmt: skip
-        ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
-        ax.set_xscale("log")
-        ax.set_yticks(y, hr["term"])
-        ax.set_xlabel(f"hazard ratio ({round(100 * (1 - self.alpha))}% interval, log scale)")
-        return ax
+        Drawn by :func:`crmresearch.plots.forest_plot` (``language="zh"`` for
+        Chinese labels; other keyword arguments are passed on).
+        """
+        from .plots import forest_plot
+
+        return forest_plot(self.hazard_ratios(), level=round(100 * (1 - self.alpha)), ax=ax,
+                           language=language, **kwargs)  # fmt: skip
 
     def _repr_html_(self) -> str:
         head = (f"<p>Cox model (Efron ties, exact aggregated risk sets): {self.n_episodes_:,} episodes, "
@@ -411,32 +408,252 @@ class TimeVaryingCox:
 
 CAUSES_COVARIATES = ["n_products", "rm_turnover_exposed", "complaint_escalated_90d", "dormant", "tier", "segment"]
 
+# Flat extracts: columns that are never covariates (identifiers, personal data,
+# the outcome and its time scale), and the default selection's limits.
+FLAT_NOT_COVARIATES = ("customer_id", "name", "tenure_months", "churned", "churn_type", "churn_reason")
+FLAT_FIRST_COVARIATES = ("n_products", "segment", "channel", "birth_year", "branch_id")
+MAX_LEVELS = 20  # text columns with more levels stay out of the default
+MAX_TENURE_CORRELATION = 0.8  # numeric columns that mostly measure tenure stay out of the default
+
+
+def _columns_block(s: pd.Series) -> np.ndarray:
+    """A covariate's columns in the design, centred and scaled: the values, or indicators of all levels but the most frequent."""
+    if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+        x = s.to_numpy(dtype=float)[:, None]
+    else:
+        codes, _ = pd.factorize(s, sort=True)
+        counts = np.bincount(codes)
+        others = [k for k in range(len(counts)) if k != int(np.argmax(counts))]
+        x = (codes[:, None] == np.array(others)[None, :]).astype(float)
+    x = x - x.mean(axis=0)
+    scale = np.sqrt((x**2).mean(axis=0))
+    return x / np.where(scale > 0, scale, 1.0)
+
+
+def flat_covariates(data: pd.DataFrame, covariates: Sequence[str] | None = None, *,
+                    exclude: Sequence[str] = (), source: str = "the flat extract") -> pd.DataFrame:  # fmt: skip
+    """Which columns of a flat extract's customers enter the causes model, and why the others do not.
+
+    Parameters
+    ----------
+    data : DataFrame
+        The flat ``customers`` table (``tenure_months``, ``churned`` and the attributes).
+    covariates : sequence of str, optional
+        Requested covariates.  Each must be a column of ``data``, have no
+        missing values, take at least two values and not be a linear
+        combination of the ones before it; anything else is an error.
+        Default (``None``): ``n_products``, ``segment``, ``channel``,
+        ``birth_year``, ``branch_id`` and then every other attribute column in
+        the table's order, keeping those with no missing values, at least two
+        values, at most :data:`MAX_LEVELS` levels if text, a rank correlation
+        with tenure of at most :data:`MAX_TENURE_CORRELATION` if numeric (a
+        column that mostly measures tenure, such as a total charged to date,
+        repeats the time scale) and not a linear combination of the ones
+        already kept.  Never: :data:`FLAT_NOT_COVARIATES`.
+    exclude : sequence of str
+        Columns left out of the default (e.g. ``branch_id`` when one branch is fitted).
+    source : str
+        Named in error messages.
+
+    Returns
+    -------
+    DataFrame
+        ``covariate, used, reason`` (``reason`` empty when used), in the
+        order considered.
+
+    Raises
+    ------
+    InputError
+        A requested covariate is missing from ``data``, is the outcome or an
+        identifier, has missing values, is constant or is collinear.
+
+    Examples
+    --------
+    >>> flat_covariates(source.df("customers"))             # doctest: +SKIP
+    >>> flat_covariates(customers, ["n_products", "gender"])  # doctest: +SKIP
+    """
+    requested = covariates is not None
+    never = (*FLAT_NOT_COVARIATES, "__row")
+    if requested:
+        candidates = list(dict.fromkeys(covariates or []))
+        if not candidates:
+            raise InputError(f"covariates=[]: name at least one column of {source}, or pass None for the default")
+    else:
+        first = [c for c in FLAT_FIRST_COVARIATES if c in data.columns]
+        candidates = [c for c in first + [c for c in data.columns if c not in first] if c not in never]
+    tenure = data["tenure_months"].rank().to_numpy(dtype=float)
+    reasons: dict[str, str] = {}
+    blocks: dict[str, np.ndarray] = {}
+    for c in candidates:
+        if c in never:
+            raise InputError(f"covariate {c!r} of {source}: an identifier, personal data or the outcome "
+                             "and its time scale, never a covariate")  # fmt: skip
+        if c not in data.columns:
+            have = ", ".join(col for col in data.columns if col not in never)
+            raise InputError(f"covariate {c!r}: {source} has no such column (its attribute columns: {have})")
+        s = data[c]
+        text = not (pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s))
+        n_levels = int(s.nunique())
+        reason = ""
+        if not requested and c in exclude:
+            reason = "left out (constant within the branch fitted)"
+        elif s.isna().any():
+            reason = f"has {int(s.isna().sum()):,} missing values"
+        elif n_levels < 2:
+            reason = "takes a single value"
+        elif not requested and text and n_levels > MAX_LEVELS:
+            reason = f"text with {n_levels:,} levels (more than {MAX_LEVELS}); request it to use it"
+        elif not requested and not text:
+            rho = float(np.corrcoef(s.rank().to_numpy(dtype=float), tenure)[0, 1])
+            if abs(rho) > MAX_TENURE_CORRELATION:
+                reason = (f"mostly measures tenure (rank correlation {rho:.2f}): tenure is the time "
+                          "scale, not a covariate")  # fmt: skip
+        if reason:
+            reasons[c] = reason
+        else:
+            blocks[c] = _columns_block(s)
+    # Redundancy, in order: a covariate is left out when its columns, with those kept
+    # before it and a constant, are (nearly) linearly dependent.  The columns are
+    # centred and scaled, so their cross-products form a correlation matrix, built once.
+    if blocks:
+        Z = np.hstack(list(blocks.values()))
+        G = Z.T @ Z / len(Z)
+        ends = np.cumsum([b.shape[1] for b in blocks.values()])
+        kept: list[int] = []
+        for (c, _), end, width in zip(blocks.items(), ends, (b.shape[1] for b in blocks.values()), strict=True):
+            idx = kept + list(range(end - width, end))
+            eig = np.linalg.eigvalsh(G[np.ix_(idx, idx)])
+            if eig[0] < 1e-10 * max(eig[-1], 1.0):
+                reasons[c] = ("a linear combination of the covariates kept before it and a constant: "
+                              "its hazard ratio is not identified")  # fmt: skip
+            else:
+                kept = idx
+    rows = []
+    for c in candidates:
+        reason = reasons.get(c, "")
+        if reason and requested:
+            raise InputError(f"covariate {c!r} of {source} cannot enter the model: {reason}")
+        rows.append((c, not reason, reason))
+    return pd.DataFrame(rows, columns=["covariate", "used", "reason"])
+
+
+def _flat_causes_model(source: Source, *, branch: str | None, churn_type: str | None,
+                       covariates: Sequence[str] | None) -> TimeVaryingCox:  # fmt: skip
+    from .flat import not_on_flat
+
+    where = f"the flat extract {source.path}"
+    data = source.df("customers").drop(columns=["name"], errors="ignore")
+    if branch is not None:
+        if not (data["branch_id"] == branch).any():
+            raise InputError(f"unknown branch {branch!r} in {where}; known: "
+                             + ", ".join(sorted(data["branch_id"].unique())[:20]))  # fmt: skip
+        data = data[data["branch_id"] == branch].reset_index(drop=True)
+    event = data["churned"].astype(bool)
+    if churn_type is not None:
+        if "churn_type" not in data.columns or data["churn_type"].isna().all():
+            raise InputError(f"churn_type={churn_type!r}: {where} records no churn types")
+        event = event & (data["churn_type"] == churn_type)
+    if not event.any():
+        raise InputError(f"{where} has no churned customers{' of type ' + churn_type if churn_type else ''}: "
+                         "nothing to model")  # fmt: skip
+    selection = flat_covariates(data, covariates, exclude=("branch_id",) if branch else (), source=where)
+    used = selection.loc[selection["used"], "covariate"].tolist()
+    if not used:
+        raise not_on_flat("causes model", source)
+    # Tenure days as in the customer table (tenure_months x 30.4375), plus one day: the
+    # calendar's convention that the first day of tenure is (0, 1], so that a customer
+    # who left with tenure 0 is at risk and churns at 1.  Only the order of the times
+    # enters the partial likelihood: the coefficients equal those on tenure in months.
+    # (internal column names: an attribute may well be called "start" or "event")
+    fit_data = data[used].assign(__start=0.0, __event=event.astype(int).to_numpy(),
+                                 __stop=data["tenure_months"].to_numpy(dtype=float) * DAYS_PER_MONTH + 1.0)  # fmt: skip
+    model = TimeVaryingCox().fit(fit_data, used, start_col="__start", stop_col="__stop", event_col="__event")
+    model.covariate_selection_ = selection
+    return model
+
 
 def causes_model(source: Source, params: Params | None = None, *, as_of: dt.date | None = None,
-                 branch: str | None = None, churn_type: str | None = None) -> TimeVaryingCox:  # fmt: skip
-    """The multivariable time-varying Cox model of why customers leave (``reports.md`` §5).
+                 branch: str | None = None, churn_type: str | None = None,
+                 covariates: Sequence[str] | None = None) -> TimeVaryingCox:  # fmt: skip
+    """The multivariable Cox model of why customers leave (``reports.md`` §5).
 
-    Covariates: product count, RM-turnover exposure, escalated complaint,
-    dormancy, tier and segment (those whose table was supplied).  On the
-    tenure time scale the lifecycle stage is the baseline hazard, so no
-    function of tenure is a covariate.  ``churn_type`` (``transfer`` /
-    ``natural``) fits the cause-specific model: other churns are censored at
-    their date.  Hazard ratios are associations, not effects of an
-    intervention.
+    Calendar source: the time-varying model.  Covariates (default): product
+    count, RM-turnover exposure, escalated complaint, dormancy, tier and
+    segment (those whose table was supplied).  On the tenure time scale the
+    lifecycle stage is the baseline hazard, so no function of tenure is a
+    covariate.
+
+    Flat extract: a Cox model on the static attributes, on the tenure time
+    scale in days (``tenure_months × 30.4375``, plus the first day: a
+    customer who left with tenure 0 churns in ``(0, 1]``), Efron ties.
+    Tenure is in whole months (or years), so ties are heavy; Efron handles
+    them exactly as lifelines' ``CoxPHFitter`` does, and since only the
+    order of the times matters the coefficients equal lifelines' on the raw
+    tenure in any unit.  Covariates: see :func:`flat_covariates` (default:
+    ``n_products``, ``segment``, ``channel``, ``birth_year``, ``branch_id``
+    and the extra attribute columns, those usable); the model's
+    ``covariate_selection_`` says which were used and why the others were
+    not.  Attributes are snapshot values: the hazard ratios describe
+    association, not cause.
+
+    Text covariates become indicators against the most frequent level
+    (calendar: tier ``general`` and segment ``salaried`` when present).
+    ``churn_type`` (``transfer`` / ``natural``) fits the cause-specific
+    model: other churns are censored at their date.  Hazard ratios are
+    associations, not effects of an intervention.
+
+    Parameters
+    ----------
+    source : Source
+        A loaded source (calendar or flat extract).
+    params : Params, optional
+        Churn definition and windows (calendar sources).
+    as_of : datetime.date, optional
+        Censoring date (calendar sources only: a flat extract has no dates).
+    branch : str, optional
+        Fit on this branch's customers only.
+    churn_type : str, optional
+        ``transfer`` or ``natural``: the cause-specific model.
+    covariates : sequence of str, optional
+        The covariates to use instead of the default; each must exist in the
+        source (an :class:`~crmresearch.errors.InputError` names a missing
+        one and the source).
+
+    Returns
+    -------
+    TimeVaryingCox
+        Fitted: ``summary``, ``hazard_ratios()``, ``concordance()``, ``ph_check()``.
 
     Examples
     --------
     >>> m = causes_model(src)                     # doctest: +SKIP
     >>> m.summary; m.ph_check(); m.concordance()  # doctest: +SKIP
+    >>> flat = causes_model(load_source("data/bank-flat"), covariates=["n_products", "age"])  # doctest: +SKIP
+    >>> flat.covariate_selection_                 # doctest: +SKIP
     """
-    from .survival import customer_table, episodes
+    from .survival import COVARIATES, customer_table, episodes
 
+    if source.flat:
+        if as_of is not None:
+            raise InputError(f"as_of={as_of}: the flat extract {source.path} has no dates to censor at")
+        return _flat_causes_model(source, branch=branch, churn_type=churn_type, covariates=covariates)
     ep = episodes(source, params, as_of=as_of)
     cust = customer_table(source, params, as_of=as_of)[["customer_id", "segment", "churn_type"]]
     ep = ep.merge(cust, on="customer_id", how="left")
     if branch is not None:
         ep = ep[ep["branch_id"] == branch]
-    covariates = [c for c in CAUSES_COVARIATES if ep[c].notna().all() and ep[c].nunique() > 1]
+    if covariates is None:
+        covariates = [c for c in CAUSES_COVARIATES if ep[c].notna().all() and ep[c].nunique() > 1]
+    else:
+        covariates = list(dict.fromkeys(covariates))
+        for c in covariates:
+            if c not in COVARIATES and c != "segment":
+                raise InputError(f"covariate {c!r}: the source {source.path} has no such covariate "
+                                 f"(covariates: {', '.join([*COVARIATES, 'segment'])})")  # fmt: skip
+            if ep[c].isna().any():
+                table = COVARIATES[c][0] if c in COVARIATES else "customers (its segment column)"
+                raise InputError(f"covariate {c!r} needs the {table} table, which the source "
+                                 f"{source.path} does not supply")  # fmt: skip
     if churn_type is not None:
         ep = ep.assign(event=((ep["event"] == 1) & (ep["churn_type"] == churn_type)).astype(int))
     reference = {"tier": "general", "segment": "salaried"}

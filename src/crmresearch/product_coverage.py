@@ -28,6 +28,7 @@ from scipy import stats
 
 from .contract import Source
 from .errors import InputError
+from .flat import not_on_flat
 from .kpis import month_bounds
 from .params import Params
 from .survival import customer_table, episodes
@@ -150,20 +151,15 @@ class CoverageResult:
         r = multivariate_logrank_test(cens["duration"], cens["group"].astype(str), cens["event"])
         return {"statistic": float(r.test_statistic), "df": int(r.degrees_of_freedom), "p": float(r.p_value)}
 
-    def plot(self, ax=None):
-        """Kaplan–Meier retention by group with censor marks and at-risk counts; returns the axes."""
-        import matplotlib.pyplot as plt
-        from lifelines.plotting import add_at_risk_counts
+    def plot(self, ax=None, language: str = "en", **kwargs):
+        """Kaplan–Meier retention by group with censor marks and at-risk counts; returns the axes.
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(7, 4.5))
-        for km in self.fitters_.values():
-            km.plot_survival_function(ax=ax, show_censors=True, censor_styles={"ms": 4, "marker": "|"})
-        ax.set_xlim(0, self.horizon_days)
-        ax.set_xlabel("days since the landmark" if self.landmark else "tenure (days)")
-        ax.set_ylabel("share still a customer")
-        add_at_risk_counts(*self.fitters_.values(), ax=ax, rows_to_show=["At risk"])
-        return ax
+        Drawn by :func:`crmresearch.plots.km_plot` (``language="zh"`` for Chinese
+        labels; other keyword arguments are passed on).
+        """
+        from .plots import km_plot
+
+        return km_plot(self, alpha=self.alpha, ax=ax, language=language, **kwargs)
 
     def _repr_html_(self) -> str:
         lr = self.logrank
@@ -198,9 +194,11 @@ def product_coverage(source: Source, params: Params | None = None, *, month: str
     >>> r.table; r.summary; r.logrank; r.plot()       # doctest: +SKIP
     """
     if source.flat:
+        if not source.has_column("customers", "n_products"):
+            raise not_on_flat("product coverage", source)
         cust = customer_table(source, params)
         if cust["n_products_at_entry"].isna().all():
-            raise InputError("this flat extract has no n_products column: no coverage groups")
+            raise not_on_flat("product coverage", source)
         if branch is not None:
             cust = cust[cust["branch_id"] == branch]
         data = pd.DataFrame({"n_products": cust["n_products_at_entry"].astype(int),
@@ -264,7 +262,7 @@ def cumulative_incidence(result: CoverageResult, churn_types: pd.Series, *, seed
     """
     d = result.data
     if "customer_id" not in d:
-        raise InputError("cumulative incidence needs churn types: not available for a flat extract")
+        raise not_on_flat("competing risks")
     kind = d["customer_id"].map(churn_types).where(d["event"] == 1)
     code = {c: i + 1 for i, c in enumerate(causes)}
     # other or unknown churn types compete too (code 99); censored customers are 0

@@ -20,6 +20,7 @@ import pandas as pd
 
 from .contract import Source
 from .errors import InputError
+from .flat import not_on_flat
 from .kpis import month_bounds
 from .params import Params
 from .rates import rate_row
@@ -30,6 +31,8 @@ __all__ = ["ORPHAN_BANDS", "orphaned_churn_rates", "rm_exits"]
 
 
 def _need_rm(source: Source) -> None:
+    if source.flat:
+        raise not_on_flat("RM turnover", source)
     if not (source.has("relationship_managers") and source.has("rm_assignments")):
         raise InputError("RM turnover needs the relationship_managers and rm_assignments tables, "
                          "which this source does not supply")  # fmt: skip
