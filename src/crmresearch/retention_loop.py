@@ -53,7 +53,8 @@ from .kpis import month_bounds
 from .params import Params
 from .survival import _materialize, context
 
-__all__ = ["ContactOutcomes", "contact_outcomes", "odds_ratio_2x2", "winbacks"]
+__all__ = ["ContactOutcomes", "contact_outcomes", "odds_ratio_2x2", "outcomes_from_cohort", "retention_cohort",
+           "winbacks"]
 
 
 def odds_ratio_2x2(a: int, b: int, c: int, d: int, alpha: float = 0.05) -> dict:
@@ -83,9 +84,8 @@ class ContactOutcomes:
     Attributes
     ----------
     cohort : DataFrame
-        One row per eligible warned customer: ``customer_id, branch_id,
-        rm_id, warning_date, rules, contacted, retained, tier, n_products,
-        tenure_days`` and one 0/1 column per rule.
+        The eligible warned customers (rows of :func:`retention_cohort`
+        with ``eligible`` true).
     odds_ratio : dict or None
         ``or, lower, upper, p, n``: the adjusted odds ratio of retention for
         contact (None when a cell is smaller than the minimum).
@@ -208,6 +208,119 @@ def _fit_logit(df: pd.DataFrame, rules: list[str]):
     return sm.GLM(df["retained"].astype(float), X, family=sm.families.Binomial()).fit()
 
 
+def retention_cohort(source: Source, params: Params | None = None, *, month: str,
+                     branch: str | None = None) -> tuple[pd.DataFrame, pd.Timestamp, pd.Timestamp]:  # fmt: skip
+    """The warned customers of the outcome cohort, classified for both designs.
+
+    Computed once for the bank, it can be split by branch, RM or anything
+    else and passed to :func:`outcomes_from_cohort`.
+
+    Returns
+    -------
+    cohort : DataFrame
+        One row per customer warned in the cohort window (their first warning
+        there): ``customer_id, branch_id, rm_id, warning_date, rules`` (the
+        rules raised that day), one ``rule_<name>`` 0/1 column per rule,
+        ``eligible`` (active at the grace window's end), ``contacted`` (in the
+        grace window), ``retained`` (no churn in the outcome days after it),
+        ``naive_contacted`` / ``naive_retained`` (contact any time within the
+        outcome days / no churn within them from the warning), and ``tier,
+        n_products, tenure_days`` on the warning date.
+    cohort_from, cohort_to : Timestamp
+        The warning dates of the cohort window.
+
+    Examples
+    --------
+    >>> cohort, first, last = retention_cohort(src, month="2026-10")  # doctest: +SKIP
+    """
+    params = params or Params()
+    if not source.has("retention_actions"):
+        raise InputError("the retention outcome needs retention_actions, which was not supplied")
+    first, latest, end = _cohort_window(month, params)
+    if latest.date() < source.observation_start:
+        raise InputError(f"no warning before {latest:%Y-%m-%d} has a known {params.retention.outcome_days}-day "
+                         f"outcome within the data (observation start {source.observation_start})")  # fmt: skip
+    grace, horizon = params.retention.grace, params.retention.outcome_days
+    w = early_warnings(source, params, as_of=end.date(), branch=branch)
+    w = w[(w["warning_date"] >= first) & (w["warning_date"] <= latest)]
+    ctx = context(source, params, end.date())
+    ct, _ = _materialize(source, ctx)
+    fu = ctx.con.execute(f"SELECT customer_id, end_date, event FROM {ct}").df()
+    fu["end_date"] = pd.to_datetime(fu["end_date"])
+    rules = list(params.warnings.rules)
+
+    index = w.sort_values(["warning_date", "rule"]).groupby("customer_id", as_index=False).first()
+    fired = (w.merge(index[["customer_id", "warning_date"]], on=["customer_id", "warning_date"])
+             .assign(v=1).pivot_table(index="customer_id", columns="rule", values="v", aggfunc="max"))  # fmt: skip
+    fired = fired.reindex(columns=rules).fillna(0).astype(int).add_prefix("rule_")
+    c = index.drop(columns="rule").merge(fired, left_on="customer_id", right_index=True)
+    flags = c[[f"rule_{r}" for r in rules]].to_numpy(dtype=bool)
+    c["rules"] = [", ".join(r for r, f in zip(rules, row, strict=True) if f) for row in flags]
+    c = c.merge(fu, on="customer_id", how="left")
+    days_to_churn = (c["end_date"].where(c["event"] == 1) - c["warning_date"]).dt.days
+    dtc = c["days_to_contact"]
+    c["naive_contacted"] = (dtc.le(horizon) & ~(days_to_churn < dtc)).astype(int)
+    c["naive_retained"] = (~(days_to_churn <= horizon)).astype(int)
+    c["eligible"] = ~(days_to_churn <= grace)
+    c["contacted"] = dtc.le(grace).astype(int)
+    c["retained"] = (~(days_to_churn <= grace + horizon)).astype(int)
+    if len(c):
+        c = c.merge(_covariates_at(source, params, end.date(), c), on="customer_id", how="left")
+    else:
+        c = c.assign(tier=pd.Series(dtype=object), n_products=pd.Series(dtype=float),
+                     tenure_days=pd.Series(dtype=float))  # fmt: skip
+    cols = ["customer_id", "branch_id", "rm_id", "warning_date", "rules", *fired.columns, "eligible",
+            "contacted", "retained", "naive_contacted", "naive_retained", "tier", "n_products", "tenure_days"]  # fmt: skip
+    return c[cols].sort_values("customer_id").reset_index(drop=True), first, latest
+
+
+def outcomes_from_cohort(cohort: pd.DataFrame, params: Params | None = None, *,
+                         cohort_from: pd.Timestamp | None = None,
+                         cohort_to: pd.Timestamp | None = None) -> ContactOutcomes:  # fmt: skip
+    """Fit the landmark comparison (and the naive one) on a cohort from :func:`retention_cohort`.
+
+    Pure: takes and returns data, reads no source — so one bank-wide cohort
+    serves every branch (``cohort[cohort.branch_id == b]``).
+
+    Examples
+    --------
+    >>> cohort, a, b = retention_cohort(src, month="2026-10")  # doctest: +SKIP
+    >>> outcomes_from_cohort(cohort[cohort.branch_id == "B001"]).odds_ratio  # doctest: +SKIP
+    """
+    params = params or Params()
+    rules = [r for r in params.warnings.rules if f"rule_{r}" in cohort]
+    nc, nr = cohort["naive_contacted"].astype(bool), cohort["naive_retained"].astype(bool)
+    naive = odds_ratio_2x2(int((nc & nr).sum()), int((nc & ~nr).sum()), int((~nc & nr).sum()),
+                           int((~nc & ~nr).sum()))  # fmt: skip
+    c = cohort[cohort["eligible"].astype(bool)].reset_index(drop=True)
+    caveats: list[str] = []
+    nat = pd.Timestamp("NaT")
+    result = ContactOutcomes(c, None, naive, None, cohort_from if cohort_from is not None else nat,
+                             cohort_to if cohort_to is not None else nat, params.retention.grace,
+                             params.retention.outcome_days, caveats)  # fmt: skip
+    k = result.counts
+    m = params.min_cell_size
+    if min([*k["retained"], *k["churned"]]) < m:
+        caveats.append(f"The odds ratio of contact is not shown: a group (contacted or not × retained or "
+                       f"churned) has fewer than {m} customers.")  # fmt: skip
+        return result
+    try:
+        model = _fit_logit(c, rules)
+    except (np.linalg.LinAlgError, ValueError) as exc:  # e.g. perfect separation
+        caveats.append(f"The logistic regression could not be fitted ({exc}).")
+        return result
+    if model is None or not np.isfinite(model.bse.get("contacted", np.nan)):
+        caveats.append("The logistic regression could not separate contact from the adjustments.")
+        return result
+    lo, hi = np.exp(model.conf_int().loc["contacted"])
+    result.model = model
+    result.odds_ratio = {"or": float(np.exp(model.params["contacted"])), "lower": float(lo),
+                         "upper": float(hi), "p": float(model.pvalues["contacted"]), "n": int(model.nobs)}  # fmt: skip
+    caveats.append("Observational: contacted customers may differ from the others in ways the "
+                   "adjustment (tier, products, tenure, rules fired) does not capture.")  # fmt: skip
+    return result
+
+
 def contact_outcomes(source: Source, params: Params | None = None, *, month: str,
                      branch: str | None = None) -> ContactOutcomes:  # fmt: skip
     """Retention of warned customers contacted in the grace window vs not (landmark design).
@@ -242,77 +355,8 @@ def contact_outcomes(source: Source, params: Params | None = None, *, month: str
     >>> res.counts, res.odds_ratio  # doctest: +SKIP
     """
     params = params or Params()
-    if not source.has("retention_actions"):
-        raise InputError("the retention outcome needs retention_actions, which was not supplied")
-    first, latest, end = _cohort_window(month, params)
-    if latest.date() < source.observation_start:
-        raise InputError(f"no warning before {latest:%Y-%m-%d} has a known {params.retention.outcome_days}-day "
-                         f"outcome within the data (observation start {source.observation_start})")  # fmt: skip
-    grace, horizon = params.retention.grace, params.retention.outcome_days
-    w = early_warnings(source, params, as_of=end.date(), branch=branch)
-    w = w[(w["warning_date"] >= first) & (w["warning_date"] <= latest)]
-    cust = context(source, params, end.date())
-    ct, _ = _materialize(source, cust)
-    fu = cust.con.execute(f"SELECT customer_id, end_date, event FROM {ct}").df()
-    fu["end_date"] = pd.to_datetime(fu["end_date"])
-    rules = list(params.warnings.rules)
-    caveats: list[str] = []
-
-    index = w.sort_values(["warning_date", "rule"]).groupby("customer_id", as_index=False).first()
-    fired = (w.merge(index[["customer_id", "warning_date"]], on=["customer_id", "warning_date"])
-             .assign(v=1).pivot_table(index="customer_id", columns="rule", values="v", aggfunc="max"))  # fmt: skip
-    fired = fired.reindex(columns=rules, fill_value=0).fillna(0).astype(int).add_prefix("rule_")
-    c = index.drop(columns="rule").merge(fired, left_on="customer_id", right_index=True)
-    c["rules"] = [", ".join(r for r in rules if row[f"rule_{r}"]) for _, row in c.iterrows()] if len(c) else []
-    c = c.merge(fu, on="customer_id", how="left")
-    churn = c["end_date"].where(c["event"] == 1)
-    days_to_churn = (churn - c["warning_date"]).dt.days
-    days_contact = c["days_to_contact"]
-
-    # naive: everyone warned; contact any time within the horizon; retention from the warning
-    nv_contacted = days_contact.le(horizon) & ~(days_to_churn < days_contact)
-    nv_retained = ~(days_to_churn <= horizon)
-    a, b = int((nv_contacted & nv_retained).sum()), int((nv_contacted & ~nv_retained).sum())
-    cc, d = int((~nv_contacted & nv_retained).sum()), int((~nv_contacted & ~nv_retained).sum())
-    naive = odds_ratio_2x2(a, b, cc, d)
-
-    # landmark: active at the end of the grace window; contact inside it; outcome after it
-    c = c[~(days_to_churn <= grace)].copy()
-    c["contacted"] = c["days_to_contact"].le(grace).astype(int)
-    dtc = (c["end_date"].where(c["event"] == 1) - c["warning_date"]).dt.days
-    c["retained"] = (~(dtc <= grace + horizon)).astype(int)
-    if len(c):
-        c = c.merge(_covariates_at(source, params, end.date(), c), on="customer_id", how="left")
-    else:
-        c = c.assign(tier=pd.Series(dtype=object), n_products=pd.Series(dtype=float),
-                     tenure_days=pd.Series(dtype=float))  # fmt: skip
-    cols = ["customer_id", "branch_id", "rm_id", "warning_date", "rules", "contacted", "retained",
-            "tier", "n_products", "tenure_days", *fired.columns]  # fmt: skip
-    c = c[cols].reset_index(drop=True)
-
-    result = ContactOutcomes(c, None, naive, None, first, latest, grace, horizon, caveats)
-    k = result.counts
-    cells = [*k["retained"], *k["churned"]]
-    m = params.min_cell_size
-    if min(cells) < m:
-        caveats.append(f"The odds ratio of contact is not shown: a group (contacted or not × retained or "
-                       f"churned) has fewer than {m} customers.")  # fmt: skip
-        return result
-    try:
-        model = _fit_logit(c, rules)
-    except (np.linalg.LinAlgError, ValueError) as exc:  # e.g. perfect separation
-        caveats.append(f"The logistic regression could not be fitted ({exc}).")
-        return result
-    if model is None or not np.isfinite(model.bse.get("contacted", np.nan)):
-        caveats.append("The logistic regression could not separate contact from the adjustments.")
-        return result
-    lo, hi = np.exp(model.conf_int().loc["contacted"])
-    result.model = model
-    result.odds_ratio = {"or": float(np.exp(model.params["contacted"])), "lower": float(lo),
-                         "upper": float(hi), "p": float(model.pvalues["contacted"]), "n": int(model.nobs)}  # fmt: skip
-    caveats.append("Observational: contacted customers may differ from the others in ways the "
-                   "adjustment (tier, products, tenure, rules fired) does not capture.")  # fmt: skip
-    return result
+    cohort, first, latest = retention_cohort(source, params, month=month, branch=branch)
+    return outcomes_from_cohort(cohort, params, cohort_from=first, cohort_to=latest)
 
 
 def winbacks(source: Source, *, month: str, branch: str | None = None) -> pd.DataFrame:
