@@ -16,6 +16,7 @@ from crmresearch.retention_loop import (
     odds_ratio_2x2,
     outcomes_from_cohort,
     retention_cohort,
+    rm_table,
     winbacks,
 )
 
@@ -133,6 +134,18 @@ def test_missing_tables_drop_their_rules(tmp_path: Path) -> None:
     assert early_warnings(src).empty
     with pytest.raises(InputError, match="retention_actions"):
         contact_outcomes(src, month="2024-01")
+
+
+def test_rm_table_by_hand(warned) -> None:
+    t = rm_table(warned, month="2024-04").set_index("rm_id")
+    assert t.loc["R2", ["book", "churned", "warnings"]].tolist() == [1, 0, 0]  # "rm", handed to R2 on 04-01
+    # rm2's RM left on 04-30: the warning's 1-day target runs past the month's end: pending
+    assert t.loc["R3", ["book", "warnings", "contacted_in_target", "pending"]].tolist() == [1, 1, 0, 1]
+    assert np.isnan(t.loc["R3", "share_in_target"])
+    nobody = t.loc["(no RM)"]  # dorm (answered the same day), out (never), comp (after 4 days), prod
+    assert [nobody["book"], nobody["warnings"], nobody["contacted_in_target"]] == [4, 3, 1]
+    assert nobody["share_in_target"] == pytest.approx(1 / 3)
+    assert t.loc["R2", "aum_lost"] == 0
 
 
 def test_winbacks_count_outcomes(warned) -> None:

@@ -59,6 +59,7 @@ __all__ = [
     "BREAKDOWNS",
     "COMPARISONS",
     "KPI_COLUMNS",
+    "customer_month",
     "churn_breakdown",
     "kpi_comparison",
     "kpi_trend",
@@ -293,6 +294,37 @@ def monthly_kpis(source: Source, params: Params | None = None, *, month: str,
     _check_month(source, month)
     out = _kpi_frame(source, params, month, [month])[["scope", "customers", "month", *KPI_COLUMNS]]
     return _keep_branch(out, branch, _branches(source))
+
+
+def customer_month(source: Source, params: Params | None = None, *, month: str) -> pd.DataFrame:
+    """The customers in play in ``month``, one row each, with the KPI definitions applied.
+
+    The per-customer rows behind :func:`monthly_kpis`, for views that group
+    them differently (e.g. by relationship manager).
+
+    Returns
+    -------
+    DataFrame
+        ``customer_id, branch_id, open_date, churn_date, churn_type,
+        active_at_start, churned, aum_lost, aum_drained, tier, high_value``
+        (``aum_lost``/``aum_drained`` are the churner's amounts, missing for
+        non-churners and without balances).
+
+    Examples
+    --------
+    >>> cm = customer_month(src, month="2026-10")  # doctest: +SKIP
+    >>> cm.groupby("branch_id")["churned"].sum()  # doctest: +SKIP
+    """
+    params = params or Params()
+    _check_month(source, month)
+    df = source.con.execute(_panel_sql(source, params, month, [month])
+                            + " ORDER BY cust.customer_id").df()  # fmt: skip
+    df = df.rename(columns={"lost": "aum_lost", "drained": "aum_drained"})
+    df.loc[~df["churned"], ["aum_lost", "aum_drained"]] = np.nan
+    if not source.has("monthly_balances"):
+        df[["aum_lost", "aum_drained"]] = np.nan
+    return df[["customer_id", "branch_id", "open_date", "churn_date", "churn_type", "active_at_start", "churned",
+               "aum_lost", "aum_drained", "tier", "high_value"]].reset_index(drop=True)  # fmt: skip
 
 
 def kpi_trend(source: Source, params: Params | None = None, *, month: str, branch: str | None = None,

@@ -54,7 +54,7 @@ from .params import Params
 from .survival import _materialize, context
 
 __all__ = ["ContactOutcomes", "contact_outcomes", "odds_ratio_2x2", "outcomes_from_cohort", "retention_cohort",
-           "winbacks"]
+           "rm_table", "winbacks"]
 
 
 def odds_ratio_2x2(a: int, b: int, c: int, d: int, alpha: float = 0.05) -> dict:
@@ -357,6 +357,73 @@ def contact_outcomes(source: Source, params: Params | None = None, *, month: str
     params = params or Params()
     cohort, first, latest = retention_cohort(source, params, month=month, branch=branch)
     return outcomes_from_cohort(cohort, params, cohort_from=first, cohort_to=latest)
+
+
+UNASSIGNED = "(no RM)"
+
+
+def rm_table(source: Source, params: Params | None = None, *, month: str,
+             branch: str | None = None) -> pd.DataFrame:  # fmt: skip
+    """Per relationship manager for the month: book, churn, AUM lost, warnings and response.
+
+    Parameters
+    ----------
+    source : Source
+        A loaded source with ``rm_assignments`` and ``relationship_managers``.
+    params : Params, optional
+        Churn definition, warning rules, response target.
+    month : str
+        ``YYYY-MM``; only data dated up to its end is used.
+    branch : str, optional
+        Keep this branch's customers.
+
+    Returns
+    -------
+    DataFrame
+        One row per RM (plus ``(no RM)`` for customers without one):
+        ``rm_id, book`` (customers assigned on the month's first day and
+        active at its start), ``churned`` and ``aum_lost`` (of that book, in the
+        month; the KPI definitions of :mod:`.kpis`), ``warnings`` (raised in
+        the month for customers whose RM was this RM on the warning date),
+        ``contacted_in_target``, ``share_in_target`` (of the warnings whose
+        target window had closed) and ``pending``.  Sorted by book size.
+
+    Examples
+    --------
+    >>> rm_table(src, month="2026-10", branch="B001").head()  # doctest: +SKIP
+    """
+    from .kpis import customer_month
+
+    params = params or Params()
+    if not (source.has("rm_assignments") and source.has("relationship_managers")):
+        raise InputError("the per-RM table needs rm_assignments and relationship_managers, "
+                         "which were not supplied")  # fmt: skip
+    first, last = month_bounds(month)
+    cm = customer_month(source, params, month=month)
+    cm = cm[cm["active_at_start"]]
+    if branch is not None:
+        cm = cm[cm["branch_id"] == branch]
+    rm_on = source.con.execute(f"""
+        SELECT customer_id, rm_id FROM rm_assignments
+        WHERE start_date <= DATE '{first}' AND (end_date IS NULL OR end_date >= DATE '{first}')""").df()  # fmt: skip
+    book = cm.merge(rm_on, on="customer_id", how="left").fillna({"rm_id": UNASSIGNED})
+    g = book.groupby("rm_id").agg(book=("customer_id", "size"), churned=("churned", "sum"),
+                                  aum_lost=("aum_lost", "sum"))  # fmt: skip
+    if not source.has("monthly_balances"):
+        g["aum_lost"] = np.nan
+    w = early_warnings(source, params, month=month, branch=branch).fillna({"rm_id": UNASSIGNED})
+    closed = w["target_closed"] | w["contacted_in_target"].fillna(False).astype(bool)
+    wg = (w.assign(closed=closed, hit=w["contacted_in_target"].fillna(False).astype(bool))
+          .groupby("rm_id").agg(warnings=("rule", "size"), closed=("closed", "sum"), contacted_in_target=("hit", "sum")))  # fmt: skip
+    out = g.join(wg, how="outer").fillna({"book": 0, "churned": 0, "warnings": 0, "closed": 0,
+                                          "contacted_in_target": 0})  # fmt: skip
+    out["share_in_target"] = out["contacted_in_target"] / out["closed"].where(out["closed"] > 0)
+    out["pending"] = out["warnings"] - out["closed"]
+    ints = ["book", "churned", "warnings", "contacted_in_target", "pending"]
+    out[ints] = out[ints].astype(int)
+    out = out.drop(columns="closed").reset_index().sort_values(["book", "rm_id"], ascending=[False, True])
+    return out[["rm_id", "book", "churned", "aum_lost", "warnings", "contacted_in_target", "share_in_target",
+                "pending"]].reset_index(drop=True)  # fmt: skip
 
 
 def winbacks(source: Source, *, month: str, branch: str | None = None) -> pd.DataFrame:
