@@ -15,14 +15,17 @@ from lifelines import CoxPHFitter, KaplanMeierFitter
 
 from crmresearch.cli import main
 from crmresearch.contract import Source, load_source
+from crmresearch.early_warnings import early_warnings
 from crmresearch.errors import InputError
 from crmresearch.flat import ANALYSES, FLAT_REASONS, NOT_BUILT, flat_support, import_flat
 from crmresearch.kpis import monthly_kpis
 from crmresearch.lifecycle import lifecycle
 from crmresearch.models import causes_model, flat_covariates
 from crmresearch.product_coverage import cumulative_incidence, product_coverage
+from crmresearch.retention_loop import contact_outcomes
 from crmresearch.survival import customer_table
 from crmresearch.turnover import orphaned_churn_rates, rm_exits
+from crmresearch.watchlist import watch_list
 from public_data import BANK_CSV, TELCO_CSV
 
 ALL_ANALYSES = ["monthly KPIs", "product coverage", "competing risks", "causes model", "lifecycle",
@@ -265,7 +268,9 @@ def test_support_matrix_of_a_calendar_source(small_demo: Path, tmp_path: Path) -
     assert s.loc["RM turnover", "reason"] == ("needs the relationship_managers and rm_assignments tables, "
                                               "which this source does not supply")  # fmt: skip
     assert s.loc["retention outcomes", "reason"] == (
-        f"{NOT_BUILT} (it needs the retention_actions table, which this source does not supply)")
+        "needs the retention_actions table, which this source does not supply")
+    with pytest.raises(InputError, match="retention_actions"):
+        contact_outcomes(src, month="2026-10")
     # and the analyses agree: they refuse for the table named
     with pytest.raises(InputError, match="product_holdings"):
         product_coverage(src, month="2026-10")
@@ -303,6 +308,9 @@ def test_unavailable_analyses_raise_with_the_support_reason(bank: Source) -> Non
             product_coverage(bank), customer_table(bank).set_index("customer_id")["churn_type"]),
     }
     calls["RM turnover (orphaned)"] = lambda: orphaned_churn_rates(bank)
+    calls["early warnings"] = lambda: early_warnings(bank, month="2020-01")
+    calls["retention outcomes"] = lambda: contact_outcomes(bank, month="2020-01")
+    calls["watch list"] = lambda: watch_list(bank, month="2020-01")
     for analysis, call in calls.items():
         name = analysis.split(" (")[0]
         with pytest.raises(InputError) as err:

@@ -136,3 +136,28 @@ def test_causes_model_on_the_demo(small_demo: Path) -> None:
     assert set(ph["term"]) == set(m.params_.index)
     transfer = causes_model(src, churn_type="transfer")
     assert transfer.n_events_ < m.n_events_
+
+
+def test_predicted_survival_equals_lifelines() -> None:
+    """Breslow baseline and predicted churn probabilities equal lifelines' CoxPHFitter's
+    (fixed covariates, tied times): the watch list's risk is the model's, not an approximation."""
+    from lifelines import CoxPHFitter
+
+    rng = np.random.default_rng(8)
+    n = 2000
+    x1, x2 = rng.integers(0, 4, n), rng.integers(0, 2, n)
+    t = np.ceil(rng.exponential(200 / np.exp(-0.4 * x1 + 0.6 * x2)))
+    e = (t < 300).astype(int)
+    t = np.minimum(t, 300)
+    df = pd.DataFrame({"start": 0.0, "stop": t, "event": e, "x1": x1, "x2": x2})
+    ours = TimeVaryingCox().fit(df, ["x1", "x2"])
+    cph = CoxPHFitter().fit(df[["stop", "event", "x1", "x2"]], "stop", "event")
+    new = pd.DataFrame({"x1": [0, 3, 1], "x2": [1, 0, 0]})
+    tenure, horizon = np.array([0.0, 50.0, 120.0]), 90.0
+    theirs = cph.predict_survival_function(new, times=np.r_[tenure, tenure + horizon]).to_numpy()
+    expected = 1 - np.array([theirs[3 + i, i] / theirs[i, i] if tenure[i] > 0 else theirs[3 + i, i]
+                             for i in range(3)])  # fmt: skip
+    got = ours.predict_churn_probability(new, tenure, horizon).to_numpy()
+    assert np.allclose(got, expected, atol=1e-8)
+    with pytest.raises(ValueError, match="stratified"):
+        TimeVaryingCox().fit(df.assign(s=x2), ["x1"], strata=["s"]).baseline_cumulative_hazard()

@@ -67,7 +67,37 @@ WARNING_COLUMNS = ["customer_id", "branch_id", "rm_id", "rule", "warning_date", 
 
 
 def rule_availability(ctx: Context) -> dict[str, str | None]:
-    """For each configured rule: None when it can be computed, else why not."""
+    """For each configured rule: None when it can be computed, else why not.
+
+    Parameters
+    ----------
+    ctx : Context
+        The builders' context (:func:`crmresearch.survival.context`); its
+        ``params.warnings.rules`` are the rules checked.
+
+    Returns
+    -------
+    dict
+        Rule name -> None when the source supplies what the rule needs, else
+        the reason in plain words (e.g. ``"complaints was not supplied"``).
+
+    Examples
+    --------
+    >>> from crmresearch.contract import load_source
+    >>> ctx = context(load_source("data/demo"))  # doctest: +SKIP
+    >>> rule_availability(ctx)  # doctest: +SKIP
+    {'no_transaction': None, 'outflow': None, 'complaint': None, 'rm_exit': None, 'product_drop': None}
+
+    A source with only the required tables supports no rule:
+
+    >>> import datetime as dt
+    >>> import duckdb
+    >>> from crmresearch.params import Params
+    >>> bare = Context(duckdb.connect(), frozenset({"branches", "customers"}), Params(),
+    ...                dt.date(2026, 10, 31), dt.date(2024, 11, 1))
+    >>> rule_availability(bare)["complaint"]
+    'complaints was not supplied'
+    """
     why: dict[str, str | None] = {}
     for rule in ctx.params.warnings.rules:
         if rule in ("no_transaction", "outflow") and not ctx.has("monthly_balances"):
@@ -213,6 +243,10 @@ def early_warnings(source: Source, params: Params | None = None, *, month: str |
     >>> w = early_warnings(src, month="2026-10", branch="B001")  # doctest: +SKIP
     >>> w.groupby("rule")["contacted_in_target"].mean()  # doctest: +SKIP
     """
+    from .flat import not_on_flat
+
+    if source.flat:
+        raise not_on_flat("early warnings", source)
     params = params or Params()
     if month is not None:
         if as_of is not None:

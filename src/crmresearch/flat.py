@@ -79,7 +79,16 @@ RESERVED_NAMES = frozenset(
 
 
 class FlatMappingError(InputError):
-    """A mapping is invalid or does not fit the CSV; the message names the file and the key."""
+    """A mapping is invalid or does not fit the CSV; the message names the file and the key.
+
+    Examples
+    --------
+    >>> load_mapping("no-such-mapping")
+    Traceback (most recent call last):
+    ...
+    crmresearch.flat.FlatMappingError: mapping 'no-such-mapping' is neither a YAML file nor a
+    shipped mapping (shipped: bank-churn-modelling, telco-customer-churn)
+    """
 
 
 # --------------------------------------------------------------------------- the mapping
@@ -248,6 +257,20 @@ class FlatMapping(_Model):
     extras : list of ExtraSpec
         Other columns kept under their snake_cased names (or ``as``), typed by
         ``type`` (``auto``, ``string``, ``int``, ``float``, ``bool``).
+
+    Examples
+    --------
+    Usually read from YAML by :func:`load_mapping`; the same keys as a dict:
+
+    >>> m = FlatMapping.model_validate({
+    ...     "customer_id": "CustID",
+    ...     "tenure": {"column": "TenureMonths", "unit": "months"},
+    ...     "churned": {"column": "Left", "true_values": ["Y"], "false_values": ["N"]},
+    ...     "branch": {"id": "HQ", "name": "Head office"},
+    ...     "extras": ["CreditScore"],
+    ... })
+    >>> m.tenure.unit, m.extras[0].output
+    ('months', 'credit_score')
     """
 
     description: str | None = None
@@ -299,7 +322,18 @@ class FlatMapping(_Model):
         return self._text
 
     def columns(self) -> list[str]:
-        """Every CSV column the mapping reads, in mapping order, without repeats."""
+        """Every CSV column the mapping reads, in mapping order, without repeats.
+
+        Returns
+        -------
+        list of str
+            Raw CSV column names; :func:`import_flat` checks the CSV has them all.
+
+        Examples
+        --------
+        >>> load_mapping("bank-churn-modelling").columns()[:4]
+        ['CustomerId', 'Tenure', 'Exited', 'NumOfProducts']
+        """
         cols = [self.customer_id, self.tenure.column, self.churned.column]
         if self.n_products is not None:
             cols += self.n_products.columns
@@ -323,7 +357,19 @@ def _mappings_dir() -> Any:
 
 
 def shipped_mappings() -> list[str]:
-    """Names of the mappings shipped with the package."""
+    """Names of the mappings shipped with the package.
+
+    Returns
+    -------
+    list of str
+        Sorted names, each usable as ``mapping`` in :func:`load_mapping` and
+        :func:`import_flat`.
+
+    Examples
+    --------
+    >>> shipped_mappings()
+    ['bank-churn-modelling', 'telco-customer-churn']
+    """
     d = _mappings_dir()
     if not d.is_dir():
         return []
@@ -364,6 +410,15 @@ def load_mapping(mapping: str | Path | FlatMapping) -> FlatMapping:
     FlatMappingError
         The file is missing, not YAML or not a mapping, or a key is unknown,
         missing or invalid; the message names the file and the key.
+
+    Examples
+    --------
+    >>> m = load_mapping("bank-churn-modelling")
+    >>> m.tenure
+    TenureSpec(column='Tenure', unit='years')
+    >>> m.origin
+    'bank-churn-modelling (shipped mapping .../bank-churn-modelling.yaml)'
+    >>> load_mapping("mappings/my-bank.yaml")  # doctest: +SKIP
     """
     if isinstance(mapping, FlatMapping):
         return mapping
@@ -758,6 +813,12 @@ def import_flat(csv: str | Path, mapping: str | Path | FlatMapping, out: str | P
         ``out`` exists and ``force`` is false.
     FileNotFoundError
         ``csv`` does not exist.
+
+    Examples
+    --------
+    >>> out = import_flat("Churn_Modelling.csv", "bank-churn-modelling", "data/bank-flat")  # doctest: +SKIP
+    >>> load_source(out).flat  # doctest: +SKIP
+    True
     """
     csv, out = Path(csv), Path(out)
     m = load_mapping(mapping)
@@ -800,6 +861,12 @@ class Analysis:
         Tables it needs besides ``customers`` and ``branches`` (calendar sources).
     built : bool
         False for the analyses of ``reports.md`` not built yet.
+
+    Examples
+    --------
+    >>> a = next(a for a in ANALYSES if a.name == "lifecycle")
+    >>> a.functions, a.tables, a.built
+    ('crmresearch.lifecycle.lifecycle', (), True)
     """
 
     name: str
@@ -816,9 +883,10 @@ ANALYSES: tuple[Analysis, ...] = (
     Analysis("lifecycle", "crmresearch.lifecycle.lifecycle"),
     Analysis("RM turnover", "crmresearch.turnover.rm_exits, crmresearch.turnover.orphaned_churn_rates",
              ("relationship_managers", "rm_assignments")),
-    Analysis("retention outcomes", "", ("retention_actions",), built=False),
-    Analysis("early warnings", "", built=False),
-    Analysis("watch list", "", built=False),
+    Analysis("retention outcomes", "crmresearch.retention_loop.contact_outcomes, "
+             "crmresearch.retention_loop.rm_table, crmresearch.retention_loop.winbacks", ("retention_actions",)),
+    Analysis("early warnings", "crmresearch.early_warnings.early_warnings"),
+    Analysis("watch list", "crmresearch.watchlist.watch_list"),
     Analysis("metrics.json", "", built=False),
 )  # fmt: skip
 
@@ -858,8 +926,9 @@ FLAT_REASONS: dict[str, str] = {
         "transactions, an outflow, a complaint, an RM exit, a falling product count), and a "
         "flat extract has one row per customer and no dates"),
     "watch list": (
-        "the watch list ranks customers by the early warnings that fired, and a flat extract "
-        "has no early warnings (no dates, no monthly history)"),
+        "the watch list scores customers at the report month's end and is validated out of time "
+        "(scored at an earlier date, checked on who left afterwards), and a flat extract has no "
+        "dates and no early warnings"),
     "metrics.json": (
         f"{NOT_BUILT}; for a flat extract it will hold only the coverage rows and the hazard "
         "ratios (no KPIs or retention figures: there are no dates)"),

@@ -217,6 +217,8 @@ class TimeVaryingCox:
         self.log_likelihood_ = float(ll)
         self.n_iter_ = n_iter
         self.references_ = refs
+        self.covariates_ = list(covariates)
+        self.stratified_ = bool(strata)
         self.n_episodes_ = len(df)
         self.n_events_ = int(event.sum())
         self.n_patterns_ = P
@@ -282,6 +284,75 @@ class TimeVaryingCox:
             hess += (np.einsum("t,ti,tj->ij", q0, S1, S1) - np.einsum("t,ti,tj->ij", q1, S1, E1)
                      - np.einsum("t,ti,tj->ij", q1, E1, S1) + np.einsum("t,ti,tj->ij", q2, E1, E1))  # fmt: skip
         return ll, grad, hess
+
+    # ------------------------------------------------------------------ prediction
+    def design(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The model's design matrix for new rows (same columns and reference levels as the fit).
+
+        Examples
+        --------
+        >>> m.design(episodes.tail(3))  # doctest: +SKIP
+        """
+        cols = {}
+        for name in self.params_.index:
+            if name.endswith("]") and "[" in name:
+                c, level = name[:-1].split("[", 1)
+                cols[name] = (df[c].astype(str) == level).astype(float).to_numpy()
+            else:
+                cols[name] = df[name].astype(float).to_numpy()
+        return pd.DataFrame(cols, index=df.index)
+
+    def predict_log_partial_hazard(self, df: pd.DataFrame) -> pd.Series:
+        """``x · beta`` for each row (uncentred, on the scale of :meth:`baseline_cumulative_hazard`).
+
+        Examples
+        --------
+        >>> m.predict_log_partial_hazard(current_episodes)  # doctest: +SKIP
+        """
+        return pd.Series(self.design(df).to_numpy() @ self.params_.to_numpy(), index=df.index)
+
+    def baseline_cumulative_hazard(self) -> pd.DataFrame:
+        """Breslow's baseline cumulative hazard ``H0(t)`` at every event time (x = 0).
+
+        ``H0(t) = sum over event times s <= t of d_s / sum_{at risk at s} exp(x · beta)``
+        (lifelines' estimator).  Only for unstratified models.
+
+        Returns
+        -------
+        DataFrame
+            ``time, cumulative_hazard``.
+
+        Examples
+        --------
+        >>> m.baseline_cumulative_hazard().tail(1)  # doctest: +SKIP
+        """
+        if self.stratified_:
+            raise ValueError("the baseline hazard of a stratified model differs by stratum; "
+                             "fit without strata to predict")  # fmt: skip
+        (s,) = self._strata
+        w = np.exp(self._patterns[s.patterns] @ self.params_.to_numpy())
+        return pd.DataFrame({"time": s.times, "cumulative_hazard": np.cumsum(s.d_tot / (w @ s.risk))})
+
+    def predict_churn_probability(self, df: pd.DataFrame, tenure: np.ndarray | pd.Series,
+                                  horizon: float) -> pd.Series:  # fmt: skip
+        """Probability of the event within ``horizon`` after ``tenure``, covariates held as now.
+
+        ``1 - exp(-(H0(tenure + horizon) - H0(tenure)) * exp(x · beta))``: the
+        baseline accounts for where each customer is in their lifecycle.
+
+        Examples
+        --------
+        >>> m.predict_churn_probability(now, now["tenure_days"], 90)  # doctest: +SKIP
+        """
+        base = self.baseline_cumulative_hazard()
+        t = np.asarray(tenure, dtype=float)
+
+        def H(x: np.ndarray) -> np.ndarray:
+            i = np.searchsorted(base["time"].to_numpy(), x, side="right")
+            return np.r_[0.0, base["cumulative_hazard"].to_numpy()][i]
+
+        dH = H(t + horizon) - H(t)
+        return pd.Series(1 - np.exp(-dH * np.exp(self.predict_log_partial_hazard(df).to_numpy())), index=df.index)
 
     # ------------------------------------------------------------------ diagnostics
     def concordance(self) -> float:

@@ -233,6 +233,10 @@ def retention_cohort(source: Source, params: Params | None = None, *, month: str
     --------
     >>> cohort, first, last = retention_cohort(src, month="2026-10")  # doctest: +SKIP
     """
+    from .flat import not_on_flat
+
+    if source.flat:
+        raise not_on_flat("retention outcomes", source)
     params = params or Params()
     if not source.has("retention_actions"):
         raise InputError("the retention outcome needs retention_actions, which was not supplied")
