@@ -30,7 +30,7 @@ from public_data import BANK_CSV, TELCO_CSV
 
 ALL_ANALYSES = ["monthly KPIs", "product coverage", "competing risks", "causes model", "lifecycle",
                 "RM turnover", "retention outcomes", "early warnings", "watch list", "metrics.json"]  # fmt: skip
-FLAT_RUNS = {"product coverage", "causes model"}
+FLAT_RUNS = {"product coverage", "causes model", "metrics.json"}
 
 
 @pytest.fixture(scope="module")
@@ -325,7 +325,7 @@ def test_coverage_and_model_refuse_a_flat_extract_without_what_they_need(tmp_pat
                "branch": {"id": "ALL", "name": "All"}, "extras": ["region_code"]}  # fmt: skip
     src = _tiny_flat(tmp_path, "id,t,c,region_code\n1,3,1,N\n2,5,0,N\n3,8,0,N\n4,1,1,N\n", mapping)
     s = flat_support(src).set_index("analysis")
-    assert not s["available"].any()  # no n_products, and no attribute that varies
+    assert s.index[s["available"]].tolist() == ["metrics.json"]  # no n_products, no attribute that varies
     with pytest.raises(InputError) as err:
         product_coverage(src)
     assert _reason(src, "product coverage") in str(err.value)

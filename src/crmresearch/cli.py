@@ -1,4 +1,4 @@
-"""Command line: ``crmresearch validate | demo-data | survival-table | import-flat``.
+"""Command line: ``crmresearch validate | demo-data | survival-table | import-flat | metrics | keygen``.
 
 Every command takes ``--params FILE``; user errors (bad data, bad parameters,
 bad paths) end with a clear message and a non-zero exit code, and nothing is
@@ -117,6 +117,34 @@ def cmd_import_flat(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from .metrics import metrics, write_metrics
+
+    if args.branch is None and not args.bank:
+        raise UserError("give --branch ID or --bank")
+    out = Path(args.out)
+    if out.suffix.lower() != ".json":
+        raise UserError(f"--out {out}: must end in .json")
+    params = _params(args, {"language": args.language})
+    t0 = time.perf_counter()
+    _say(f"reading and checking {args.source} ...")
+    source = load_source(args.source, params)
+    scope = f"branch {args.branch}" if args.branch else "the bank"
+    _say(f"computing the metrics of {scope}" + (f" for {args.month}" if args.month else " (flat extract)") + " ...")
+    content = metrics(source, params, month=args.month, branch=args.branch)
+    status = write_metrics(content, out, force=args.force)
+    _say(f"metrics.json {status}: {out} ({time.perf_counter() - t0:.1f} s)")
+    return EXIT_OK
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from .privacy import new_key_file
+
+    path = new_key_file(args.file, force=args.force)
+    _say(f"pseudonym key written to {path} (readable by you only); keep it outside the published reports")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="crmresearch", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"crmresearch {__version__}")
@@ -159,6 +187,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, type=Path, help="source directory to write")
     sp.add_argument("--force", action="store_true", help="replace an existing output directory")
     sp.set_defaults(func=cmd_import_flat)
+
+    sp = add("metrics", "write the metrics.json of one branch or the bank for a month (no rendering)")
+    sp.add_argument("source", type=Path)
+    sp.add_argument("--month", default=None, help="YYYY-MM (omit for a flat extract)")
+    who = sp.add_mutually_exclusive_group()
+    who.add_argument("--branch", default=None, help="branch_id")
+    who.add_argument("--bank", action="store_true", help="the bank-wide metrics")
+    sp.add_argument("--language", choices=["en", "zh"], default=None)
+    sp.add_argument("--out", required=True, help="FILE.json")
+    sp.add_argument("--force", action="store_true", help="replace an existing, different file")
+    sp.set_defaults(func=cmd_metrics)
+
+    sp = add("keygen", "create a pseudonym key file (customers appear in reports under keyed pseudonyms)")
+    sp.add_argument("file", type=Path)
+    sp.add_argument("--force", action="store_true", help="replace an existing key (changes every pseudonym)")
+    sp.set_defaults(func=cmd_keygen)
     return p
 
 

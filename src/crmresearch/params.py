@@ -40,7 +40,20 @@ class _Strict(BaseModel):
 
 
 class AssetAttrition(_Strict):
-    """Parameters of the ``asset_attrition`` churn definition (data contract)."""
+    """Parameters of the ``asset_attrition`` churn definition (data contract).
+
+    A customer churns at the end of the first month of ``months`` consecutive
+    months whose month-end AUM is below ``fraction`` of the reference AUM (the
+    largest month-end AUM of the ``reference_months`` months before), when that
+    reference is at least ``min_reference_aum``.
+
+    Examples
+    --------
+    >>> AssetAttrition()
+    AssetAttrition(months=3, fraction=0.2, min_reference_aum=50000, reference_months=12)
+    >>> AssetAttrition(months=6, fraction=0.1).months
+    6
+    """
 
     months: int = Field(3, ge=1, le=24, description="k: consecutive months below the threshold")
     fraction: float = Field(0.2, gt=0, lt=1, description="threshold as a share of the reference AUM")
@@ -49,14 +62,29 @@ class AssetAttrition(_Strict):
 
 
 class ChurnParams(_Strict):
-    """Which churn definition to use and its parameters."""
+    """Which churn definition to use and its parameters.
+
+    Examples
+    --------
+    >>> ChurnParams().definition
+    'recorded'
+    >>> c = ChurnParams(definition="asset_attrition", asset_attrition={"months": 4})
+    >>> c.asset_attrition.months
+    4
+    """
 
     definition: Literal["recorded", "asset_attrition"] = "recorded"
     asset_attrition: AssetAttrition = AssetAttrition()
 
 
 class WindowParams(_Strict):
-    """Lengths (days) of the windows that time-varying covariates look back over."""
+    """Lengths (days) of the windows that time-varying covariates look back over.
+
+    Examples
+    --------
+    >>> WindowParams(rm_turnover_days=60)
+    WindowParams(rm_turnover_days=60, complaint_days=90, retention_contact_days=90)
+    """
 
     rm_turnover_days: int = Field(90, ge=1, le=3650, description="exposure after an RM's exit")
     complaint_days: int = Field(90, ge=1, le=3650, description="an escalated complaint counts this long")
@@ -73,6 +101,13 @@ class WarningParams(_Strict):
     ``no_transaction`` uses ``dormancy_months`` (it is the day a customer
     becomes dormant); the ``*_days`` / ``*_months`` values are how long a
     warning stays active (the watch list shows active warnings).
+
+    Examples
+    --------
+    >>> WarningParams().rules
+    ('no_transaction', 'outflow', 'complaint', 'rm_exit', 'product_drop')
+    >>> WarningParams(rules=["complaint", "rm_exit"], complaint_days=60).complaint_days
+    60
     """
 
     rules: tuple[WarningRule, ...] = WARNING_RULES
@@ -92,6 +127,11 @@ class RetentionParams(_Strict):
     still active then.  The cohort is the warnings of the last
     ``cohort_months`` calendar months whose outcome is known by the report
     month's end.
+
+    Examples
+    --------
+    >>> RetentionParams().grace, RetentionParams(grace_days=7).grace
+    (1, 7)
     """
 
     response_target_days: int = Field(1, ge=0, le=90, description="contact within this many days of the warning")
@@ -106,7 +146,13 @@ class RetentionParams(_Strict):
 
 
 class Tier(_Strict):
-    """One AUM tier: customers whose daily-average AUM is at least ``min_aum``."""
+    """One AUM tier: customers whose daily-average AUM is at least ``min_aum``.
+
+    Examples
+    --------
+    >>> Tier(name="vip", min_aum=5_000_000)
+    Tier(name='vip', min_aum=5000000.0)
+    """
 
     name: str = Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")
     min_aum: float = Field(ge=0)
@@ -127,6 +173,11 @@ class EngineParams(_Strict):
     ``threads: null`` lets DuckDB use every core; ``memory_limit: null`` caps it
     at the smaller of 6 GB and 50% of RAM (beyond that it spills to a
     temporary folder).
+
+    Examples
+    --------
+    >>> EngineParams(threads=2, memory_limit="4GB")
+    EngineParams(threads=2, memory_limit='4GB')
     """
 
     threads: int | None = Field(None, ge=1, le=256)
@@ -153,11 +204,29 @@ class Params(_Strict):
         Early-warning rules and thresholds.
     retention : RetentionParams
         Response target, grace window and outcome horizon of the retention loop.
+    language : {'en', 'zh'}
+        Language of reports and of ``metrics.json``'s ``language`` field.
+    branch_model_min_events : int or None
+        A branch's report shows its own causes model instead of the
+        bank-wide one when the branch has at least this many churns; None
+        (default): always the bank-wide model (thousands of branch models
+        throw up chance findings).
     min_cell_size : int
         Smallest group a report shows (smaller ones say "fewer than ..."); the
         contact odds ratio needs this many customers in each of its four cells.
     engine : EngineParams
         DuckDB threads and memory limit.
+
+    Examples
+    --------
+    >>> p = Params()
+    >>> p.churn.definition, p.dormancy_months, p.tier_names
+    ('recorded', 2, ['mass', 'potential', 'general', 'key', 'private'])
+    >>> Params(dormancy_months=3).dormancy_months
+    3
+
+    Usually loaded with :func:`load_params`, which merges a file over these
+    defaults and names the file and key of an invalid value.
     """
 
     churn: ChurnParams = ChurnParams()
@@ -167,6 +236,8 @@ class Params(_Strict):
     high_value_tiers: tuple[str, ...] = ("key", "private")
     warnings: WarningParams = WarningParams()
     retention: RetentionParams = RetentionParams()
+    language: Literal["en", "zh"] = "en"
+    branch_model_min_events: int | None = Field(None, ge=20)
     min_cell_size: int = Field(10, ge=1, le=1000)
     engine: EngineParams = EngineParams()
 
@@ -195,12 +266,32 @@ class Params(_Strict):
         return [t.name for t in self.tiers]
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data (lists, dicts, numbers) as in a YAML file."""
+        """Plain data (lists, dicts, numbers) as in a YAML file.
+
+        Returns
+        -------
+        dict
+            Every parameter, nested by section; ``Params(**d)`` rebuilds it.
+
+        Examples
+        --------
+        >>> Params().to_dict()["windows"]
+        {'rm_turnover_days': 90, 'complaint_days': 90, 'retention_contact_days': 90}
+        """
         return self.model_dump(mode="json")
 
 
 class ParamsError(InputError):
-    """A parameters file or override is invalid; the message names file and key."""
+    """A parameters file or override is invalid; the message names file and key.
+
+    Examples
+    --------
+    >>> load_params(overrides={"dormancy_months": 0})
+    Traceback (most recent call last):
+    ...
+    crmresearch.params.ParamsError: invalid parameters in command-line options:
+      command-line options: dormancy_months: Input should be greater than or equal to 1 (got 0)
+    """
 
 
 def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -264,6 +355,24 @@ def load_params(
     ParamsError
         The file is missing or not a YAML mapping, or a key is unknown, of the
         wrong type or impossible; the message names the file and the key.
+
+    Examples
+    --------
+    >>> load_params().churn.definition
+    'recorded'
+    >>> load_params(overrides={"churn.definition": "asset_attrition"}).churn.definition
+    'asset_attrition'
+
+    A partial file keeps the defaults of everything it does not name:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> f = Path(tempfile.mkdtemp()) / "params.yaml"
+    >>> _ = f.write_text("windows: {complaint_days: 30}")
+    >>> p = load_params(f)
+    >>> p.windows.complaint_days, p.windows.rm_turnover_days
+    (30, 90)
+    >>> f.unlink(); f.parent.rmdir()
     """
     data = (base or Params()).to_dict()
     origin = "defaults"

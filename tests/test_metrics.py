@@ -1,0 +1,100 @@
+"""metrics.json: the fields of reports.md, the same numbers as the analyses, byte-identical reruns."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from crmresearch import load_params, load_source
+from crmresearch.cli import main
+from crmresearch.kpis import monthly_kpis
+from crmresearch.product_coverage import product_coverage
+from public_data import BANK_CSV
+
+REQUIRED = ["schema", "scope", "branch_id", "month", "as_of", "churn_definition", "language", "kpis",
+            "coverage", "hazard_ratios_scope", "hazard_ratios", "retention", "caveats"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def branch_file(small_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("metrics") / "B001.metrics.json"
+    assert main(["metrics", str(small_demo), "--month", "2026-10", "--branch", "B001", "--out", str(out)]) == 0
+    return out
+
+
+def test_fields_and_values_match_the_analyses(branch_file: Path, small_demo: Path) -> None:
+    m = json.loads(branch_file.read_text(encoding="utf-8"))
+    assert all(k in m for k in REQUIRED)
+    assert (m["schema"], m["scope"], m["branch_id"], m["month"], m["as_of"]) == (1, "branch", "B001", "2026-10",
+                                                                                "2026-10-31")  # fmt: skip
+    src = load_source(small_demo)
+    k = monthly_kpis(src, month="2026-10").set_index(["scope", "customers"]).loc[("B001", "all")]
+    assert m["kpis"]["active_at_start"] == k["active_at_start"] and m["kpis"]["churned_in_month"] == k["churned_in_month"]
+    assert m["kpis"]["aum_lost"] == pytest.approx(k["aum_lost"], rel=1e-11)
+    cov = product_coverage(src, month="2026-10", branch="B001").table
+    assert [c["group"] for c in m["coverage"]] == [str(g) for g in cov.loc[cov.customers > 0, "group"]]
+    assert [c["churned_12m"] for c in m["coverage"]] == cov.loc[cov.customers > 0, "churned_12m"].tolist()
+    terms = [h["term"] for h in m["hazard_ratios"]]
+    assert {"n_products", "rm_turnover_exposed", "complaint_escalated_90d"} <= set(terms)
+    assert m["hazard_ratios_scope"] == "bank"
+    assert all(h["lower"] < h["hr"] < h["upper"] for h in m["hazard_ratios"])
+    r = m["retention"]
+    assert set(r) == {"warnings", "contacted_in_target", "retained_90d_contacted", "retained_90d_not_contacted",
+                      "contact_odds_ratio"}  # fmt: skip
+    assert 0 <= r["contacted_in_target"] <= r["warnings"]
+    if r["contact_odds_ratio"] is None:
+        assert any("odds ratio" in c for c in m["caveats"])
+
+
+def test_rerun_is_byte_identical_and_never_overwrites_silently(branch_file: Path, small_demo: Path,
+                                                               tmp_path: Path) -> None:  # fmt: skip
+    again = tmp_path / "again.json"
+    args = ["metrics", str(small_demo), "--month", "2026-10", "--branch", "B001", "--out", str(again)]
+    assert main(args) == 0
+    assert again.read_bytes() == branch_file.read_bytes()
+    assert main(args) == 0  # identical: left as it is
+    zh = ["metrics", str(small_demo), "--month", "2026-10", "--branch", "B001", "--language", "zh", "--out", str(again)]
+    assert main(zh) == 2, "different content needs --force"
+    assert again.read_bytes() == branch_file.read_bytes()
+    assert main([*zh, "--force"]) == 0 and json.loads(again.read_text())["language"] == "zh"
+
+
+def test_bank_file_and_usage_errors(small_demo: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "bank.metrics.json"
+    assert main(["metrics", str(small_demo), "--month", "2026-10", "--bank", "--out", str(out)]) == 0
+    m = json.loads(out.read_text())
+    assert m["scope"] == "bank" and m["branch_id"] is None
+    assert main(["metrics", str(small_demo), "--month", "2026-10", "--out", str(tmp_path / "x.json")]) == 2
+    assert main(["metrics", str(small_demo), "--month", "2026-10", "--branch", "NOPE", "--out",
+                 str(tmp_path / "y.json")]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "--branch ID or --bank" in err and "unknown branch 'NOPE'" in err
+    assert not (tmp_path / "x.json").exists() and not (tmp_path / "y.json").exists()
+
+
+def test_branch_model_when_it_has_enough_events(small_demo: Path) -> None:
+    from crmresearch.metrics import metrics
+
+    src = load_source(small_demo)
+    own = metrics(src, load_params(overrides={"branch_model_min_events": 50}), month="2026-10", branch="B001")
+    assert own["hazard_ratios_scope"] == "branch"
+    bank = metrics(src, load_params(overrides={"branch_model_min_events": 10**6}), month="2026-10", branch="B001")
+    assert bank["hazard_ratios_scope"] == "bank" and bank["hazard_ratios"] != own["hazard_ratios"]
+
+
+def test_flat_extract_metrics(tmp_path: Path) -> None:
+    if not BANK_CSV.exists():
+        pytest.skip(f"public dataset not found: {BANK_CSV}")
+    from crmresearch.flat import import_flat
+
+    src_dir = import_flat(BANK_CSV, "bank-churn-modelling", tmp_path / "flat")
+    out = tmp_path / "flat.json"
+    assert main(["metrics", str(src_dir), "--bank", "--out", str(out)]) == 0
+    m = json.loads(out.read_text())
+    assert m["month"] is None and m["kpis"] is None and m["retention"] is None
+    by_group = {c["group"]: c for c in m["coverage"]}
+    assert by_group["1"]["customers"] + by_group["2"]["customers"] + by_group["3-4"]["customers"] == 10_000
+    assert any("monthly KPIs" in c for c in m["caveats"])
+    assert main(["metrics", str(src_dir), "--bank", "--month", "2026-10", "--out", str(tmp_path / "z.json")]) == 2
