@@ -25,7 +25,29 @@ __all__ = ["monthly_state_changes", "tier_case"]
 
 
 def tier_case(params: Params, amount: str) -> str:
-    """SQL CASE expression giving the tier name of ``amount``."""
+    """SQL CASE expression giving the tier name of ``amount``.
+
+    Parameters
+    ----------
+    params : Params
+        Its ``tiers`` (lowest first) define the bands.
+    amount : str
+        A SQL expression (a column name or a number).
+
+    Returns
+    -------
+    str
+        ``CASE WHEN ... END``: the highest tier whose ``min_aum`` the amount
+        reaches, ``unknown`` for NULL.
+
+    Examples
+    --------
+    >>> import duckdb
+    >>> case = tier_case(Params(), "aum")
+    >>> duckdb.connect().sql(f"SELECT aum, {case} AS tier FROM (VALUES (5000), (250000), (NULL)) "
+    ...                      "t(aum)").fetchall()
+    [(5000, 'mass'), (250000, 'key'), (None, 'unknown')]
+    """
     parts = [f"WHEN {amount} >= {t.min_aum!r} THEN '{t.name}'" for t in reversed(params.tiers)]
     return f"CASE {' '.join(parts)} ELSE 'unknown' END"
 
@@ -35,6 +57,25 @@ def monthly_state_changes(ctx: Context) -> str | None:
 
     One sorted pass over the balances (window functions over ROWS, months as
     integers), emitting a row only where the state changes.
+
+    Parameters
+    ----------
+    ctx : Context
+        The builders' context (:func:`crmresearch.survival.context`).
+
+    Returns
+    -------
+    str or None
+        A query; the state of month ``m`` applies from the first day of month
+        ``m + 1`` (see the module for the rules).  None when the source has
+        no monthly_balances table.
+
+    Examples
+    --------
+    >>> from crmresearch.contract import load_source
+    >>> from crmresearch.survival import context
+    >>> ctx = context(load_source("data/demo"))  # doctest: +SKIP
+    >>> ctx.con.execute(monthly_state_changes(ctx)).df().head()  # doctest: +SKIP
     """
     if not ctx.has("monthly_balances"):
         return None

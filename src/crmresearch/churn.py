@@ -59,10 +59,32 @@ def _attrition(ctx: Context) -> str:
 def churn_events(ctx: Context) -> str:
     """A query ``(customer_id, churn_date, churn_type)`` of churns known by the as-of date.
 
+    Parameters
+    ----------
+    ctx : Context
+        The builders' context; ``ctx.params.churn.definition`` chooses the
+        definition (``recorded`` or ``asset_attrition``, see the module).
+
+    Returns
+    -------
+    str
+        A query with one row per churned customer.
+
     Raises
     ------
     InputError
         ``asset_attrition`` was asked for but the source has no monthly_balances.
+
+    Examples
+    --------
+    >>> from crmresearch.contract import load_source
+    >>> from crmresearch.survival import context
+    >>> ctx = context(load_source("data/demo"))  # doctest: +SKIP
+    >>> ctx.con.execute(churn_events(ctx)).df().churn_type.value_counts()  # doctest: +SKIP
+    >>> from crmresearch.params import load_params
+    >>> p = load_params(overrides={"churn.definition": "asset_attrition"})
+    >>> ctx = context(load_source("data/demo"), p)  # doctest: +SKIP
+    >>> ctx.con.execute(churn_events(ctx)).df()  # doctest: +SKIP
     """
     if ctx.params.churn.definition == "recorded":
         return _recorded(ctx)

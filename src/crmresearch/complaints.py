@@ -15,14 +15,54 @@ __all__ = ["escalation_changes", "escalation_date"]
 
 
 def escalation_date(ctx: Context) -> str:
-    """SQL expression dating an escalation: ``escalated_date``, else ``complaint_date``."""
+    """SQL expression dating an escalation: ``escalated_date``, else ``complaint_date``.
+
+    Parameters
+    ----------
+    ctx : Context
+        The builders' context (:func:`crmresearch.survival.context`).
+
+    Returns
+    -------
+    str
+        ``COALESCE(escalated_date, complaint_date)`` when the source has the
+        optional ``escalated_date`` column, else ``complaint_date``.
+
+    Examples
+    --------
+    >>> from crmresearch.contract import load_source
+    >>> from crmresearch.survival import context
+    >>> ctx = context(load_source("data/demo"))  # doctest: +SKIP
+    >>> escalation_date(ctx)  # doctest: +SKIP
+    'COALESCE(escalated_date, complaint_date)'
+    """
     if ctx.has_column("complaints", "escalated_date"):
         return "COALESCE(escalated_date, complaint_date)"
     return "complaint_date"
 
 
 def escalation_changes(ctx: Context) -> str | None:
-    """Change points ``(customer_id, d, complaint_escalated_90d)``; None without complaints."""
+    """Change points ``(customer_id, d, complaint_escalated_90d)``; None without complaints.
+
+    Parameters
+    ----------
+    ctx : Context
+        The builders' context (:func:`crmresearch.survival.context`).
+
+    Returns
+    -------
+    str or None
+        A query: ``complaint_escalated_90d`` is 1 from the escalation's date
+        for ``windows.complaint_days`` days, merged over overlapping
+        escalations; None when the source has no complaints table.
+
+    Examples
+    --------
+    >>> from crmresearch.contract import load_source
+    >>> from crmresearch.survival import context
+    >>> ctx = context(load_source("data/demo"))  # doctest: +SKIP
+    >>> ctx.con.execute(escalation_changes(ctx)).df().head()  # doctest: +SKIP
+    """
     if not ctx.has("complaints"):
         return None
     w = ctx.params.windows.complaint_days

@@ -63,7 +63,41 @@ CHANNELS = ("walk_in", "existing", "outreach")
 
 @dataclass(frozen=True)
 class Column:
-    """One column of the contract and the rules on its values."""
+    """One column of the contract and the rules on its values.
+
+    Attributes
+    ----------
+    name : str
+        Column name.
+    type : {'id', 'string', 'date', 'month', 'float', 'int', 'bool'}
+        Contract type; identifiers stay text.
+    required : bool
+        The column must be present (optional columns may be absent).
+    not_null, unique, non_empty : bool
+        Value rules.
+    allowed : tuple of str, optional
+        The only values allowed.
+    min_value, max_value : float, optional
+        Bounds (``max_value="as_of_year"``: the extract's as-of year).
+    pattern : str, optional
+        Regular expression every value must match.
+    not_before : str, optional
+        Another date column of the same row this one may not precede.
+    references : (table, column), optional
+        Foreign key.
+    null_unless : str, optional
+        Must be null when this other column is null (or false).
+    doc : str
+        Description for users.
+
+    Examples
+    --------
+    >>> c = TABLES["customers"].column("churn_date")
+    >>> c.type, c.not_before
+    ('date', 'open_date')
+    >>> Column("segment", "string", required=False).not_null
+    False
+    """
 
     name: str
     type: ColType
@@ -83,7 +117,33 @@ class Column:
 
 @dataclass(frozen=True)
 class TableSpec:
-    """One table of the contract."""
+    """One table of the contract.
+
+    Attributes
+    ----------
+    name : str
+        Table (and file) name.
+    required : bool
+        Every source must supply it.
+    columns : tuple of Column
+        Its columns, in contract order.
+    key : tuple of str
+        Columns that name a row in findings.
+    unique_together : tuple of str, optional
+        Columns whose combination must be unique.
+    needs : str, optional
+        Another table this one needs when supplied.
+    doc : str
+        Description for users.
+
+    Examples
+    --------
+    >>> spec = TABLES["monthly_balances"]
+    >>> spec.required, spec.unique_together
+    (False, ('customer_id', 'month'))
+    >>> [c.name for c in TABLES["branches"].columns]
+    ['branch_id', 'branch_name', 'region']
+    """
 
     name: str
     required: bool
@@ -94,6 +154,27 @@ class TableSpec:
     doc: str = ""
 
     def column(self, name: str) -> Column:
+        """The column called ``name``.
+
+        Parameters
+        ----------
+        name : str
+            A column of this table.
+
+        Returns
+        -------
+        Column
+
+        Raises
+        ------
+        StopIteration
+            The table has no such column.
+
+        Examples
+        --------
+        >>> TABLES["customers"].column("churn_type").allowed
+        ('transfer', 'natural', 'unknown')
+        """
         return next(c for c in self.columns if c.name == name)
 
 
@@ -234,7 +315,31 @@ CALENDAR_TABLES = ("product_holdings", "relationship_managers", "rm_assignments"
 
 @dataclass(frozen=True)
 class Finding:
-    """One violated rule (``severity='error'``) or one caution (``'warning'``)."""
+    """One violated rule (``severity='error'``) or one caution (``'warning'``).
+
+    Attributes
+    ----------
+    table, column : str
+        Where (``column`` None for a table-level rule).
+    rule : str
+        The rule's name (``not_null``, ``foreign_key``, ``date_order``, ...).
+    n_rows : int
+        Rows breaking it.
+    examples : tuple of str
+        Up to five of them, named by the table's key.
+    message : str
+        What is wrong, in plain words.
+    severity : {'error', 'warning'}
+        Errors make the source invalid; warnings do not.
+
+    Examples
+    --------
+    >>> f = Finding("customers", "churn_date", "date_order", 2,
+    ...             ("customer_id=C001", "customer_id=C007"), "must not be before open_date")
+    >>> print(f)
+    ERROR customers.churn_date [date_order] 2 rows: must not be before open_date;
+    e.g. customer_id=C001, customer_id=C007
+    """
 
     table: str
     column: str | None
@@ -253,7 +358,33 @@ class Finding:
 
 @dataclass
 class ValidationReport:
-    """All findings of one validation pass, plus the extract's settings used."""
+    """All findings of one validation pass, plus the extract's settings used.
+
+    Attributes
+    ----------
+    source : str
+        The source validated.
+    findings : list of Finding
+        Errors and warnings, in the order found.
+    tables : dict
+        Table -> rows read.
+    settings : dict
+        ``as_of`` and ``observation_start`` and how each was chosen.
+    flat : bool
+        The source is a flat extract.
+
+    Examples
+    --------
+    >>> f = Finding("customers", "churn_date", "date_order", 2,
+    ...             message="must not be before open_date")
+    >>> r = ValidationReport("data/demo", [f], tables={"branches": 8, "customers": 24000})
+    >>> r.ok, len(r.errors), len(r.warnings)
+    (False, 1, 0)
+
+    A real report comes from :func:`validate_source` or a :class:`ContractError`:
+
+    >>> r = validate_source("data/demo")  # doctest: +SKIP
+    """
 
     source: str
     findings: list[Finding] = field(default_factory=list)
@@ -263,18 +394,35 @@ class ValidationReport:
 
     @property
     def errors(self) -> list[Finding]:
+        """The findings that make the source invalid."""
         return [f for f in self.findings if f.severity == "error"]
 
     @property
     def warnings(self) -> list[Finding]:
+        """The cautions: legal data the user should know about."""
         return [f for f in self.findings if f.severity == "warning"]
 
     @property
     def ok(self) -> bool:
+        """True when there is no error (warnings allowed)."""
         return not self.errors
 
     def to_frame(self) -> pd.DataFrame:
-        """The findings as a tidy DataFrame (one row per finding)."""
+        """The findings as a tidy DataFrame (one row per finding).
+
+        Returns
+        -------
+        DataFrame
+            ``severity, table, column, rule, n_rows, examples, message``.
+
+        Examples
+        --------
+        >>> f = Finding("customers", "churn_date", "date_order", 2,
+        ...             message="must not be before open_date")
+        >>> ValidationReport("data/demo", [f]).to_frame()[["severity", "table", "rule", "n_rows"]]
+          severity      table        rule  n_rows
+        0    error  customers  date_order       2
+        """
         cols = ["severity", "table", "column", "rule", "n_rows", "examples", "message"]
         return pd.DataFrame(
             [[f.severity, f.table, f.column, f.rule, f.n_rows, list(f.examples), f.message]
@@ -283,6 +431,23 @@ class ValidationReport:
         )  # fmt: skip
 
     def to_text(self) -> str:
+        """The report as text: tables read, settings, every finding and the verdict.
+
+        Returns
+        -------
+        str
+            What ``crmresearch validate`` prints.
+
+        Examples
+        --------
+        >>> f = Finding("customers", "churn_date", "date_order", 2,
+        ...             message="must not be before open_date")
+        >>> print(ValidationReport("data/demo", [f], tables={"customers": 24000}).to_text())
+        source: data/demo
+        tables: customers (24,000 rows)
+        ERROR customers.churn_date [date_order] 2 rows: must not be before open_date
+        1 error(s), 0 warning(s): source is NOT valid
+        """
         lines = [f"source: {self.source}" + (" (flat extract)" if self.flat else "")]
         lines.append("tables: " + (", ".join(f"{t} ({n:,} rows)" for t, n in self.tables.items()) or "none"))
         for key, value in self.settings.items():
@@ -300,7 +465,24 @@ class ValidationReport:
 
 
 class ContractError(InputError):
-    """The source breaks the data contract; ``.report`` holds every finding."""
+    """The source breaks the data contract; ``.report`` holds every finding.
+
+    Parameters
+    ----------
+    report : ValidationReport
+        The failed validation; the message is its :meth:`~ValidationReport.to_text`.
+
+    Examples
+    --------
+    >>> try:
+    ...     src = load_source("data/broken")
+    ... except ContractError as err:
+    ...     print(err.report.to_frame())  # doctest: +SKIP
+
+    >>> f = Finding("customers", "customer_id", "unique", 2, message="value must be unique")
+    >>> ContractError(ValidationReport("data/broken", [f])).report.errors[0].rule
+    'unique'
+    """
 
     def __init__(self, report: ValidationReport):
         self.report = report
@@ -329,6 +511,14 @@ class Source:
         True for a flat extract (``customers`` with ``tenure_months`` / ``churned``).
     report : ValidationReport
         The findings of the load (warnings only, since it succeeded).
+
+    Examples
+    --------
+    >>> src = load_source("data/demo")  # doctest: +SKIP
+    >>> src.as_of, src.flat, src.tables["customers"]  # doctest: +SKIP
+    (datetime.date(2026, 10, 31), False, 24000)
+    >>> src.sql("SELECT count(*) AS n FROM customers WHERE churn_date IS NULL")  # doctest: +SKIP
+    >>> src.close()  # doctest: +SKIP
     """
 
     path: Path
@@ -341,15 +531,66 @@ class Source:
     cache: dict = field(default_factory=dict, repr=False)  # derived tables, by the modules that build them
 
     def has(self, table: str) -> bool:
-        """Whether ``table`` was supplied."""
+        """Whether ``table`` was supplied.
+
+        Parameters
+        ----------
+        table : str
+            A contract table name.
+
+        Returns
+        -------
+        bool
+
+        Examples
+        --------
+        >>> src = load_source("data/demo")  # doctest: +SKIP
+        >>> src.has("complaints")  # doctest: +SKIP
+        True
+        """
         return table in self.tables
 
     def has_column(self, table: str, column: str) -> bool:
-        """Whether ``table`` was supplied with ``column``."""
+        """Whether ``table`` was supplied with ``column``.
+
+        Parameters
+        ----------
+        table : str
+            A contract table name.
+        column : str
+            One of its columns (optional columns may be absent).
+
+        Returns
+        -------
+        bool
+            False when the table itself is missing.
+
+        Examples
+        --------
+        >>> src = load_source("data/demo")  # doctest: +SKIP
+        >>> src.has_column("monthly_balances", "outflow")  # doctest: +SKIP
+        True
+        """
         return self.has(table) and table_has_column(self.con, table, column)
 
     def df(self, table: str) -> pd.DataFrame:
-        """A table as a pandas DataFrame (identifiers as str, dates as datetime64)."""
+        """A table as a pandas DataFrame (identifiers as str, dates as datetime64).
+
+        Parameters
+        ----------
+        table : str
+            A table of the source.
+
+        Returns
+        -------
+        DataFrame
+            Every row and column, without the internal ``__row`` column.
+
+        Examples
+        --------
+        >>> src = load_source("data/demo")  # doctest: +SKIP
+        >>> src.df("branches").head()  # doctest: +SKIP
+        """
         return self.con.execute(f'SELECT * EXCLUDE (__row) FROM "{table}"').df()
 
     def sql(self, query: str, params: list | None = None) -> pd.DataFrame:
@@ -357,10 +598,36 @@ class Source:
 
         Every table has an internal ``__row`` column (the row's position in the
         file, used to name rows in findings); ``SELECT *`` returns it too.
+
+        Parameters
+        ----------
+        query : str
+            DuckDB SQL over the source's tables; ``?`` marks a parameter.
+        params : list, optional
+            Values of the ``?`` parameters.
+
+        Returns
+        -------
+        DataFrame
+
+        Examples
+        --------
+        >>> src = load_source("data/demo")  # doctest: +SKIP
+        >>> src.sql("SELECT count(*) AS n FROM customers WHERE branch_id = ?",
+        ...         ["B001"])  # doctest: +SKIP
+             n
+        0  3000
         """
         return self.con.execute(query, params or []).df()
 
     def close(self) -> None:
+        """Close the DuckDB connection (and free its memory); the source is unusable after.
+
+        Examples
+        --------
+        >>> src = load_source("data/demo")  # doctest: +SKIP
+        >>> src.close()  # doctest: +SKIP
+        """
         self.con.close()
 
 
@@ -858,6 +1125,15 @@ def load_source(path: str | Path, params: Params | None = None) -> Source:
         The source breaks the contract; ``err.report`` lists every violation.
     FileNotFoundError
         ``path`` is not a source.
+
+    Examples
+    --------
+    >>> src = load_source("data/demo")  # doctest: +SKIP
+    >>> src.as_of, src.observation_start  # doctest: +SKIP
+    (datetime.date(2026, 10, 31), datetime.date(2023, 11, 1))
+    >>> from crmresearch.params import load_params
+    >>> p = load_params(overrides={"engine.threads": 2})
+    >>> src = load_source("data/demo", p)  # doctest: +SKIP
     """
     path = Path(path)
     con, report, as_of, obs = _validate(path, params)
@@ -868,7 +1144,34 @@ def load_source(path: str | Path, params: Params | None = None) -> Source:
 
 
 def validate_source(path: str | Path, params: Params | None = None) -> ValidationReport:
-    """Check a source against the contract and return every finding (never raises for data)."""
+    """Check a source against the contract and return every finding (never raises for data).
+
+    Parameters
+    ----------
+    path : str or Path
+        A directory of ``<table>.parquet`` / ``<table>.csv`` files or a DuckDB
+        database file.
+    params : Params, optional
+        Engine settings (threads, memory limit).
+
+    Returns
+    -------
+    ValidationReport
+        Every error and warning; ``report.ok`` says whether
+        :func:`load_source` would accept the source.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` is not a source.
+
+    Examples
+    --------
+    >>> report = validate_source("data/demo")  # doctest: +SKIP
+    >>> report.ok  # doctest: +SKIP
+    True
+    >>> report.to_frame().query("severity == 'warning'")  # doctest: +SKIP
+    """
     con, report, _, _ = _validate(Path(path), params)
     con.close()
     return report

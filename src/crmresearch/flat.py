@@ -881,7 +881,8 @@ ANALYSES: tuple[Analysis, ...] = (
     Analysis("competing risks", "crmresearch.product_coverage.cumulative_incidence", ("product_holdings",)),
     Analysis("causes model", "crmresearch.models.causes_model"),
     Analysis("lifecycle", "crmresearch.lifecycle.lifecycle"),
-    Analysis("RM turnover", "crmresearch.turnover.rm_exits, crmresearch.turnover.orphaned_churn_rates",
+    Analysis("RM turnover", "crmresearch.turnover.rm_exits, crmresearch.turnover.orphaned_churn_rates, "
+             "crmresearch.turnover.turnover_churn_comparison, crmresearch.turnover.orphaned_customers",
              ("relationship_managers", "rm_assignments")),
     Analysis("retention outcomes", "crmresearch.retention_loop.contact_outcomes, "
              "crmresearch.retention_loop.rm_table, crmresearch.retention_loop.winbacks", ("retention_actions",)),

@@ -158,6 +158,21 @@ _COVERAGE = {
 def check_language(language: str) -> int:
     """Validate a language code; return its column in :data:`LABELS` (0 for en, 1 for zh).
 
+    Parameters
+    ----------
+    language : str
+        A code of :data:`LANGUAGES`.
+
+    Returns
+    -------
+    int
+        0 for ``en``, 1 for ``zh``.
+
+    Raises
+    ------
+    ValueError
+        ``language`` is not in :data:`LANGUAGES`.
+
     Examples
     --------
     >>> check_language("zh")
@@ -180,6 +195,10 @@ def label(key: object, language: str = "en", **fields: object) -> str:
     **fields
         Values for placeholders in the text (``label("churned_within", months=12)``).
 
+    Returns
+    -------
+    str
+
     Examples
     --------
     >>> label("private", "zh")
@@ -198,6 +217,16 @@ def label(key: object, language: str = "en", **fields: object) -> str:
 def labels(keys: Iterable[object], language: str = "en") -> list[str]:
     """:func:`label` of every key.
 
+    Parameters
+    ----------
+    keys : iterable
+        Codes or label keys.
+    language : {"en", "zh"}
+
+    Returns
+    -------
+    list of str
+
     Examples
     --------
     >>> labels(["transfer", "natural"], "zh")
@@ -207,6 +236,16 @@ def labels(keys: Iterable[object], language: str = "en") -> list[str]:
 
 def coverage_group_label(group: object, language: str = "en") -> str:
     """A product-coverage group (``0, 1, 2, 3-4, 5+``) as words; other values via :func:`label`.
+
+    Parameters
+    ----------
+    group : object
+        A group of :data:`COVERAGE_GROUPS` (or anything else).
+    language : {"en", "zh"}
+
+    Returns
+    -------
+    str
 
     Examples
     --------
@@ -219,6 +258,16 @@ def coverage_group_label(group: object, language: str = "en") -> str:
 
 def term_label(term: str, language: str = "en") -> str:
     """A model term as words: ``n_products`` or an indicator ``tier[key]`` (-> "tier: key").
+
+    Parameters
+    ----------
+    term : str
+        A term of a fitted model (a covariate, or ``covariate[level]``).
+    language : {"en", "zh"}
+
+    Returns
+    -------
+    str
 
     Examples
     --------
@@ -236,6 +285,18 @@ def term_label(term: str, language: str = "en") -> str:
 def format_percent(x: float, language: str = "en", digits: int = 1) -> str:
     """A share as a percentage (``0.123`` -> ``12.3%``); NaN as an en dash.
 
+    Parameters
+    ----------
+    x : float
+        A share (0.123 for 12.3%).
+    language : {"en", "zh"}
+    digits : int
+        Decimals shown.
+
+    Returns
+    -------
+    str
+
     Examples
     --------
     >>> format_percent(0.1234)
@@ -248,6 +309,16 @@ def format_percent(x: float, language: str = "en", digits: int = 1) -> str:
 
 def format_count(n: float, language: str = "en") -> str:
     """A count with thousands separators (the same in both languages).
+
+    Parameters
+    ----------
+    n : float
+        The count (rounded); NaN or None gives an en dash.
+    language : {"en", "zh"}
+
+    Returns
+    -------
+    str
 
     Examples
     --------
@@ -269,6 +340,11 @@ def format_amount(x: float, language: str = "en", *, unit: bool = True) -> str:
     unit : bool
         Append the unit (``CNY`` / ``万元``); tick labels leave it to the axis title.
 
+    Returns
+    -------
+    str
+        An en dash for NaN or None.
+
     Examples
     --------
     >>> format_amount(1_234_567), format_amount(1_234_567, "zh")
@@ -288,6 +364,16 @@ def format_amount(x: float, language: str = "en", *, unit: bool = True) -> str:
 
 def format_month(month: str, language: str = "en") -> str:
     """A ``YYYY-MM`` month for the language (``2026-10`` / ``2026年10月``).
+
+    Parameters
+    ----------
+    month : str
+        ``YYYY-MM``; anything else is returned as it is.
+    language : {"en", "zh"}
+
+    Returns
+    -------
+    str
 
     Examples
     --------

@@ -82,6 +82,16 @@ _BY_COLUMN = {"segment": "segment", "channel": "channel", "reason": "churn_reaso
 def month_bounds(month: str) -> tuple[dt.date, dt.date]:
     """First and last day of a ``YYYY-MM`` month.
 
+    Parameters
+    ----------
+    month : str
+        ``YYYY-MM``.
+
+    Returns
+    -------
+    (datetime.date, datetime.date)
+        The month's first and last day.
+
     Raises
     ------
     InputError
@@ -301,6 +311,15 @@ def customer_month(source: Source, params: Params | None = None, *, month: str) 
 
     The per-customer rows behind :func:`monthly_kpis`, for views that group
     them differently (e.g. by relationship manager).
+
+    Parameters
+    ----------
+    source : Source
+        A loaded source with a calendar (not a flat extract).
+    params : Params, optional
+        Churn definition and high-value tiers.
+    month : str
+        ``YYYY-MM``; must lie between the observation start and the as-of date.
 
     Returns
     -------

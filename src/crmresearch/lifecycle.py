@@ -64,7 +64,33 @@ def stage_rates(cust: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
 
 @dataclass
 class LifecycleResult:
-    """Hazard by tenure: stage rates, the smoothed Nelson–Aalen hazard and the early loss of new customers."""
+    """Hazard by tenure: stage rates, the smoothed Nelson–Aalen hazard and the early loss of new customers.
+
+    Parameters
+    ----------
+    customers : DataFrame
+        A customer table (``entry``, ``duration``, ``event``; tenure in days),
+        e.g. from :func:`crmresearch.survival.customer_table`.
+    bandwidth_days : float
+        Kernel bandwidth of :meth:`smoothed_hazard`.
+    alpha : float
+        1 - confidence level of the intervals.
+
+    Examples
+    --------
+    Usually returned by :func:`lifecycle`; built by hand from a customer table:
+
+    >>> import pandas as pd
+    >>> cust = pd.DataFrame({"entry": [0, 0, 0, 0, 0, 0, 400, 400],
+    ...                      "duration": [30, 60, 200, 400, 700, 700, 500, 700],
+    ...                      "event": [1, 0, 1, 0, 1, 0, 1, 0]})
+    >>> r = LifecycleResult(cust)
+    >>> r.stages[["stage", "customer_months", "churned"]].round(1)
+        stage  customer_months  churned
+    0     new             15.0        1
+    1  growth             30.6        1
+    2  mature             36.3        2
+    """
 
     customers: pd.DataFrame
     bandwidth_days: float = 30.0
@@ -82,7 +108,25 @@ class LifecycleResult:
         return stage_rates(self.customers, self.alpha)
 
     def new_customer_loss(self, months: float = 3.0) -> dict:
-        """Share of new customers (followed from opening) lost within ``months``, with its interval."""
+        """Share of new customers (followed from opening) lost within ``months``, with its interval.
+
+        Parameters
+        ----------
+        months : float
+            Horizon in months of tenure (30.4375 days each).
+
+        Returns
+        -------
+        dict
+            ``months, loss, lower, upper, customers``: the Kaplan–Meier share
+            lost, its interval, and how many customers were followed from
+            opening (``entry == 0``; all missing when there are none).
+
+        Examples
+        --------
+        >>> r = lifecycle(src)  # doctest: +SKIP
+        >>> r.new_customer_loss(3)  # doctest: +SKIP
+        """
         km = self.new_customers_km_
         if km is None:
             return {"months": months, "loss": np.nan, "lower": np.nan, "upper": np.nan, "customers": 0}
@@ -98,6 +142,22 @@ class LifecycleResult:
 
         Only tenures with at least ``min_at_risk`` customers at risk are kept:
         beyond, the estimate is noise.
+
+        Parameters
+        ----------
+        min_at_risk : int
+            Smallest number of customers at risk shown.
+
+        Returns
+        -------
+        DataFrame
+            ``tenure_days, hazard_per_month, at_risk``.
+
+        Examples
+        --------
+        >>> r = lifecycle(src)  # doctest: +SKIP
+        >>> h = r.smoothed_hazard(min_at_risk=200)  # doctest: +SKIP
+        >>> h.plot(x="tenure_days", y="hazard_per_month")  # doctest: +SKIP
         """
         h = self.nelson_aalen_.smoothed_hazard_(self.bandwidth_days)
         at_risk = self.nelson_aalen_.event_table["at_risk"].reindex(h.index, method="ffill")
@@ -110,6 +170,24 @@ class LifecycleResult:
 
         Drawn by :func:`crmresearch.plots.hazard_by_tenure_plot` (``language="zh"``
         for Chinese labels; other keyword arguments are passed on).
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Where to draw (default: a new figure).
+        max_months : float
+            Tenure shown, in months.
+        language : {'en', 'zh'}
+            Language of the labels.
+
+        Returns
+        -------
+        matplotlib Axes
+
+        Examples
+        --------
+        >>> ax = lifecycle(src).plot(language="zh")  # doctest: +SKIP
+        >>> ax.figure.savefig("hazard_by_tenure.png")  # doctest: +SKIP
         """
         from .plots import hazard_by_tenure_plot
 
@@ -124,6 +202,27 @@ def lifecycle(source: Source, params: Params | None = None, *, as_of: dt.date | 
     only the customers present at its snapshot, so the stage rates and the
     early loss of new customers would come out too low
     (:data:`crmresearch.flat.FLAT_REASONS`).
+
+    Parameters
+    ----------
+    source : Source
+        A loaded source with a calendar.
+    params : Params, optional
+        Churn definition.
+    as_of : datetime.date, optional
+        Censor follow-up at this day (default: the extract's as-of date).
+    branch : str, optional
+        Keep only this branch's customers.
+
+    Returns
+    -------
+    LifecycleResult
+        Stage rates, smoothed hazard and the early loss of new customers.
+
+    Raises
+    ------
+    InputError
+        The source is a flat extract.
 
     Examples
     --------

@@ -43,7 +43,20 @@ __all__ = ["CAUSES_COVARIATES", "ConvergenceError", "TimeVaryingCox", "causes_mo
 
 
 class ConvergenceError(RuntimeError):
-    """Newton-Raphson did not converge (e.g. a covariate separates events completely)."""
+    """Newton-Raphson did not converge (e.g. a covariate separates events completely).
+
+    Examples
+    --------
+    A covariate that repeats another one cannot be told apart from it:
+
+    >>> ep = pd.DataFrame({"start": 0, "stop": [5, 8, 12, 3, 9], "event": [1, 0, 1, 1, 0],
+    ...                    "x": [1, 0, 0, 1, 1]})
+    >>> TimeVaryingCox().fit(ep.assign(x_again=ep["x"]), ["x", "x_again"])
+    Traceback (most recent call last):
+    ...
+    crmresearch.models.ConvergenceError: singular information matrix: a covariate is constant or
+    collinear with others
+    """
 
 
 @dataclass
@@ -155,6 +168,8 @@ class TimeVaryingCox:
             level (the most frequent, or ``reference[column]``).
         strata : sequence of str, optional
             Columns whose combinations get their own baseline hazard.
+        start_col, stop_col, event_col : str
+            Names of the episode columns (default ``start``, ``stop``, ``event``).
         reference : dict, optional
             Reference level per categorical covariate.
 
@@ -162,6 +177,26 @@ class TimeVaryingCox:
         -------
         TimeVaryingCox
             ``self``, fitted.
+
+        Raises
+        ------
+        ValueError
+            An episode has ``stop <= start``, a covariate has missing values,
+            or there is no event.
+        ConvergenceError
+            The information matrix is singular or Newton-Raphson does not converge.
+
+        Examples
+        --------
+        >>> ep = pd.DataFrame({"start": 0, "stop": [5, 8, 12, 3, 9, 15, 4, 7, 11, 6],
+        ...                    "event": [1, 0, 1, 1, 1, 0, 1, 0, 1, 1],
+        ...                    "x": [1, 1, 0, 1, 0, 0, 0, 1, 0, 1]})
+        >>> m = TimeVaryingCox().fit(ep, ["x"])
+        >>> m.params_.round(3)
+        x    1.231
+        Name: coef, dtype: float64
+        >>> m.fit(episodes, ["n_products", "tier"], strata=["branch_id"],
+        ...       reference={"tier": "mass"})  # doctest: +SKIP
         """
         pattern_of, patterns, names, refs = _patterns(df, covariates, reference or {})
         start = df[start_col].to_numpy(dtype=float)
@@ -289,6 +324,17 @@ class TimeVaryingCox:
     def design(self, df: pd.DataFrame) -> pd.DataFrame:
         """The model's design matrix for new rows (same columns and reference levels as the fit).
 
+        Parameters
+        ----------
+        df : DataFrame
+            Rows with the fitted covariates' columns.
+
+        Returns
+        -------
+        DataFrame
+            One float column per term of :attr:`params_` (indicators for the
+            levels of categorical covariates), indexed like ``df``.
+
         Examples
         --------
         >>> m.design(episodes.tail(3))  # doctest: +SKIP
@@ -304,6 +350,16 @@ class TimeVaryingCox:
 
     def predict_log_partial_hazard(self, df: pd.DataFrame) -> pd.Series:
         """``x · beta`` for each row (uncentred, on the scale of :meth:`baseline_cumulative_hazard`).
+
+        Parameters
+        ----------
+        df : DataFrame
+            Rows with the fitted covariates' columns.
+
+        Returns
+        -------
+        Series
+            The log partial hazard of each row, indexed like ``df``.
 
         Examples
         --------
@@ -340,9 +396,39 @@ class TimeVaryingCox:
         ``1 - exp(-(H0(tenure + horizon) - H0(tenure)) * exp(x · beta))``: the
         baseline accounts for where each customer is in their lifecycle.
 
+        Parameters
+        ----------
+        df : DataFrame
+            Rows with the fitted covariates' columns (their values now).
+        tenure : array or Series
+            Each row's current time on the model's time scale (tenure in days).
+        horizon : float
+            Length of the window, on the same scale.
+
+        Returns
+        -------
+        Series
+            Probabilities, indexed like ``df``.
+
+        Raises
+        ------
+        ValueError
+            The model was fitted with strata.
+
         Examples
         --------
         >>> m.predict_churn_probability(now, now["tenure_days"], 90)  # doctest: +SKIP
+
+        On a toy model (time in days):
+
+        >>> ep = pd.DataFrame({"start": 0, "stop": [5, 8, 12, 3, 9, 15, 4, 7, 11, 6],
+        ...                    "event": [1, 0, 1, 1, 1, 0, 1, 0, 1, 1],
+        ...                    "x": [1, 1, 0, 1, 0, 0, 0, 1, 0, 1]})
+        >>> m = TimeVaryingCox().fit(ep, ["x"])
+        >>> m.predict_churn_probability(pd.DataFrame({"x": [0, 1]}), [2, 2], 3).round(3)
+        0    0.144
+        1    0.412
+        dtype: float64
         """
         base = self.baseline_cumulative_hazard()
         t = np.asarray(tenure, dtype=float)
@@ -363,6 +449,20 @@ class TimeVaryingCox:
         covariates *at t* (their episode covering ``t``).  A pair is concordant
         when the one who churned had the higher risk score; ties count one half.
         With time-fixed covariates and no tied times this is Harrell's C.
+
+        Returns
+        -------
+        float
+            Between 0 and 1; 0.5 is no better than chance.
+
+        Examples
+        --------
+        >>> ep = pd.DataFrame({"start": 0, "stop": [5, 8, 12, 3, 9, 15, 4, 7, 11, 6],
+        ...                    "event": [1, 0, 1, 1, 1, 0, 1, 0, 1, 1],
+        ...                    "x": [1, 1, 0, 1, 0, 0, 0, 1, 0, 1]})
+        >>> m = TimeVaryingCox().fit(ep, ["x"])
+        >>> m.concordance()
+        0.625
         """
         eta = self._patterns @ self.params_.to_numpy()
         conc = ties = pairs = 0.0
@@ -390,10 +490,32 @@ class TimeVaryingCox:
         the covariate is flagged only when they differ by more than
         ``max_change`` (20%) *and* the test is significant.
 
+        Parameters
+        ----------
+        early_days, late_days : float
+            Tenures (days) at which the hazard ratios are compared (about 3
+            months and 3 years).
+        max_change : float
+            Relative change of the hazard ratio above which a significant
+            drift is flagged.
+
         Returns
         -------
         DataFrame
             ``term, hr, hr_early, hr_late, change, chi2, p, verdict``.
+
+        Examples
+        --------
+        >>> ep = pd.DataFrame({"start": 0, "stop": [5, 8, 12, 3, 9, 15, 4, 7, 11, 6],
+        ...                    "event": [1, 0, 1, 1, 1, 0, 1, 0, 1, 1],
+        ...                    "x": [1, 1, 0, 1, 0, 0, 0, 1, 0, 1]})
+        >>> m = TimeVaryingCox().fit(ep, ["x"])
+        >>> check = m.ph_check()
+        >>> check[["term", "p"]].round(2)
+          term     p
+        0    x  0.81
+        >>> check.loc[0, "verdict"]
+        'holds: the hazard ratio is about the same early and late in the relationship'
         """
         beta = self.params_.to_numpy()
         V = self.variance_matrix_.to_numpy()
@@ -447,7 +569,24 @@ class TimeVaryingCox:
         return out
 
     def hazard_ratios(self) -> pd.DataFrame:
-        """Tidy hazard ratios: ``term, hr, lower, upper, p`` (the metrics.json shape)."""
+        """Tidy hazard ratios: ``term, hr, lower, upper, p`` (the metrics.json shape).
+
+        Returns
+        -------
+        DataFrame
+            One row per term; ``lower`` and ``upper`` bound the ``1 - alpha``
+            interval.
+
+        Examples
+        --------
+        >>> ep = pd.DataFrame({"start": 0, "stop": [5, 8, 12, 3, 9, 15, 4, 7, 11, 6],
+        ...                    "event": [1, 0, 1, 1, 1, 0, 1, 0, 1, 1],
+        ...                    "x": [1, 1, 0, 1, 0, 0, 0, 1, 0, 1]})
+        >>> m = TimeVaryingCox().fit(ep, ["x"])
+        >>> m.hazard_ratios().round(3)
+          term     hr  lower   upper      p
+        0    x  3.423  0.355  33.025  0.287
+        """
         s = self.summary
         pct = round(100 * (1 - self.alpha))
         return pd.DataFrame({"term": s.index, "hr": s["exp(coef)"].to_numpy(),
@@ -459,6 +598,27 @@ class TimeVaryingCox:
 
         Drawn by :func:`crmresearch.plots.forest_plot` (``language="zh"`` for
         Chinese labels; other keyword arguments are passed on).
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Where to draw (default: a new figure).
+        language : {'en', 'zh'}
+            Language of the labels.
+
+        Returns
+        -------
+        matplotlib Axes
+
+        Examples
+        --------
+        >>> ep = pd.DataFrame({"start": 0, "stop": [5, 8, 12, 3, 9, 15, 4, 7, 11, 6],
+        ...                    "event": [1, 0, 1, 1, 1, 0, 1, 0, 1, 1],
+        ...                    "x": [1, 1, 0, 1, 0, 0, 0, 1, 0, 1]})
+        >>> m = TimeVaryingCox().fit(ep, ["x"])
+        >>> ax = m.plot()
+        >>> ax.get_xlabel()
+        'hazard ratio (95% interval, log scale)'
         """
         from .plots import forest_plot
 

@@ -74,6 +74,11 @@ _STAGE_SHADES = ("#fde0dd", "#fff7bc", "#e5f5e0")
 def chinese_font_path() -> Path:
     """The Noto Sans CJK collection shipped by the ``noto-cjk-sans-otc`` package.
 
+    Returns
+    -------
+    Path
+        The ``.ttc`` font file inside the installed package.
+
     Raises
     ------
     ImportError

@@ -16,6 +16,24 @@ def rate_row(label: str, days: float, events: int, alpha: float = 0.05, key: str
     The interval is the exact (Garwood) Poisson interval for ``events`` over
     the person-time; a rate with no person-time is missing.
 
+    Parameters
+    ----------
+    label : str
+        The row's label (a stage, a group...).
+    days : float
+        Person-time in days (30.4375 days to the customer-month).
+    events : int
+        Churns observed over it.
+    alpha : float
+        1 - confidence level of the interval.
+    key : str
+        Name of the label's column.
+
+    Returns
+    -------
+    dict
+        ``<key>, customer_months, churned, rate_per_customer_month, lower, upper``.
+
     Examples
     --------
     >>> rate_row("new", 304.375, 2)["rate_per_customer_month"]

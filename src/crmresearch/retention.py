@@ -15,7 +15,27 @@ __all__ = ["contact_changes"]
 
 
 def contact_changes(ctx: Context) -> str | None:
-    """Change points ``(customer_id, d, retention_contact_90d)``; None without retention_actions."""
+    """Change points ``(customer_id, d, retention_contact_90d)``; None without retention_actions.
+
+    Parameters
+    ----------
+    ctx : Context
+        The builders' context (:func:`crmresearch.survival.context`).
+
+    Returns
+    -------
+    str or None
+        A query: ``retention_contact_90d`` is 1 from a retention action's date
+        for ``windows.retention_contact_days`` days (win-backs left out);
+        None when the source has no retention_actions table.
+
+    Examples
+    --------
+    >>> from crmresearch.contract import load_source
+    >>> from crmresearch.survival import context
+    >>> ctx = context(load_source("data/demo"))  # doctest: +SKIP
+    >>> ctx.con.execute(contact_changes(ctx)).df().head()  # doctest: +SKIP
+    """
     if not ctx.has("retention_actions"):
         return None
     w = ctx.params.windows.retention_contact_days

@@ -37,7 +37,28 @@ ORPHAN_BANDS: dict[str, tuple[int, int | None]] = {"0-7": (0, 7), "8-30": (8, 30
 
 
 def exits_sql(ctx: Context) -> str:
-    """One row per (customer, RM exit) for customers assigned to the RM on the exit date."""
+    """One row per (customer, RM exit) for customers assigned to the RM on the exit date.
+
+    Parameters
+    ----------
+    ctx : Context
+        The builders' context (:func:`crmresearch.survival.context`).
+
+    Returns
+    -------
+    str
+        A query ``customer_id, rm_id, exit_date, exit_type, next_start``:
+        exits on or before the as-of date; ``next_start`` is the start of the
+        customer's next assignment, NULL while none has started by the as-of
+        date.
+
+    Examples
+    --------
+    >>> from crmresearch.contract import load_source
+    >>> from crmresearch.survival import context
+    >>> ctx = context(load_source("data/demo"))  # doctest: +SKIP
+    >>> ctx.con.execute(exits_sql(ctx)).df().head()  # doctest: +SKIP
+    """
     as_of = ctx.as_of_sql
     return f"""
     SELECT a.customer_id, m.rm_id, m.exit_date, m.exit_type,
@@ -51,12 +72,50 @@ def exits_sql(ctx: Context) -> str:
 
 
 def has_rm_tables(ctx: Context) -> bool:
-    """Both RM tables were supplied."""
+    """Both RM tables were supplied.
+
+    Parameters
+    ----------
+    ctx : Context
+        The builders' context (:func:`crmresearch.survival.context`).
+
+    Returns
+    -------
+    bool
+        True when the source has ``rm_assignments`` and ``relationship_managers``.
+
+    Examples
+    --------
+    >>> from crmresearch.contract import load_source
+    >>> from crmresearch.survival import context
+    >>> ctx = context(load_source("data/demo"))  # doctest: +SKIP
+    >>> has_rm_tables(ctx)  # doctest: +SKIP
+    True
+    """
     return ctx.has("rm_assignments") and ctx.has("relationship_managers")
 
 
 def exposure_changes(ctx: Context) -> str | None:
-    """Change points ``(customer_id, d, rm_turnover_exposed)``; None without RM tables."""
+    """Change points ``(customer_id, d, rm_turnover_exposed)``; None without RM tables.
+
+    Parameters
+    ----------
+    ctx : Context
+        The builders' context (:func:`crmresearch.survival.context`).
+
+    Returns
+    -------
+    str or None
+        A query: ``rm_turnover_exposed`` is 1 on days ``exit + 1 .. exit +
+        windows.rm_turnover_days`` after the exit of the customer's RM.
+
+    Examples
+    --------
+    >>> from crmresearch.contract import load_source
+    >>> from crmresearch.survival import context
+    >>> ctx = context(load_source("data/demo"))  # doctest: +SKIP
+    >>> ctx.con.execute(exposure_changes(ctx)).df().head()  # doctest: +SKIP
+    """
     if not has_rm_tables(ctx):
         return None
     w = ctx.params.windows.rm_turnover_days
@@ -67,7 +126,26 @@ def exposure_changes(ctx: Context) -> str | None:
 
 
 def orphaned_changes(ctx: Context) -> str | None:
-    """Change points ``(customer_id, d, orphaned)``; None without RM tables."""
+    """Change points ``(customer_id, d, orphaned)``; None without RM tables.
+
+    Parameters
+    ----------
+    ctx : Context
+        The builders' context (:func:`crmresearch.survival.context`).
+
+    Returns
+    -------
+    str or None
+        A query: ``orphaned`` is 1 from the day after the RM's exit until the
+        day before the next assignment starts.
+
+    Examples
+    --------
+    >>> from crmresearch.contract import load_source
+    >>> from crmresearch.survival import context
+    >>> ctx = context(load_source("data/demo"))  # doctest: +SKIP
+    >>> ctx.con.execute(orphaned_changes(ctx)).df().head()  # doctest: +SKIP
+    """
     if not has_rm_tables(ctx):
         return None
     intervals = f"""
@@ -82,6 +160,24 @@ def orphaned_band_changes(ctx: Context) -> str | None:
     The band of days orphaned so far (:data:`ORPHAN_BANDS`), ``none`` from
     the day the next assignment starts.  A band starts only while the
     customer is still orphaned, so every (customer, day) has one value.
+
+    Parameters
+    ----------
+    ctx : Context
+        The builders' context (:func:`crmresearch.survival.context`).
+
+    Returns
+    -------
+    str or None
+        A query with ``orphaned_band`` one of the :data:`ORPHAN_BANDS` keys or
+        ``none``.
+
+    Examples
+    --------
+    >>> from crmresearch.contract import load_source
+    >>> from crmresearch.survival import context
+    >>> ctx = context(load_source("data/demo"))  # doctest: +SKIP
+    >>> ctx.con.execute(orphaned_band_changes(ctx)).df().head()  # doctest: +SKIP
     """
     if not has_rm_tables(ctx):
         return None
@@ -101,12 +197,24 @@ def orphaned_band_changes(ctx: Context) -> str | None:
 def handovers(ctx: Context) -> pd.DataFrame:
     """One row per customer orphaned by an RM exit on or before the as-of date.
 
+    Parameters
+    ----------
+    ctx : Context
+        The builders' context (:func:`crmresearch.survival.context`).
+
     Returns
     -------
     DataFrame
         ``customer_id, rm_id, exit_date, exit_type, next_start,
         handover_gap_days`` (``next_start`` and the gap are missing while the
         customer is still orphaned at the as-of date).
+
+    Examples
+    --------
+    >>> from crmresearch.contract import load_source
+    >>> from crmresearch.survival import context
+    >>> ctx = context(load_source("data/demo"))  # doctest: +SKIP
+    >>> handovers(ctx)["handover_gap_days"].describe()  # doctest: +SKIP
     """
     if not has_rm_tables(ctx):
         return pd.DataFrame(columns=["customer_id", "rm_id", "exit_date", "exit_type", "next_start",

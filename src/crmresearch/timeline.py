@@ -29,7 +29,24 @@ OPEN_END = "DATE '9999-12-30'"
 
 
 def date_lit(d: dt.date) -> str:
-    """A SQL DATE literal."""
+    """A SQL DATE literal.
+
+    Parameters
+    ----------
+    d : datetime.date
+        The day.
+
+    Returns
+    -------
+    str
+        ``DATE 'YYYY-MM-DD'``, to paste into a DuckDB query.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> date_lit(dt.date(2026, 10, 31))
+    "DATE '2026-10-31'"
+    """
     return f"DATE '{d.isoformat()}'"
 
 
@@ -50,6 +67,25 @@ class Context:
         months that closed on or before it).
     observation_start : datetime.date
         Start of follow-up for customers opened before it (delayed entry).
+
+    Examples
+    --------
+    Usually built from a loaded source by :func:`crmresearch.survival.context`:
+
+    >>> from crmresearch.survival import context
+    >>> ctx = context(load_source("data/demo"))  # doctest: +SKIP
+
+    or by hand, e.g. in a test:
+
+    >>> import datetime as dt
+    >>> import duckdb
+    >>> from crmresearch.params import Params
+    >>> con = duckdb.connect()
+    >>> _ = con.execute("CREATE TABLE complaints (customer_id VARCHAR, complaint_date DATE)")
+    >>> ctx = Context(con, frozenset({"complaints"}), Params(), dt.date(2026, 10, 31),
+    ...               dt.date(2024, 1, 1))
+    >>> ctx.as_of_sql
+    "DATE '2026-10-31'"
     """
 
     con: duckdb.DuckDBPyConnection
@@ -60,12 +96,48 @@ class Context:
 
     @property
     def as_of_sql(self) -> str:
+        """The as-of date as a SQL DATE literal (:func:`date_lit`)."""
         return date_lit(self.as_of)
 
     def has(self, table: str) -> bool:
+        """Whether the source supplied ``table``.
+
+        Parameters
+        ----------
+        table : str
+            A contract table name.
+
+        Returns
+        -------
+        bool
+
+        Examples
+        --------
+        >>> ctx.has("complaints"), ctx.has("monthly_balances")  # doctest: +SKIP
+        (True, False)
+        """
         return table in self.tables
 
     def has_column(self, table: str, column: str) -> bool:
+        """Whether the source supplied ``table`` with the (possibly optional) ``column``.
+
+        Parameters
+        ----------
+        table : str
+            A contract table name.
+        column : str
+            A column of that table.
+
+        Returns
+        -------
+        bool
+            False when the table itself is missing.
+
+        Examples
+        --------
+        >>> ctx.has_column("complaints", "escalated_date")  # doctest: +SKIP
+        False
+        """
         return table in self.tables and table_has_column(self.con, table, column)
 
 
@@ -86,6 +158,18 @@ def count_changes(intervals_sql: str, value: str) -> str:
         A query with columns ``customer_id, d, <value>``: the count from day
         ``d`` on, one row per day on which it changes (days where starts and
         ends cancel out give no row).
+
+    Examples
+    --------
+    >>> import duckdb
+    >>> intervals = '''SELECT * FROM (VALUES ('C1', DATE '2026-01-01', DATE '2026-01-31'),
+    ...                                      ('C1', DATE '2026-01-15', NULL))
+    ...                t(customer_id, d_from, d_to)'''
+    >>> duckdb.connect().sql(count_changes(intervals, "n") + " ORDER BY d").df()
+      customer_id          d  n
+    0          C1 2026-01-01  1
+    1          C1 2026-01-15  2
+    2          C1 2026-02-01  1
     """
     return f"""
     SELECT customer_id, d, CAST(running AS INTEGER) AS {value} FROM (
@@ -107,6 +191,34 @@ def indicator_changes(intervals_sql: str, value: str) -> str:
 
     Same input as :func:`count_changes`; overlapping or adjoining intervals
     merge into one spell.  Only days where the indicator flips are returned.
+
+    Parameters
+    ----------
+    intervals_sql : str
+        A query with columns ``customer_id, d_from, d_to`` (inclusive dates;
+        ``d_to`` NULL for open-ended intervals).
+    value : str
+        Name of the output column.
+
+    Returns
+    -------
+    str
+        A query with columns ``customer_id, d, <value>``: 1 from the first day
+        of a spell, 0 from the day after it ends.
+
+    Examples
+    --------
+    >>> import duckdb
+    >>> intervals = '''SELECT * FROM (VALUES ('C1', DATE '2026-01-01', DATE '2026-01-31'),
+    ...                                      ('C1', DATE '2026-01-20', DATE '2026-02-10'),
+    ...                                      ('C1', DATE '2026-03-01', DATE '2026-03-31'))
+    ...                t(customer_id, d_from, d_to)'''
+    >>> duckdb.connect().sql(indicator_changes(intervals, "flag") + " ORDER BY d").df()
+      customer_id          d  flag
+    0          C1 2026-01-01     1
+    1          C1 2026-02-11     0
+    2          C1 2026-03-01     1
+    3          C1 2026-04-01     0
     """
     return f"""
     SELECT customer_id, d, {value} FROM (
