@@ -39,14 +39,10 @@ PENDING: set[str] = {
     "product_coverage.CoverageResult.table_by_count",
     "product_coverage.coverage_group",
     "product_coverage.rmst",
-    "retention_loop.ContactOutcomes",
-    "retention_loop.ContactOutcomes.plot",
     "survival.context",
     "survival.customer_table",
     "survival.episodes",
     "survival.write_survival_table",
-    "watchlist.WatchList",
-    "watchlist.WatchList.plot",
 }
 
 # Methods that are not the package's API: notebook display hooks and pydantic's hooks.

@@ -99,6 +99,11 @@ class ContactOutcomes:
         The warning dates of the cohort.
     caveats : list of str
         Plain-words caveats.
+
+    Examples
+    --------
+    >>> res = contact_outcomes(src, month="2026-10")  # doctest: +SKIP
+    >>> res.counts; res.odds_ratio; res.caveats  # doctest: +SKIP
     """
 
     cohort: pd.DataFrame
@@ -133,7 +138,12 @@ class ContactOutcomes:
                              "p": self.model.pvalues.to_numpy()})  # fmt: skip
 
     def plot(self, ax=None):
-        """Retention rate with its 95% (Wilson) interval, contacted vs not."""
+        """Retention rate with its 95% (Wilson) interval, contacted vs not; returns the axes.
+
+        Examples
+        --------
+        >>> contact_outcomes(src, month="2026-10").plot()  # doctest: +SKIP
+        """
         import matplotlib.pyplot as plt
         from statsmodels.stats.proportion import proportion_confint
 

@@ -176,7 +176,14 @@ class WatchList:
     backtest : dict or None
         :func:`backtest`'s result (None when the data is too short).
     scoring_date : datetime.date
+        The day scored (the report month's last day).
     horizon_days : int
+        Horizon of the churn risk.
+
+    Examples
+    --------
+    >>> wl = watch_list(src, month="2026-10", branch="B001", key=b"secret")  # doctest: +SKIP
+    >>> wl.summary.head(); wl.backtest["auc"]  # doctest: +SKIP
     """
 
     table: pd.DataFrame
@@ -190,7 +197,12 @@ class WatchList:
         return self.table.drop(columns=["customer_id"])
 
     def plot(self, ax=None):
-        """Risk of the listed customers (bars), most at risk on top."""
+        """Risk of the listed customers (bars), most at risk on top; returns the axes.
+
+        Examples
+        --------
+        >>> watch_list(src, month="2026-10", branch="B001", top=20).plot()  # doctest: +SKIP
+        """
         import matplotlib.pyplot as plt
 
         if ax is None:
