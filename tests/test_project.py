@@ -109,3 +109,5 @@ def test_survival_notebook_runs_with_papermill(small_demo: Path, tmp_path: Path)
 def test_exploration_notebook_runs_with_papermill(small_demo: Path, tmp_path: Path) -> None:
     text = _run_notebook("explore_library.ipynb", {"source": str(small_demo), "month": "2026-10"}, tmp_path)
     assert "image/png" in text and "concordance" in text and "verdict" in text
+    assert "naive (biased)" in text and "auc" in text and "suggested_action" in text
+    assert "hazard_ratios_scope" in text and "share_in_target" in text
