@@ -14,7 +14,6 @@ import importlib
 import inspect
 import pkgutil
 import re
-import warnings
 from types import ModuleType
 
 import matplotlib
@@ -23,27 +22,6 @@ import pytest
 import crmresearch
 
 matplotlib.use("Agg")  # the plotting examples draw figures
-
-# Public objects that still lack an ``Examples`` section, in modules being edited by others
-# (``module.name`` or ``module.Class.method``).  This set must only shrink: an entry is removed
-# once its docstring has an example, and nothing new is ever added to it.
-PENDING: set[str] = {
-    "coverage.product_count_changes",
-    "coverage.sticky_covariate",
-    "demo.DemoConfig",
-    "demo.generate_demo_bank",
-    "demo.write_demo_bank",
-    "product_coverage.CoverageResult",
-    "product_coverage.CoverageResult.at_risk",
-    "product_coverage.CoverageResult.plot",
-    "product_coverage.CoverageResult.table_by_count",
-    "product_coverage.coverage_group",
-    "product_coverage.rmst",
-    "survival.context",
-    "survival.customer_table",
-    "survival.episodes",
-    "survival.write_survival_table",
-}
 
 # Methods that are not the package's API: notebook display hooks and pydantic's hooks.
 SKIP_METHODS = {"_repr_html_"}
@@ -108,26 +86,11 @@ def test_public_api_found() -> None:
 
 def test_every_public_function_has_an_example() -> None:
     missing = sorted(k for k, obj in public_api().items() if not _has_examples(obj))
-    offenders = [k for k in missing if k not in PENDING]
+    offenders = list(missing)
     assert not offenders, (
         f"{len(offenders)} public functions/classes/methods have no docstring with an "
         "'Examples' section:\n  " + "\n  ".join(offenders)
     )
-
-
-def test_pending_only_shrinks() -> None:
-    """Entries of PENDING that have an example now (or no longer exist) are reported for removal.
-
-    A warning, not a failure, so work landing in those modules never breaks this file.
-    """
-    api = public_api()
-    done = sorted(k for k in PENDING if k not in api or _has_examples(api[k]))
-    if done:
-        warnings.warn(
-            "remove from PENDING in tests/test_docstrings.py (they have examples now or no "
-            "longer exist): " + ", ".join(done),
-            stacklevel=1,
-        )
 
 
 @pytest.mark.parametrize("module", MODULES, ids=_short)

@@ -766,3 +766,90 @@ def test_episodes_fit_cox_time_varying(tmp_path):
     ctv.fit(df, id_col="customer_id", start_col="start", stop_col="stop", event_col="event")
     assert np.isfinite(ctv.params_.to_numpy()).all()
     assert list(ctv.params_.index) == cols
+
+
+# --------------------------------------------------------------------------- 11. sticky products
+
+
+def test_sticky_product_indicators(tmp_path):
+    from crmresearch.coverage import STICKY_COVARIATES, STICKY_PRODUCTS
+
+    assert STICKY_PRODUCTS == ("mobile_banking", "fund_sip", "payroll", "third_party_custody")
+    as_of, obs = "2023-12-31", "2023-01-01"
+    customers = [cust("S", "2023-01-01"), cust("T", "2020-06-01", "2023-08-15"), cust("U", "2023-01-01")]
+    h = [
+        ("S", "current_account", "2023-01-01", None),
+        ("S", "payroll", "2023-02-01", "2023-04-30"),  # held, dropped (0 from 05-01) ...
+        ("S", "payroll", "2023-07-01", None),  # ... and re-taken
+        ("S", "mobile_banking", "2023-03-01", "2023-06-30"),
+        ("S", "mobile_banking", "2023-05-01", "2023-08-31"),  # overlapping holding: no change
+        ("S", "mobile_banking", "2023-09-01", "2023-09-30"),  # adjoining holding: no break; 0 from 10-01
+        ("S", "third_party_custody", "2023-06-01", None),
+        ("S", "time_deposit", "2023-10-01", None),  # not sticky: the count stays 4 on 10-01
+        ("T", "fund_sip", "2021-01-01", "2022-12-31"),  # dropped on the entry day
+        ("T", "mobile_banking", "2022-05-01", None),  # held at entry (delayed entry)
+        ("T", "payroll", "2023-08-15", None),  # taken on the churn day: a one-day last episode
+        ("T", "fund_sip", "2023-09-01", None),  # after the churn: never seen
+        ("U", "precious_metals", "2023-01-01", None),  # not sticky: no indicator, no column
+        ("U", "payroll_card", "2023-03-01", None),  # not sticky either (exact product names)
+    ]
+    tables = {
+        "customers": customers,
+        "product_holdings": [{"customer_id": c, "product": p, "start_date": s, "end_date": e}
+                             for c, p, s, e in h],
+    }  # fmt: skip
+    src = write_source(tmp_path, as_of, obs, tables)
+    ep = episodes(src)
+    sticky = list(STICKY_COVARIATES)
+    assert sticky == ["holds_mobile_banking", "holds_fund_sip", "holds_payroll", "holds_third_party_custody"]
+    assert [c for c in ep.columns if c.startswith("holds_")] == sticky
+    cols = ["start", "stop", "event", "n_products", *sticky]
+    got = {cid: [tuple(int(v) for v in r) for r in g[cols].itertuples(index=False)]
+           for cid, g in ep.groupby("customer_id")}  # fmt: skip
+    # S opened 2023-01-01: 02-01 is day 31, 03-01 59, 05-01 120, 06-01 151, 07-01 181, 10-01 273
+    #            start stop ev  n  mob sip pay cust
+    assert got["S"] == [(0, 31, 0, 1, 0, 0, 0, 0),
+                        (31, 59, 0, 2, 0, 0, 1, 0),  # payroll
+                        (59, 120, 0, 3, 1, 0, 1, 0),  # + mobile banking
+                        (120, 151, 0, 2, 1, 0, 0, 0),  # payroll dropped the day after 04-30
+                        (151, 181, 0, 3, 1, 0, 0, 1),  # + custody
+                        (181, 273, 0, 4, 1, 0, 1, 1),  # payroll re-taken
+                        (273, 365, 0, 4, 0, 0, 1, 1)]  # mobile banking dropped: split, same count
+    entry, churn = days("2020-06-01", obs), days("2020-06-01", "2023-08-15")
+    assert got["T"] == [(entry, churn, 0, 1, 1, 0, 0, 0), (churn, churn + 1, 1, 2, 1, 0, 1, 0)]
+    assert got["U"] == [(0, 59, 0, 1, 0, 0, 0, 0), (59, 365, 0, 2, 0, 0, 0, 0)]  # split by the count only
+    # split only where some covariate changes
+    covs = ep.drop(columns=["customer_id", "branch_id", "start", "stop", "event", "start_date", "stop_date"])
+    same = ep["customer_id"].eq(ep["customer_id"].shift())
+    assert not (same & (covs == covs.shift()).all(axis=1)).any()
+    # no look-ahead: cut at each change day and the day before; the episodes before agree
+    for t in ("2023-04-30", "2023-05-01", "2023-09-30", "2023-10-01", "2023-08-14", "2023-08-15"):
+        cut = episodes(src, as_of=D(t))
+        want = _clip(ep, D(t))
+        pd.testing.assert_frame_equal(cut[["customer_id", *cols]].reset_index(drop=True),
+                                      want[["customer_id", *cols]].reset_index(drop=True),
+                                      check_dtype=False)  # fmt: skip
+    # without product_holdings the indicators are unknown (null), like n_products
+    bare = episodes(write_source(tmp_path / "bare", as_of, obs, {"customers": customers}))
+    assert bare[["n_products", *sticky]].isna().all().all()
+
+
+def test_sticky_product_indicators_have_no_look_ahead(tmp_path):
+    """The full source of test_no_look_ahead (customer 004: overlapping payroll holdings),
+    cut at dates around the payroll changes."""
+    from crmresearch.coverage import STICKY_COVARIATES
+
+    src, _ = _full_source(tmp_path)
+    full = episodes(src)
+    # 004: payroll 06-01..09-30 and 07-01..10-15 merge into one spell; opened 05-31, churned 10-31
+    p = full[full["customer_id"] == "004"]
+    runs = p.groupby((p["holds_payroll"] != p["holds_payroll"].shift()).cumsum()).agg(
+        v=("holds_payroll", "first"), a=("start_date", "min"), b=("stop_date", "max"))
+    assert [(r.v, str(r.a.date()), str(r.b.date())) for r in runs.itertuples()] == [
+        (0, "2023-05-31", "2023-05-31"), (1, "2023-06-01", "2023-10-15"), (0, "2023-10-16", "2023-10-31")]
+    cols = ["customer_id", "start", "stop", "event", "n_products", *STICKY_COVARIATES]
+    for t in ("2023-05-31", "2023-06-01", "2023-06-30", "2023-07-01", "2023-09-30", "2023-10-15", "2023-10-16"):
+        cut = episodes(src, as_of=D(t))
+        want = _clip(full, D(t))
+        pd.testing.assert_frame_equal(cut[cols].reset_index(drop=True), want[cols].reset_index(drop=True),
+                                      check_dtype=False)  # fmt: skip

@@ -137,3 +137,127 @@ def test_cumulative_incidence_of_competing_churn_types(small_demo: Path) -> None
         assert part["cif"].sum() <= total_loss + 1e-9
         assert part["cif"].sum() >= 0.85 * total_loss
         assert (part["lower"] <= part["cif"]).all() and (part["cif"] <= part["upper"]).all()
+
+
+# --------------------------------------------------------------------------- sticky products
+
+
+def test_sticky_products_on_the_demo(small_demo: Path) -> None:
+    """The demo's truth: each product protects (β = −0.5), payroll (−0.4) and mobile banking
+    (−0.3) protect beyond the count, fund SIP and third-party custody do not (0).  The small
+    demo has the power for the count and mobile banking (interval below 1); payroll's point
+    estimate is below 1 (the truth's three seeds recover every β: tests/test_truth.py)."""
+    from crmresearch.product_coverage import sticky_products
+
+    r = sticky_products(load_source(small_demo))
+    t = r.table.set_index("term")
+    assert list(r.table.columns) == ["term", "hr", "lower", "upper", "p", "note"]
+    assert list(t.index) == ["n_products", "holds_mobile_banking", "holds_fund_sip", "holds_payroll",
+                             "holds_third_party_custody"]  # fmt: skip
+    assert (t["lower"] < t["hr"]).all() and (t["hr"] < t["upper"]).all()
+    assert t.loc["n_products", "upper"] < 1 and t.loc["holds_mobile_banking", "upper"] < 1
+    assert t.loc["holds_payroll", "hr"] < 1
+    # the model adjusts for the causes model's covariates, and the table matches it
+    hr = r.model.hazard_ratios().set_index("term")
+    assert {"rm_turnover_exposed", "complaint_escalated_90d", "dormant"} <= set(hr.index)
+    assert any(i.startswith("tier[") for i in hr.index) and any(i.startswith("segment[") for i in hr.index)
+    pd.testing.assert_frame_equal(t[["hr", "lower", "upper", "p"]], hr.loc[t.index, ["hr", "lower", "upper", "p"]])
+    # plain words, as associations
+    pct = round(100 * (1 - t.loc["holds_mobile_banking", "hr"]))
+    assert t.loc["holds_mobile_banking", "note"].startswith(
+        f"holding mobile banking is associated with {pct}% lower churn hazard, beyond the number of products "
+        f"(hazard ratio {t.loc['holds_mobile_banking', 'hr']:.2f}, 95% interval ")
+    assert t.loc["n_products", "note"].startswith("each additional product is associated with ")
+    assert r.holders["used"].all() and (r.holders["holders"] >= 10).all()
+    assert any("Associations, not effects" in c for c in r.caveats)
+
+
+@pytest.fixture
+def sticky_source(tmp_path: Path):
+    """Two branches of 40 customers; sticky holders per branch (B1 / B2): mobile banking 3 / 0,
+    fund SIP 0 / 0, payroll 15 / 12, third-party custody 10 / 2."""
+    rng = np.random.default_rng(5)
+    pd.DataFrame({"as_of": ["2024-12-31"], "observation_start": ["2023-01-01"]}).to_csv(tmp_path / "extract.csv", index=False)
+    pd.DataFrame({"branch_id": ["B1", "B2"], "branch_name": ["一支行", "二支行"]}).to_csv(tmp_path / "branches.csv", index=False)
+    base = pd.Timestamp("2023-01-01")
+    cust, hold = [], []
+    counts = {"B1": {"mobile_banking": 3, "payroll": 15, "third_party_custody": 10},
+              "B2": {"payroll": 12, "third_party_custody": 2}}  # fmt: skip
+    for b, n_by_product in counts.items():
+        ids = [f"{b}-{i:02d}" for i in range(40)]
+        for i, cid in enumerate(ids):
+            opened = base + pd.Timedelta(days=int(rng.integers(0, 300)))
+            churn = opened + pd.Timedelta(days=int(rng.integers(20, 600)))
+            churned = churn <= pd.Timestamp("2024-12-31") and rng.random() < 0.6
+            cust.append((cid, b, opened.date(), churn.date() if churned else None, "transfer" if churned else None))
+            hold.append((cid, "current_account", opened.date(), None))
+            if i % 3 == 0:
+                hold.append((cid, "credit_card", opened.date(), None))
+        for product, n in n_by_product.items():
+            for cid in rng.choice(ids, n, replace=False):
+                opened = next(c[2] for c in cust if c[0] == cid)
+                hold.append((cid, product, opened + pd.Timedelta(days=int(rng.integers(0, 15))), None))
+    c = pd.DataFrame(cust, columns=["customer_id", "branch_id", "open_date", "churn_date", "churn_type"])
+    c.to_csv(tmp_path / "customers.csv", index=False)
+    h = pd.DataFrame(hold, columns=["customer_id", "product", "start_date", "end_date"])
+    # no holding may start after the customer's churn
+    h = h.merge(c[["customer_id", "churn_date"]], on="customer_id")
+    h = h[h["churn_date"].isna() | (pd.to_datetime(h["start_date"]) <= pd.to_datetime(h["churn_date"]))]
+    h.drop(columns="churn_date").to_csv(tmp_path / "product_holdings.csv", index=False)
+    return load_source(tmp_path)
+
+
+def test_sticky_products_held_by_fewer_than_10_are_left_out(sticky_source) -> None:
+    from crmresearch.product_coverage import sticky_products
+
+    r = sticky_products(sticky_source)
+    h = r.holders.set_index("product")
+    assert h["holders"].to_dict() == {"mobile_banking": 3, "fund_sip": 0, "payroll": 27, "third_party_custody": 12}
+    assert h["used"].to_dict() == {"mobile_banking": False, "fund_sip": False, "payroll": True,
+                                   "third_party_custody": True}  # fmt: skip
+    assert list(r.table["term"]) == ["n_products", "holds_payroll", "holds_third_party_custody"]
+    assert list(r.model.params_.index) == ["n_products", "holds_payroll", "holds_third_party_custody"]
+    assert "mobile banking is left out: held by fewer than 10 customers." in r.caveats
+    assert "fund SIP is left out: held by fewer than 10 customers." in r.caveats
+    # per branch: B1 keeps custody (10 holders: not fewer than 10), B2 does not (2)
+    b1 = sticky_products(sticky_source, branch="B1")
+    assert list(b1.table["term"]) == ["n_products", "holds_payroll", "holds_third_party_custody"]
+    assert b1.holders.set_index("product").loc["third_party_custody", "holders"] == 10
+    b2 = sticky_products(sticky_source, branch="B2")
+    assert list(b2.table["term"]) == ["n_products", "holds_payroll"]
+    assert "third-party custody is left out: held by fewer than 10 customers." in b2.caveats
+    # the threshold is the minimum cell size
+    from crmresearch import load_params
+
+    r3 = sticky_products(sticky_source, load_params(overrides={"min_cell_size": 3}))
+    assert "holds_mobile_banking" in set(r3.table["term"]) and "holds_fund_sip" not in set(r3.table["term"])
+    with pytest.raises(InputError, match="unknown branch 'B9'"):
+        sticky_products(sticky_source, branch="B9")
+
+
+def test_sticky_products_need_product_holdings(hand_source, tmp_path: Path) -> None:
+    from crmresearch.product_coverage import sticky_products
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for f in ("extract.csv", "branches.csv", "customers.csv"):
+        (bare / f).write_bytes((hand_source.path / f).read_bytes())
+    with pytest.raises(InputError, match="sticky products need the product_holdings table, which the source .* "
+                                         "does not supply"):  # fmt: skip
+        sticky_products(load_source(bare))
+
+
+def test_sticky_products_refuse_a_flat_extract(tmp_path: Path) -> None:
+    import yaml
+
+    from crmresearch.flat import import_flat
+    from crmresearch.product_coverage import sticky_products
+
+    (tmp_path / "in.csv").write_text("id,t,c,n\n1,3,1,1\n2,5,0,2\n3,8,0,3\n4,1,1,1\n", encoding="utf-8")
+    mapping = {"customer_id": "id", "tenure": {"column": "t", "unit": "months"},
+               "churned": {"column": "c", "true_values": [1], "false_values": [0]},
+               "branch": {"id": "ALL", "name": "All"}, "n_products": {"column": "n"}}  # fmt: skip
+    (tmp_path / "map.yaml").write_text(yaml.safe_dump(mapping), encoding="utf-8")
+    src = load_source(import_flat(tmp_path / "in.csv", tmp_path / "map.yaml", tmp_path / "out"))
+    with pytest.raises(InputError, match="sticky products cannot run on the flat extract .*no product_holdings"):
+        sticky_products(src)

@@ -181,3 +181,21 @@ def test_handovers_table(demo) -> None:
     followed = m[(m["end_date"] > m["exit_date"]) & (m["entry_date"] <= m["exit_date"] + pd.Timedelta(days=1))]
     exposed = set(ep.loc[ep["rm_turnover_exposed"] == 1, "customer_id"])
     assert len(followed) > 0 and set(followed["customer_id"]) <= exposed
+
+
+def test_flat_customer_table_keeps_age_and_works_without_n_products(tmp_path) -> None:
+    """A flat extract's own ``age`` column is the customer table's age (not a clash), and a
+    flat extract without ``n_products`` still gives a table (coverage unknown)."""
+    import pandas as pd
+
+    from crmresearch import load_source
+    from crmresearch.survival import customer_table
+
+    pd.DataFrame({"branch_id": ["B1"], "branch_name": ["一"]}).to_csv(tmp_path / "branches.csv", index=False)
+    pd.DataFrame({"customer_id": ["a", "b"], "branch_id": "B1", "tenure_months": [3, 10],
+                  "churned": [True, False], "age": [41, 29], "score": [1.5, 2.5]}).to_csv(
+        tmp_path / "customers.csv", index=False)  # fmt: skip
+    ct = customer_table(load_source(tmp_path))
+    assert ct["age"].tolist() == [41, 29] and "age_1" not in ct.columns
+    assert ct["n_products_at_entry"].isna().all() and ct["score"].astype(float).tolist() == [1.5, 2.5]
+    assert ct["event"].tolist() == [1, 0]

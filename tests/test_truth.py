@@ -28,7 +28,8 @@ from crmresearch.survival import customer_table, episodes
 
 pytestmark = pytest.mark.slow
 
-TIME_VARYING = ["n_products", "rm_turnover_exposed", "orphaned_band", "complaint_escalated_90d", "dormant",
+TIME_VARYING = ["n_products", "holds_mobile_banking", "holds_fund_sip", "holds_payroll", "holds_third_party_custody",
+                "rm_turnover_exposed", "orphaned_band", "complaint_escalated_90d", "dormant",
                 "retention_contact_90d"]  # fmt: skip
 
 
@@ -53,7 +54,9 @@ def _z_scores(summary: pd.DataFrame, truth: dict) -> pd.Series:
 @pytest.fixture(scope="module", params=[11, 22, 33], ids=lambda s: f"seed{s}")
 def seeded_bank(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp(f"truth{request.param}") / "bank"
-    path = write_demo_bank(out, DemoConfig(branches=4, customers_per_branch=1500, months=24, seed=request.param))
+    # 12,000 customers: at 6,000 the crude trend across the orphaned bands (few events in 0-7)
+    # was significant on only 14 of 16 seeds tried (1-10, 11-66), too fragile for fixed seeds
+    path = write_demo_bank(out, DemoConfig(branches=4, customers_per_branch=3000, months=24, seed=request.param))
     truth = json.loads((out / "truth.json").read_text(encoding="utf-8"))
     src = load_source(path)
     ep, cust = episodes(src), customer_table(src)

@@ -1,4 +1,5 @@
-"""Product coverage: the number of distinct products a customer holds each day.
+"""Product coverage: the number of distinct products a customer holds each day,
+and whether they hold each of the "sticky" products.
 
 Coverage is a time-varying covariate.  A holding counts from its
 ``start_date`` through its ``end_date`` inclusive (the contract's convention),
@@ -7,21 +8,59 @@ the same product that overlap or adjoin are merged first, so a product held
 twice at once counts once ("distinct products").  Only holdings that started
 on or before the as-of date are read, and an end date after it is treated as
 still held: the count on a day uses only records dated on or before that day.
+
+The sticky products (:data:`STICKY_PRODUCTS`: mobile banking, fund SIP,
+payroll, third-party custody; ``reports.md`` §3) each get a 0/1 covariate
+``holds_<product>`` (:func:`sticky_covariate`), 1 on the days the customer
+holds that product, under the same merging and as-of rules.
 """
 
 from __future__ import annotations
 
 from .timeline import Context, count_changes
 
-__all__ = ["product_count_changes"]
+__all__ = ["STICKY_COVARIATES", "STICKY_PRODUCTS", "product_count_changes", "sticky_covariate",
+           "sticky_product_changes"]  # fmt: skip
+
+# The products whose holding is reported beside the product count (reports.md §3).
+# To become a parameter (``Params.sticky_products``); the episodes' columns follow it.
+STICKY_PRODUCTS: tuple[str, ...] = ("mobile_banking", "fund_sip", "payroll", "third_party_custody")
 
 
-def product_count_changes(ctx: Context) -> str | None:
-    """Change points ``(customer_id, d, n_products)``; None without product_holdings."""
-    if not ctx.has("product_holdings"):
-        return None
+def sticky_covariate(product: str) -> str:
+    """The episodes' column of a sticky product: ``holds_<product>``.
+
+    Examples
+    --------
+    >>> sticky_covariate("payroll")
+    'holds_payroll'
+
+    Examples
+    --------
+    >>> sticky_covariate("payroll")
+    'holds_payroll'
+    """
+    return f"holds_{product}"
+
+
+STICKY_COVARIATES: tuple[str, ...] = tuple(sticky_covariate(p) for p in STICKY_PRODUCTS)
+
+
+def _sql_text(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _merged_holdings_sql(ctx: Context, products: tuple[str, ...] | None = None) -> str:
+    """Holdings merged per (customer, product): ``customer_id, product, d_from, d_to``.
+
+    Overlapping or adjoining holdings of a product become one interval
+    (``d_to`` NULL while held at the as-of date), so the intervals of a
+    (customer, product) neither overlap nor touch.  ``products`` restricts
+    the products read (default: all).
+    """
     as_of = ctx.as_of_sql
-    merged = f"""
+    only = f" AND product IN ({', '.join(_sql_text(p) for p in products)})" if products is not None else ""
+    return f"""
     SELECT customer_id, product, min(s) AS d_from,
            CASE WHEN max(e) >= {as_of} THEN NULL ELSE max(e) END AS d_to
     FROM (
@@ -34,8 +73,54 @@ def product_count_changes(ctx: Context) -> str | None:
             FROM (
                 SELECT customer_id, product, start_date AS s,
                        COALESCE(end_date, DATE '9999-12-30') AS e
-                FROM product_holdings WHERE start_date <= {as_of}
+                FROM product_holdings WHERE start_date <= {as_of}{only}
             )
         )
     ) GROUP BY customer_id, product, island"""
-    return count_changes(merged, "n_products")
+
+
+def product_count_changes(ctx: Context) -> str | None:
+    """Change points ``(customer_id, d, n_products)``; None without product_holdings.
+
+    Examples
+    --------
+    >>> from crmresearch.survival import context
+    >>> ctx = context(load_source("data/bank"))          # doctest: +SKIP
+    >>> ctx.con.execute(product_count_changes(ctx)).df()  # doctest: +SKIP
+
+    Examples
+    --------
+    >>> sql = product_count_changes(context(load_source("data/demo")))  # doctest: +SKIP
+    """
+    if not ctx.has("product_holdings"):
+        return None
+    return count_changes(_merged_holdings_sql(ctx), "n_products")
+
+
+def sticky_product_changes(ctx: Context, products: tuple[str, ...] = STICKY_PRODUCTS) -> str | None:
+    """Change points ``(customer_id, d, holds_<p> for p in products)``; None without product_holdings.
+
+    One pass over the merged holdings of the sticky products: a merged
+    interval sets ``holds_<p>`` to 1 on its first day and to 0 the day after
+    its last.  A product's merged intervals never touch, so each of these is
+    a real change; the rows of one (customer, day) are combined, with NULL
+    for the products that do not change that day (the episodes carry each
+    column forward from its own latest change).
+
+    Examples
+    --------
+    >>> from crmresearch.survival import context
+    >>> ctx = context(load_source("data/bank"))          # doctest: +SKIP
+    >>> ctx.con.execute(sticky_product_changes(ctx)).df()  # doctest: +SKIP
+    """
+    if not ctx.has("product_holdings"):
+        return None
+    merged = _merged_holdings_sql(ctx, products)
+    # each merged interval read once: its first day (k = 0) and the day after its last (k = 1)
+    flips = f"""
+    SELECT customer_id, product, CASE WHEN k = 0 THEN d_from ELSE CAST(d_to + 1 AS DATE) END AS d, 1 - k AS v
+    FROM ({merged}) CROSS JOIN (VALUES (0), (1)) AS ends(k)
+    WHERE k = 0 OR d_to IS NOT NULL"""
+    cols = ", ".join(f"CAST(max(v) FILTER (WHERE product = {_sql_text(p)}) AS INTEGER) AS {sticky_covariate(p)}"
+                     for p in products)  # fmt: skip
+    return f"SELECT customer_id, d, {cols} FROM ({flips}) GROUP BY customer_id, d"

@@ -49,6 +49,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .contract import PRODUCTS
+from .coverage import STICKY_PRODUCTS, sticky_covariate
 from .io import atomic_dir
 from .rm_turnover import ORPHAN_BANDS
 
@@ -57,9 +58,16 @@ __all__ = ["DEFAULT_AS_OF", "DemoConfig", "TRUE_EFFECTS", "generate_demo_bank", 
 DEFAULT_AS_OF = dt.date(2026, 10, 31)
 
 # log hazard ratios of the true model (reference: salaried, walk_in, not orphaned); the
-# orphaned effect rises with the days orphaned so far (bands of crmresearch.rm_turnover)
+# orphaned effect rises with the days orphaned so far (bands of crmresearch.rm_turnover).
+# Holding a sticky product (crmresearch.coverage.STICKY_PRODUCTS) adds its own effect to
+# that of one more product: payroll and mobile banking protect beyond the count, fund SIP
+# and third-party custody do not (a zero effect, recorded as a truth too).
 TRUE_EFFECTS: dict[str, float] = {
     "n_products": -0.5,
+    "holds_mobile_banking": -0.3,
+    "holds_fund_sip": 0.0,
+    "holds_payroll": -0.4,
+    "holds_third_party_custody": 0.0,
     "rm_turnover_exposed": 0.7,
     "orphaned_band[0-7]": 0.1,
     "orphaned_band[8-30]": 0.5,
@@ -124,6 +132,11 @@ class DemoConfig:
     hazard_scale : float
         Multiplies the baseline hazard (e.g. 0.15 for a low-churn bank whose
         customers mostly stay the whole window, as the benchmarks use).
+
+    Examples
+    --------
+    >>> DemoConfig(branches=2, customers_per_branch=500, months=12, seed=1).as_of_date
+    datetime.date(2026, 10, 31)
     """
 
     branches: int = 8
@@ -212,6 +225,12 @@ def generate_demo_bank(cfg: DemoConfig = DemoConfig(), *, progress: bool = False
         ``datetime.date``-compatible ``datetime64``, months as ``YYYY-MM`` text).
     truth : dict
         The true model (``truth.json``).
+
+    Examples
+    --------
+    >>> tables, truth = generate_demo_bank(DemoConfig(branches=1, customers_per_branch=50, months=6))
+    >>> sorted(tables)[:3], truth["coefficients"]["n_products"]
+    (['branches', 'complaints', 'customers'], -0.5)
     """
     rng = np.random.default_rng(cfg.seed)
     as_of = pd.Timestamp(cfg.as_of_date)
@@ -260,6 +279,8 @@ def generate_demo_bank(cfg: DemoConfig = DemoConfig(), *, progress: bool = False
     ev_var: list[np.ndarray] = []
     ev_delta: list[np.ndarray] = []
     V_PROD, V_RM, V_COMP, V_CONT, V_ORPH1, V_ORPH2, V_ORPH3 = range(7)
+    V_STICKY = tuple(range(7, 7 + len(STICKY_PRODUCTS)))  # one 0/1 counter per sticky product
+    n_vars = 7 + len(STICKY_PRODUCTS)
 
     def add_events(day: np.ndarray, cust: np.ndarray, var: int, delta: int | np.ndarray) -> None:
         day = np.asarray(day, dtype=np.int64)
@@ -296,6 +317,10 @@ def generate_demo_bank(cfg: DemoConfig = DemoConfig(), *, progress: bool = False
     h_product = np.array(PRODUCTS)[order[h_cust, h_idx]]
     add_events(h_start, h_cust, V_PROD, 1)
     add_events(h_end + 1, h_cust, V_PROD, -1)
+    for var, product in zip(V_STICKY, STICKY_PRODUCTS, strict=True):  # a customer holds a product once
+        held = h_product == product
+        add_events(h_start[held], h_cust[held], var, 1)
+        add_events(h_end[held] + 1, h_cust[held], var, -1)
 
     # ---- RMs: slots per branch, each a sequence of RMs; customers belong to a slot
     slots_per_branch = max(1, round(cfg.customers_per_branch / 120))
@@ -421,10 +446,11 @@ def generate_demo_bank(cfg: DemoConfig = DemoConfig(), *, progress: bool = False
     var_all = np.concatenate(ev_var)[srt]
     delta_all = np.concatenate(ev_delta)[srt].astype(np.int16)
     bounds = np.searchsorted(day_all, np.arange(D + 1))
-    counters = np.zeros((7, N), dtype=np.int16)
+    counters = np.zeros((n_vars, N), dtype=np.int16)
     beta = np.array([TRUE_EFFECTS["n_products"], TRUE_EFFECTS["rm_turnover_exposed"],
                      TRUE_EFFECTS["complaint_escalated_90d"], TRUE_EFFECTS["retention_contact_90d"],
-                     *(TRUE_EFFECTS[f"orphaned_band[{b}]"] for b in ORPHAN_BANDS)])  # fmt: skip
+                     *(TRUE_EFFECTS[f"orphaned_band[{b}]"] for b in ORPHAN_BANDS),
+                     *(TRUE_EFFECTS[sticky_covariate(p)] for p in STICKY_PRODUCTS)])  # fmt: skip
     threshold = rng.exponential(1.0, N)
     cumhaz = np.zeros(N)
     churn_day = np.full(N, -1, dtype=np.int64)
@@ -654,6 +680,11 @@ def write_demo_bank(out_dir: str | Path, cfg: DemoConfig = DemoConfig(), *,
     -------
     Path
         The source path: ``out_dir`` or ``out_dir/bank.duckdb``.
+
+    Examples
+    --------
+    >>> write_demo_bank("data/demo", DemoConfig(seed=42))  # doctest: +SKIP
+    PosixPath('data/demo')
     """
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not force:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -27,19 +27,28 @@ from lifelines.statistics import multivariate_logrank_test
 from scipy import stats
 
 from .contract import Source
+from .coverage import STICKY_PRODUCTS, sticky_covariate
 from .errors import InputError
 from .flat import not_on_flat
+from .i18n import label
 from .kpis import month_bounds
 from .params import Params
-from .survival import customer_table, episodes
+from .survival import COVARIATES, _materialize, context, customer_table, episodes
 
-__all__ = ["CoverageResult", "coverage_group", "cumulative_incidence", "product_coverage", "rmst"]
+__all__ = ["CoverageResult", "StickyProductsResult", "coverage_group", "cumulative_incidence", "product_coverage",
+           "rmst", "sticky_products"]  # fmt: skip
 
 GROUP_ORDER = ["0", "1", "2", "3-4", "5+"]
 
 
 def coverage_group(n: pd.Series) -> pd.Series:
-    """Coverage groups of ``reports.md``: 0, 1, 2, 3–4, 5+ products."""
+    """Coverage groups of ``reports.md``: 0, 1, 2, 3–4, 5+ products.
+
+    Examples
+    --------
+    >>> coverage_group(pd.Series([0, 1, 2, 3, 4, 7])).astype(str).tolist()
+    ['0', '1', '2', '3-4', '3-4', '5+']
+    """
     n = n.astype(int)
     out = np.select([n <= 0, n == 1, n == 2, n <= 4], ["0", "1", "2", "3-4"], default="5+")
     return pd.Series(pd.Categorical(out, categories=GROUP_ORDER, ordered=True), index=n.index)
@@ -53,6 +62,11 @@ def rmst(duration: np.ndarray, event: np.ndarray, tau: float) -> tuple[float, fl
     times ``t_j <= tau``, with ``A_j`` the area under the curve from ``t_j`` to
     ``tau``.  (lifelines' ``return_variance`` is the variance of ``min(T, tau)``
     itself, not of its estimate, so it cannot give an interval.)
+
+    Examples
+    --------
+    >>> rmst(np.array([2.0, 4.0, 6.0]), np.array([1, 1, 1]), tau=10.0)[0]
+    4.0
     """
     duration = np.asarray(duration, dtype=float)
     event = np.asarray(event).astype(bool)
@@ -84,6 +98,11 @@ class CoverageResult:
     data : DataFrame
         One row per customer: ``group, n_products, duration`` (days from the
         landmark, or tenure days for a flat extract), ``event``.
+
+    Examples
+    --------
+    >>> res = product_coverage(src, month="2026-10")  # doctest: +SKIP
+    >>> res.table; res.summary; res.logrank; res.plot()  # doctest: +SKIP
     """
 
     landmark: dt.date | None
@@ -110,7 +129,12 @@ class CoverageResult:
         return t
 
     def table_by_count(self) -> pd.DataFrame:
-        """Like :attr:`table`, by the exact number of products instead of the groups."""
+        """Like :attr:`table`, by the exact number of products instead of the groups.
+
+        Examples
+        --------
+        >>> product_coverage(src, month="2026-10").table_by_count()  # doctest: +SKIP
+        """
         d = self.data
         churned = d["event"].astype(bool) & (d["duration"] <= self.horizon_days)
         t = (d.assign(churned=churned).groupby("n_products")
@@ -135,7 +159,12 @@ class CoverageResult:
         return self.table.merge(pd.DataFrame(rows), on="group")
 
     def at_risk(self, every_days: float | None = None) -> pd.DataFrame:
-        """Customers still at risk per group at regular times (default: every quarter of the horizon)."""
+        """Customers still at risk per group at regular times (default: every quarter of the horizon).
+
+        Examples
+        --------
+        >>> product_coverage(src, month="2026-10").at_risk()  # doctest: +SKIP
+        """
         step = every_days or self.horizon_days / 4
         times = np.arange(0, self.horizon_days + 1e-9, step)
         rows = {g: [int((self.data.loc[self.data["group"] == g, "duration"] >= t).sum()) for t in times]
@@ -156,6 +185,10 @@ class CoverageResult:
 
         Drawn by :func:`crmresearch.plots.km_plot` (``language="zh"`` for Chinese
         labels; other keyword arguments are passed on).
+
+        Examples
+        --------
+        >>> product_coverage(src, month="2026-10").plot(language="zh")  # doctest: +SKIP
         """
         from .plots import km_plot
 
@@ -287,3 +320,180 @@ def cumulative_incidence(result: CoverageResult, churn_types: pd.Series, *, seed
             rows.append({"group": g, "cause": cause, "cif": float(at), "lower": float(ci_at.iloc[0]),
                          "upper": float(ci_at.iloc[1])})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- sticky products
+
+# Why the sticky-product model cannot run on a flat extract (flat.FLAT_REASONS's style; to move
+# there with a "sticky products" row of flat.ANALYSES).
+STICKY_FLAT_REASON = ("a flat extract has no product_holdings table and no dates: which products each "
+                      "customer held, and when, is unknown (its n_products is a bare count)")  # fmt: skip
+
+
+def _change_words(hr: float) -> str:
+    """The words before "churn hazard": ``0.67`` -> "33% lower", ``1.2`` -> "20% higher",
+    ``2.35`` -> "2.4 times the", ``1.001`` -> "about the same"."""
+    if hr >= 2:
+        return f"{hr:.1f} times the"
+    pct = round(100 * abs(1 - hr))
+    return "about the same" if pct == 0 else f"{pct}% {'lower' if hr < 1 else 'higher'}"
+
+
+def _note(term: str, hr: float, lower: float, upper: float, level: int) -> str:
+    """The plain-words reading of one hazard ratio (an association), with its interval."""
+    if term == "n_products":
+        head = f"each additional product is associated with {_change_words(hr)} churn hazard"
+    else:
+        head = (f"holding {label(term.removeprefix('holds_'))} is associated with {_change_words(hr)} "
+                "churn hazard, beyond the number of products")  # fmt: skip
+    null = "; compatible with no association" if lower <= 1 <= upper else ""
+    return f"{head} (hazard ratio {hr:.2f}, {level}% interval {lower:.2f}–{upper:.2f}{null})"
+
+
+@dataclass
+class StickyProductsResult:
+    """Hazard ratios of each additional product and of the sticky products (``reports.md`` §3).
+
+    Attributes
+    ----------
+    table : DataFrame
+        ``term, hr, lower, upper, p, note``: ``n_products`` (per additional
+        product) and ``holds_<product>`` for each sticky product that entered
+        the model; ``note`` reads the ratio in plain words (an association).
+    holders : DataFrame
+        One row per sticky product: ``product, term, holders`` (customers in
+        follow-up who held it on at least one day; exact: suppress before
+        showing it), ``used`` and ``reason`` (why it was left out, else empty).
+    model : TimeVaryingCox
+        The fitted model (every term: ``model.hazard_ratios()``, ``model.plot()``).
+    caveats : list of str
+        Plain-words caveats: what was left out and why, what the model adjusts
+        for, and that the ratios are associations.
+
+    Examples
+    --------
+    >>> r = sticky_products(src)                              # doctest: +SKIP
+    >>> r.table; r.holders; r.caveats; r.model.plot()         # doctest: +SKIP
+    """
+
+    table: pd.DataFrame
+    holders: pd.DataFrame
+    model: object
+    caveats: list[str] = field(default_factory=list)
+
+    def _repr_html_(self) -> str:
+        notes = "".join(f"<br><i>{c}</i>" for c in self.caveats)
+        return (f"<p>Sticky products: hazard ratios from the time-varying Cox model{notes}</p>"
+                + self.table.to_html(index=False, float_format=lambda v: f"{v:.3g}"))  # fmt: skip
+
+
+def sticky_products(source: Source, params: Params | None = None, *, as_of: dt.date | None = None,
+                    branch: str | None = None) -> StickyProductsResult:  # fmt: skip
+    """The hazard ratio of each additional product and of each sticky product.
+
+    One time-varying Cox model (:func:`crmresearch.models.causes_model` with
+    its ``covariates``): the causes model's covariates (product count,
+    RM-turnover exposure, escalated complaint, dormancy, tier, segment: those
+    the source supplies and that vary) plus the indicators ``holds_<product>``
+    of the sticky products (:data:`crmresearch.coverage.STICKY_PRODUCTS`:
+    mobile banking, fund SIP, payroll, third-party custody), 1 on the days the
+    customer holds the product.  A sticky product also counts in
+    ``n_products``, so its hazard ratio is the association *beyond* that of
+    one more product: holding it rather than not, the other products being
+    the same, goes with ``HR(n_products) × HR(holds_<product>)``.
+
+    A sticky product held by fewer than ``params.min_cell_size`` (10)
+    customers in follow-up (of the branch, when given) is left out of the
+    model, and a caveat says so; so is one that every customer holds
+    throughout (no contrast).  Hazard ratios are associations, not the
+    effect of selling the product: customers who take payroll or mobile
+    banking may differ in ways the model does not see.
+
+    Parameters
+    ----------
+    source : Source
+        A loaded calendar source with a ``product_holdings`` table.
+    params : Params, optional
+        Churn definition, windows and ``min_cell_size``.
+    as_of : datetime.date, optional
+        Censoring date (default: the extract's as-of date).
+    branch : str, optional
+        Fit on this branch's customers only.
+
+    Returns
+    -------
+    StickyProductsResult
+        ``table`` (``term, hr, lower, upper, p, note``), ``holders``,
+        ``model`` and ``caveats``.
+
+    Raises
+    ------
+    InputError
+        A flat extract (no holdings, no dates), no ``product_holdings``
+        table, or an unknown branch.
+
+    Examples
+    --------
+    >>> r = sticky_products(src)                    # doctest: +SKIP
+    >>> r.table[["term", "hr", "lower", "upper"]]  # doctest: +SKIP
+    >>> r.table["note"].tolist(); r.caveats         # doctest: +SKIP
+    """
+    from .models import CAUSES_COVARIATES, causes_model
+
+    if source.flat:
+        raise InputError(f"sticky products cannot run on the flat extract {source.path}: {STICKY_FLAT_REASON}")
+    if not source.has("product_holdings"):
+        raise InputError(f"sticky products need the product_holdings table, which the source {source.path} "
+                         "does not supply")  # fmt: skip
+    params = params or Params()
+    ctx = context(source, params, as_of)
+    _, ep = _materialize(source, ctx)
+    where, args = ("WHERE branch_id = ?", [branch]) if branch is not None else ("", [])
+    if branch is not None and not ctx.con.execute(f"SELECT count(*) FROM {ep} {where}", args).fetchone()[0]:
+        known = [r[0] for r in ctx.con.execute(f"SELECT DISTINCT branch_id FROM {ep} ORDER BY 1").fetchall()]
+        raise InputError(f"unknown branch {branch!r} (no customer in follow-up) in {source.path}; known: "
+                         + ", ".join(known[:20]))  # fmt: skip
+    terms = [sticky_covariate(p) for p in STICKY_PRODUCTS]
+    # per sticky product: customers who held it on some day, and episodes without it (any contrast?)
+    stats_sql = ", ".join(f"count(DISTINCT customer_id) FILTER (WHERE {t} = 1), count(*) FILTER (WHERE {t} = 0)"
+                          for t in terms)  # fmt: skip
+    # the causes model's default covariates: those known on every episode that vary
+    base = [c for c in CAUSES_COVARIATES if c in COVARIATES]
+    vary_sql = ", ".join(f"count({c}) = count(*) AND count(DISTINCT {c}) > 1" for c in base)
+    row = ctx.con.execute(f"SELECT {stats_sql}, {vary_sql} FROM {ep} {where}", args).fetchone()
+    covariates = [c for c, ok in zip(base, row[2 * len(terms):], strict=True) if ok]
+    if "segment" in CAUSES_COVARIATES:
+        cust = customer_table(source, params, as_of=as_of)
+        seg = cust.loc[cust["branch_id"] == branch, "segment"] if branch is not None else cust["segment"]
+        if seg.notna().all() and seg.nunique() > 1:
+            covariates.append("segment")
+    m = params.min_cell_size
+    rows, caveats = [], []
+    for i, (product, term) in enumerate(zip(STICKY_PRODUCTS, terms, strict=True)):
+        holders, without = int(row[2 * i]), int(row[2 * i + 1])
+        reason = ""
+        if holders < m:
+            reason = f"held by fewer than {m} customers"
+        elif without == 0:
+            reason = "held by every customer throughout (nothing to compare with)"
+        rows.append({"product": product, "term": term, "holders": holders, "used": not reason, "reason": reason})
+        if reason:
+            caveats.append(f"{label(product)} is left out: {reason}.")
+    holders_df = pd.DataFrame(rows, columns=["product", "term", "holders", "used", "reason"])
+    kept = holders_df.loc[holders_df["used"], "term"].tolist()
+    covariates += kept
+    model = causes_model(source, params, as_of=as_of, branch=branch, covariates=covariates)
+    hr = model.hazard_ratios().set_index("term")
+    shown = [t for t in ("n_products", *kept) if t in hr.index]
+    if "n_products" not in shown:
+        caveats.append("The number of products does not vary among these customers: no ratio per product.")
+    level = round(100 * (1 - model.alpha))
+    table = hr.loc[shown].reset_index()
+    table["note"] = [_note(r.term, r.hr, r.lower, r.upper, level) for r in table.itertuples()]
+    others = [c for c in covariates if c not in ("n_products", *kept)]
+    if others:
+        caveats.append("Adjusted for " + ", ".join(label(c) for c in others) + "; on the tenure time scale "
+                       "(the lifecycle stage is the baseline hazard).")  # fmt: skip
+    caveats.append("Associations, not effects: customers who take these products may differ in ways the "
+                   "model does not see.")  # fmt: skip
+    return StickyProductsResult(table, holders_df, model, caveats)

@@ -41,7 +41,7 @@ from .activity import monthly_state_changes
 from .churn import churn_events
 from .complaints import escalation_changes
 from .contract import Source
-from .coverage import product_count_changes
+from .coverage import STICKY_COVARIATES, product_count_changes, sticky_product_changes
 from .errors import InputError
 from .io import write_relation
 from .params import Params
@@ -63,6 +63,7 @@ DAYS_PER_MONTH = 30.4375  # average Gregorian month, for flat extracts' tenure i
 # name -> (builder, SQL type, value before the first change point)
 COVARIATES: dict[str, tuple[str, str, str]] = {
     "n_products": ("product_holdings", "INTEGER", "0"),
+    **{name: ("product_holdings", "INTEGER", "0") for name in STICKY_COVARIATES},
     "rm_turnover_exposed": ("rm_assignments", "INTEGER", "0"),
     "orphaned": ("rm_assignments", "INTEGER", "0"),
     "orphaned_band": ("rm_assignments", "VARCHAR", "'none'"),
@@ -71,7 +72,8 @@ COVARIATES: dict[str, tuple[str, str, str]] = {
     "tier": ("monthly_balances", "VARCHAR", "'unknown'"),
     "retention_contact_90d": ("retention_actions", "INTEGER", "0"),
 }
-_BUILDERS = (product_count_changes, exposure_changes, orphaned_changes, orphaned_band_changes,
+_BUILDERS = (product_count_changes, sticky_product_changes,
+             exposure_changes, orphaned_changes, orphaned_band_changes,
              escalation_changes,
              monthly_state_changes, contact_changes)  # fmt: skip
 
@@ -84,6 +86,10 @@ def context(source: Source, params: Params | None = None, as_of: dt.date | None 
     InputError
         The source is a flat extract, or ``as_of`` lies outside
         [observation_start, extract as-of].
+
+    Examples
+    --------
+    >>> ctx = context(load_source("data/demo"), as_of=dt.date(2026, 6, 30))  # doctest: +SKIP
     """
     if source.flat:
         raise InputError("this is a flat extract (no dates): it has a customer table but no "
@@ -199,11 +205,11 @@ def _customer_table_sql(ctx: Context, cust_table: str, ep_table: str) -> str:
 def _flat_customer_table_sql(source: Source) -> str:
     cols = {r[0] for r in source.con.execute("DESCRIBE customers").fetchall()} - {"__row", "name"}
     fixed = ["customer_id", "branch_id", "tenure_months", "churned", "churn_type", "churn_reason",
-             "segment", "channel", "birth_year", "n_products"]  # fmt: skip
+             "segment", "channel", "birth_year", "age", "n_products"]  # fmt: skip
     extras = sorted(cols - set(fixed))
 
     def opt(c: str, typ: str) -> str:
-        return c if c in cols else f"CAST(NULL AS {typ}) AS {c}"
+        return f'"{c}"' if c in cols else f"CAST(NULL AS {typ})"
 
     churn_type = ("CASE WHEN churned THEN COALESCE(churn_type, 'unknown') END" if "churn_type" in cols
                   else "CASE WHEN churned THEN 'unknown' END")  # fmt: skip
@@ -212,8 +218,9 @@ def _flat_customer_table_sql(source: Source) -> str:
            CAST(NULL AS DATE) AS open_date, CAST(NULL AS DATE) AS entry_date, CAST(NULL AS DATE) AS end_date,
            0.0 AS entry, tenure_months * {DAYS_PER_MONTH} AS duration, tenure_months,
            CAST(churned AS INTEGER) AS event, {churn_type} AS churn_type,
-           {opt("churn_reason", "VARCHAR")}, {opt("segment", "VARCHAR")}, {opt("channel", "VARCHAR")},
-           {opt("birth_year", "BIGINT")}, CAST(NULL AS INTEGER) AS age,
+           {opt("churn_reason", "VARCHAR")} AS churn_reason, {opt("segment", "VARCHAR")} AS segment,
+           {opt("channel", "VARCHAR")} AS channel, {opt("birth_year", "BIGINT")} AS birth_year,
+           CAST({opt("age", "INTEGER")} AS INTEGER) AS age,
            'unknown' AS tier_at_entry, {opt("n_products", "BIGINT")} AS n_products_at_entry
            {''.join(', "' + e + '"' for e in extras)}
     FROM customers ORDER BY customer_id"""
@@ -249,6 +256,11 @@ def customer_table(source: Source, params: Params | None = None, *, as_of: dt.da
         tenure_months * 30.4375`` days (tenure read as tenure at exit for
         churners), plus ``tenure_months`` and the source's extra columns
         (never ``name``).
+
+    Examples
+    --------
+    >>> cust = customer_table(load_source("data/demo"))  # doctest: +SKIP
+    >>> cust[["entry", "duration", "event"]].describe()  # doctest: +SKIP
     """
     if source.flat:
         return source.con.execute(_flat_customer_table_sql(source)).df()
@@ -271,14 +283,23 @@ def episodes(source: Source, params: Params | None = None, *, as_of: dt.date | N
         One row per (customer, spell of constant covariates):
         ``customer_id, branch_id, start, stop, event`` (tenure days, the
         ``(start, stop]`` convention; ``event`` = 1 on a churner's last
-        episode only), the covariates ``n_products, rm_turnover_exposed,
-        orphaned, orphaned_band, complaint_escalated_90d, dormant, tier,
-        retention_contact_90d``, and the calendar days ``start_date,
+        episode only), the covariates ``n_products``, the sticky-product
+        indicators ``holds_mobile_banking, holds_fund_sip, holds_payroll,
+        holds_third_party_custody`` (1 on the days the product is held;
+        :data:`crmresearch.coverage.STICKY_PRODUCTS`),
+        ``rm_turnover_exposed, orphaned, orphaned_band,
+        complaint_escalated_90d, dormant, tier, retention_contact_90d``
+        (:data:`COVARIATES`, in that order), and the calendar days ``start_date,
         stop_date`` the episode covers (inclusive).  A customer opened before
         the observation start has a first episode starting at their tenure
         on that day.  Ready for ``lifelines.CoxTimeVaryingFitter(...).fit(df,
         id_col="customer_id", start_col="start", stop_col="stop",
         event_col="event")``.
+
+    Examples
+    --------
+    >>> ep = episodes(load_source("data/demo"), as_of=dt.date(2026, 6, 30))  # doctest: +SKIP
+    >>> ep.groupby("n_products")["event"].sum()  # doctest: +SKIP
     """
     ctx = context(source, params, as_of)
     _, ep = _materialize(source, ctx)
@@ -293,6 +314,11 @@ def write_survival_table(source: Source, params: Params, out: str | Path, *, as_
     -------
     (str, int)
         What was written ("customer table" or "episodes") and its row count.
+
+    Examples
+    --------
+    >>> write_survival_table(src, Params(), "episodes.parquet", episodes=True)  # doctest: +SKIP
+    ('episodes', 2412345)
     """
     if source.flat:
         if episodes:
