@@ -34,11 +34,6 @@ def sticky_covariate(product: str) -> str:
     --------
     >>> sticky_covariate("payroll")
     'holds_payroll'
-
-    Examples
-    --------
-    >>> sticky_covariate("payroll")
-    'holds_payroll'
     """
     return f"holds_{product}"
 
@@ -87,10 +82,6 @@ def product_count_changes(ctx: Context) -> str | None:
     >>> from crmresearch.survival import context
     >>> ctx = context(load_source("data/bank"))          # doctest: +SKIP
     >>> ctx.con.execute(product_count_changes(ctx)).df()  # doctest: +SKIP
-
-    Examples
-    --------
-    >>> sql = product_count_changes(context(load_source("data/demo")))  # doctest: +SKIP
     """
     if not ctx.has("product_holdings"):
         return None
@@ -98,29 +89,33 @@ def product_count_changes(ctx: Context) -> str | None:
 
 
 def sticky_product_changes(ctx: Context, products: tuple[str, ...] = STICKY_PRODUCTS) -> str | None:
-    """Change points ``(customer_id, d, holds_<p> for p in products)``; None without product_holdings.
+    """Change points ``(customer_id, d, sticky_mask)``; None without product_holdings.
 
-    One pass over the merged holdings of the sticky products: a merged
-    interval sets ``holds_<p>`` to 1 on its first day and to 0 the day after
-    its last.  A product's merged intervals never touch, so each of these is
-    a real change; the rows of one (customer, day) are combined, with NULL
-    for the products that do not change that day (the episodes carry each
-    column forward from its own latest change).
+    ``sticky_mask`` has bit ``k`` set on the days the customer holds
+    ``products[k]`` (the episodes decode it into ``holds_<product>``
+    columns: one carried column instead of one per product).  A merged
+    holding interval adds its bit on its first day and removes it the day
+    after its last; a product's merged intervals never touch, so the running
+    sum of these changes is the mask, and only days where it changes are
+    emitted.
 
     Examples
     --------
     >>> from crmresearch.survival import context
-    >>> ctx = context(load_source("data/bank"))          # doctest: +SKIP
+    >>> ctx = context(load_source("data/bank"))            # doctest: +SKIP
     >>> ctx.con.execute(sticky_product_changes(ctx)).df()  # doctest: +SKIP
     """
     if not ctx.has("product_holdings"):
         return None
     merged = _merged_holdings_sql(ctx, products)
-    # each merged interval read once: its first day (k = 0) and the day after its last (k = 1)
+    bit = "CASE product " + " ".join(f"WHEN {_sql_text(p)} THEN {1 << k}" for k, p in enumerate(products)) + " END"
     flips = f"""
-    SELECT customer_id, product, CASE WHEN k = 0 THEN d_from ELSE CAST(d_to + 1 AS DATE) END AS d, 1 - k AS v
-    FROM ({merged}) CROSS JOIN (VALUES (0), (1)) AS ends(k)
-    WHERE k = 0 OR d_to IS NOT NULL"""
-    cols = ", ".join(f"CAST(max(v) FILTER (WHERE product = {_sql_text(p)}) AS INTEGER) AS {sticky_covariate(p)}"
-                     for p in products)  # fmt: skip
-    return f"SELECT customer_id, d, {cols} FROM ({flips}) GROUP BY customer_id, d"
+    SELECT customer_id, d_from AS d, {bit} AS delta FROM ({merged})
+    UNION ALL
+    SELECT customer_id, CAST(d_to + 1 AS DATE) AS d, -({bit}) AS delta FROM ({merged}) WHERE d_to IS NOT NULL"""
+    return f"""
+    SELECT customer_id, d, CAST(running AS INTEGER) AS sticky_mask FROM (
+        SELECT customer_id, d, delta,
+               sum(delta) OVER (PARTITION BY customer_id ORDER BY d ROWS UNBOUNDED PRECEDING) AS running
+        FROM (SELECT customer_id, d, sum(delta) AS delta FROM ({flips}) GROUP BY customer_id, d)
+    ) WHERE delta <> 0"""

@@ -46,7 +46,7 @@ from .errors import InputError
 from .io import write_relation
 from .params import Params
 from .retention import contact_changes
-from .rm_turnover import exposure_changes, orphaned_band_changes, orphaned_changes
+from .rm_turnover import exposure_changes, orphaned_band_changes
 from .timeline import Context, date_lit
 
 __all__ = [
@@ -72,10 +72,18 @@ COVARIATES: dict[str, tuple[str, str, str]] = {
     "tier": ("monthly_balances", "VARCHAR", "'unknown'"),
     "retention_contact_90d": ("retention_actions", "INTEGER", "0"),
 }
-_BUILDERS = (product_count_changes, sticky_product_changes,
-             exposure_changes, orphaned_changes, orphaned_band_changes,
-             escalation_changes,
-             monthly_state_changes, contact_changes)  # fmt: skip
+_BUILDERS = (product_count_changes, sticky_product_changes, exposure_changes, orphaned_band_changes,
+             escalation_changes, monthly_state_changes, contact_changes)  # fmt: skip
+# Covariates computed from a carried column instead of carried themselves (fewer columns
+# through the window): the sticky indicators from one bit mask, orphaned from its band.
+_DERIVED: dict[str, str] = {
+    **{name: f"(sticky_mask >> {k}) & 1" for k, name in enumerate(STICKY_COVARIATES)},
+    "orphaned": "CAST(orphaned_band <> 'none' AS INTEGER)",
+}
+_CARRIED: dict[str, tuple[str, str, str]] = {
+    "sticky_mask": ("product_holdings", "INTEGER", "0"),
+    **{n: v for n, v in COVARIATES.items() if n not in _DERIVED},
+}
 
 
 def context(source: Source, params: Params | None = None, as_of: dt.date | None = None) -> Context:
@@ -122,17 +130,20 @@ def _episodes_sql(ctx: Context, cust: str) -> str:
     """Episodes of the customers in table ``cust`` (built by :func:`_customers_sql`)."""
     parts = [b(ctx) for b in _BUILDERS]
     parts = [p for p in parts if p is not None]
-    present = {name for name, (table, _, _) in COVARIATES.items() if ctx.has(table)
+    present = {name for name, (table, _, _) in _CARRIED.items() if ctx.has(table)
                and (table != "rm_assignments" or ctx.has("relationship_managers"))}  # fmt: skip
-    names = list(COVARIATES)
+    names = list(_CARRIED)
     # entry rows first (they fix every column's type), then each builder's change points
     entry = "SELECT customer_id, entry_date AS d, " + ", ".join(
-        f"CAST(NULL AS {COVARIATES[n][1]}) AS {n}" for n in names) + f" FROM {cust}"  # fmt: skip
+        f"CAST(NULL AS {_CARRIED[n][1]}) AS {n}" for n in names) + f" FROM {cust}"  # fmt: skip
     changes = " UNION ALL BY NAME ".join([entry, *(f"SELECT * FROM ({p})" for p in parts)])
 
     def val(n: str) -> str:
-        default = COVARIATES[n][2] if n in present else f"CAST(NULL AS {COVARIATES[n][1]})"
+        default = _CARRIED[n][2] if n in present else f"CAST(NULL AS {_CARRIED[n][1]})"
         return f"COALESCE({n}, {default}) AS {n}"
+
+    def out(n: str) -> str:
+        return f"CAST({_DERIVED[n]} AS {COVARIATES[n][1]}) AS {n}" if n in _DERIVED else n
 
     carried = ", ".join(f"last_value({n} IGNORE NULLS) OVER w AS {n}" for n in names)
     # Every builder emits only the days its covariate really changes, so each
@@ -153,7 +164,7 @@ def _episodes_sql(ctx: Context, cust: str) -> str:
            CAST(d_from - open_date AS INTEGER) AS start,
            CAST(d_to - open_date + 1 AS INTEGER) AS stop,
            CAST(event AND d_to = end_date AS INTEGER) AS event,
-           {', '.join(names)},
+           {', '.join(out(n) for n in COVARIATES)},
            d_from AS start_date, d_to AS stop_date
     FROM cut"""
 
