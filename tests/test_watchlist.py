@@ -57,3 +57,23 @@ def test_actions_follow_the_signals() -> None:
         "re-activation call", "handover visit by the new RM",
         "supervisor follow-up of the complaint; cross-sell a sticky product"]
     assert np.all(suggested_actions(pd.DataFrame({"dormant": [0]})) == "relationship review")
+
+
+def test_keygen_and_unmask_cli(small_demo: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from crmresearch.cli import main
+    from crmresearch.privacy import load_key
+
+    key_file = tmp_path / "secret" / "pseudonym.key"
+    assert main(["keygen", str(key_file)]) == 0
+    assert key_file.stat().st_mode & 0o077 == 0, "the key is readable by its owner only"
+    assert main(["keygen", str(key_file)]) == 2, "an existing key is never replaced silently"
+    ids = ["0000000005", "0000000017"]
+    tokens = pseudonymize(ids, load_key(key_file)).tolist()
+    capsys.readouterr()
+    assert main(["unmask", str(small_demo), *tokens, "--key-file", str(key_file)]) == 0
+    out = capsys.readouterr().out.split()
+    assert out == [tokens[0], ids[0], tokens[1], ids[1]]
+    monkeypatch.setenv("CRMRESEARCH_PSEUDONYM_KEY", "another-key")
+    assert main(["unmask", str(small_demo), tokens[0]]) == 1  # the wrong key resolves nothing
+    assert "(not found)" in capsys.readouterr().out

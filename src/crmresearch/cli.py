@@ -1,4 +1,4 @@
-"""Command line: ``crmresearch validate | demo-data | survival-table | import-flat | metrics | keygen``.
+"""Command line: ``crmresearch validate | demo-data | survival-table | import-flat | metrics | keygen | unmask``.
 
 Every command takes ``--params FILE``; user errors (bad data, bad parameters,
 bad paths) end with a clear message and a non-zero exit code, and nothing is
@@ -145,6 +145,23 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_unmask(args: argparse.Namespace) -> int:
+    from .privacy import load_key, resolve_pseudonyms
+
+    key = load_key(args.key_file)
+    source = load_source(args.source, _params(args))
+    try:
+        found = resolve_pseudonyms(args.tokens, source.df("customers")["customer_id"], key)
+    finally:
+        source.close()
+    for row in found.itertuples():
+        print(f"{row.pseudonym}\t{row.customer_id if row.customer_id is not None else '(not found)'}")
+    missing = int(found["customer_id"].isna().sum())
+    if missing:
+        _say(f"{missing} pseudonym(s) match no customer of {args.source} with this key")
+    return EXIT_OK if not missing else EXIT_INVALID
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="crmresearch", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"crmresearch {__version__}")
@@ -203,6 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("file", type=Path)
     sp.add_argument("--force", action="store_true", help="replace an existing key (changes every pseudonym)")
     sp.set_defaults(func=cmd_keygen)
+
+    sp = add("unmask", "resolve report pseudonyms to customer IDs (for staff who hold the key)")
+    sp.add_argument("source", type=Path)
+    sp.add_argument("tokens", nargs="+", help="pseudonyms as shown in a report (P + 16 hex digits)")
+    sp.add_argument("--key-file", type=Path, default=None,
+                    help="the pseudonym key file (default: $CRMRESEARCH_PSEUDONYM_KEY)")
+    sp.set_defaults(func=cmd_unmask)
     return p
 
 
