@@ -83,3 +83,22 @@ def test_cli_reports_bad_params(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert code != 0
     err = capsys.readouterr().err
     assert "windows.complaint_days" in err and str(p) in err
+
+
+def test_branch_overrides_are_merged_and_validated_up_front(tmp_path: Path) -> None:
+    from crmresearch.params import branch_params
+
+    d = tmp_path / "branches"
+    d.mkdir()
+    (d / "B002.yaml").write_text("retention:\n  response_target_days: 3\n", encoding="utf-8")
+    base = load_params(overrides={"min_cell_size": 20})
+    got = branch_params(base, d, ["B001", "B002"])
+    assert set(got) == {"B002"}
+    assert got["B002"].retention.response_target_days == 3 and got["B002"].min_cell_size == 20
+    assert branch_params(base, tmp_path / "none", ["B001"]) == {}
+    (d / "B003.yaml").write_text("min_cell_size: 5\n", encoding="utf-8")
+    (d / "B001.yaml").write_text("retention:\n  grace_days: -1\n", encoding="utf-8")
+    with pytest.raises(ParamsError) as err:
+        branch_params(base, d, ["B001", "B002"])
+    msg = str(err.value)
+    assert "B003.yaml: no branch 'B003'" in msg and "B001.yaml" in msg and "retention.grace_days" in msg

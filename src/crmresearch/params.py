@@ -29,6 +29,7 @@ __all__ = [
     "WarningParams",
     "Params",
     "ParamsError",
+    "branch_params",
     "Tier",
     "WindowParams",
     "load_params",
@@ -292,6 +293,58 @@ class ParamsError(InputError):
     crmresearch.params.ParamsError: invalid parameters in command-line options:
       command-line options: dormancy_months: Input should be greater than or equal to 1 (got 0)
     """
+
+
+def branch_params(base: Params, branches_dir: str | Path | None, branch_ids: list[str]) -> dict[str, Params]:
+    """Per-branch parameters: ``<branches_dir>/<branch_id>.yaml`` merged over ``base``.
+
+    Every override file is read and validated up front (before any report
+    runs), so one bad file stops the run with an error naming the file and
+    the key; a file for a branch the source does not have is an error too
+    (a typo would otherwise be ignored silently).
+
+    Parameters
+    ----------
+    base : Params
+        The run's parameters (defaults + params file + command-line options).
+    branches_dir : str or Path, optional
+        Folder of per-branch overrides (e.g. ``params/branches``); missing or
+        None: no overrides.
+    branch_ids : list of str
+        The source's branches.
+
+    Returns
+    -------
+    dict of str to Params
+        Only the branches that have an override file.
+
+    Raises
+    ------
+    ParamsError
+        An invalid file or key, or a file whose name is not a known branch.
+
+    Examples
+    --------
+    >>> branch_params(Params(), "params/branches", ["B001", "B002"])  # doctest: +SKIP
+    {'B002': Params(...)}
+    """
+    if branches_dir is None or not Path(branches_dir).is_dir():
+        return {}
+    known = set(branch_ids)
+    out: dict[str, Params] = {}
+    errors: list[str] = []
+    for f in sorted([*Path(branches_dir).glob("*.yaml"), *Path(branches_dir).glob("*.yml")]):
+        if f.stem not in known:
+            errors.append(f"{f}: no branch {f.stem!r} in the source (known: {', '.join(sorted(known)[:10])}"
+                          f"{' ...' if len(known) > 10 else ''})")  # fmt: skip
+            continue
+        try:
+            out[f.stem] = load_params(f, base=base)
+        except ParamsError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise ParamsError("per-branch parameters are invalid:\n" + "\n".join(errors))
+    return out
 
 
 def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
