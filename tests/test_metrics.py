@@ -98,3 +98,12 @@ def test_flat_extract_metrics(tmp_path: Path) -> None:
     assert by_group["1"]["customers"] + by_group["2"]["customers"] + by_group["3-4"]["customers"] == 10_000
     assert any("monthly KPIs" in c for c in m["caveats"])
     assert main(["metrics", str(src_dir), "--bank", "--month", "2026-10", "--out", str(tmp_path / "z.json")]) == 2
+
+
+def test_engine_settings_do_not_change_the_file(small_demo: Path) -> None:
+    from crmresearch.metrics import metrics, metrics_json
+
+    src = load_source(small_demo)
+    a = metrics(src, month="2026-10", branch="B002")
+    b = metrics(src, load_params(overrides={"engine.threads": 1}), month="2026-10", branch="B002")
+    assert metrics_json(a) == metrics_json(b)

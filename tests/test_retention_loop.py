@@ -234,3 +234,32 @@ def test_a_real_contact_effect_is_detected(tmp_path: Path) -> None:
     results = _by_replicate(_simulate(tmp_path / "effect", range(100, 103), n=1500, contact_log_hr=np.log(0.3)))
     assert all(r.odds_ratio is not None and r.odds_ratio["lower"] > 1 for r in results), [
         r.odds_ratio for r in results]
+
+
+def test_no_warnings_unknown_branch_and_no_contacts(warned) -> None:
+    # a month whose cohort window holds no warning: an empty cohort, counts zero, a caveat
+    res = contact_outcomes(warned, load_params(overrides={"retention.cohort_months": 1}), month="2024-05")
+    assert res.counts["customers"].sum() == 0 and res.odds_ratio is None and res.caveats
+    for call in (lambda: early_warnings(warned, branch="NOPE"),
+                 lambda: contact_outcomes(warned, month="2024-06", branch="NOPE")):  # fmt: skip
+        with pytest.raises(InputError, match="unknown branch 'NOPE'.*B1, B2"):
+            call()
+    (Path(warned.path) / "retention_actions.csv").unlink()
+    w = early_warnings(load_source(warned.path))
+    assert w["contacted_in_target"].isna().all(), "without contacts supplied, contact is unknown, not 'no'"
+    assert np.isnan(warning_summary(w).set_index("rule").loc["all", "share_in_target"])
+
+
+def test_asset_attrition_cohort_waits_for_confirmed_churns() -> None:
+    from crmresearch.retention_loop import _cohort_window
+
+    _, recorded, _ = _cohort_window("2024-12", Params())
+    _, attrition, _ = _cohort_window("2024-12", load_params(overrides={"churn.definition": "asset_attrition"}))
+    assert recorded == pd.Timestamp("2024-10-01") and attrition == pd.Timestamp("2024-08-01")
+
+
+def test_earlier_contact_is_adjusted_for(warned) -> None:
+    """A customer contacted shortly before the warning is still protected: the model adjusts for it."""
+    cohort, _, _ = retention_cohort(warned, month="2024-06")
+    assert "contacted_before" in cohort.columns
+    assert set(cohort["contacted_before"].dropna().unique()) <= {0, 1}

@@ -77,3 +77,18 @@ def test_keygen_and_unmask_cli(small_demo: Path, tmp_path: Path, capsys: pytest.
     monkeypatch.setenv("CRMRESEARCH_PSEUDONYM_KEY", "another-key")
     assert main(["unmask", str(small_demo), tokens[0]]) == 1  # the wrong key resolves nothing
     assert "(not found)" in capsys.readouterr().out
+
+
+def test_pooled_baseline_gives_every_active_customer_a_risk(listed) -> None:
+    """Far out in tenure the raw Breslow steps rest on a few customers (a 90-day window catches
+    one jump or none); the pooled band rates give every customer a positive, finite risk."""
+    from crmresearch.models import causes_model
+    from crmresearch.watchlist import pooled_baseline
+
+    src, _ = listed
+    pooled = pooled_baseline(causes_model(src, as_of=pd.Timestamp("2026-10-31").date()))
+    assert (pooled["rate_per_day"] > 0).all() and np.isfinite(pooled["rate_per_day"]).all()
+    everyone = watch_list(src, month="2026-10", branch="B002", top=10**6, validate=False).table
+    assert (everyone["churn_risk_90d"] > 0).all()
+    with pytest.raises(Exception, match="unknown branch"):
+        watch_list(src, month="2026-10", branch="NOPE")

@@ -60,10 +60,27 @@ from .rm_turnover import exits_sql, has_rm_tables
 from .survival import _materialize, context
 from .timeline import Context
 
-__all__ = ["WARNING_COLUMNS", "early_warnings", "rule_availability", "warning_summary"]
+__all__ = ["WARNING_COLUMNS", "check_branch", "early_warnings", "rule_availability", "warning_summary"]
 
 WARNING_COLUMNS = ["customer_id", "branch_id", "rm_id", "rule", "warning_date", "active_until",
                    "first_contact_date", "days_to_contact", "target_closed", "contacted_in_target"]  # fmt: skip
+
+
+def check_branch(source: Source, branch: str | None) -> None:
+    """Raise an :class:`InputError` listing known branches when ``branch`` is not one of them.
+
+    Examples
+    --------
+    >>> check_branch(src, "NOPE")  # doctest: +SKIP
+    Traceback (most recent call last):
+    crmresearch.errors.InputError: unknown branch 'NOPE'; the source has 8 branches: B001, ...
+    """
+    if branch is None:
+        return
+    known = source.df("branches")["branch_id"].tolist()
+    if branch not in known:
+        raise InputError(f"unknown branch {branch!r}; the source has {len(known)} branches: "
+                         f"{', '.join(known[:20])}{' ...' if len(known) > 20 else ''}")  # fmt: skip
 
 
 def rule_availability(ctx: Context) -> dict[str, str | None]:
@@ -248,6 +265,7 @@ def early_warnings(source: Source, params: Params | None = None, *, month: str |
     if source.flat:
         raise not_on_flat("early warnings", source)
     params = params or Params()
+    check_branch(source, branch)
     if month is not None:
         if as_of is not None:
             raise InputError("give either month or as_of, not both")
@@ -271,6 +289,8 @@ def early_warnings(source: Source, params: Params | None = None, *, month: str |
     out["target_closed"] = out["warning_date"] + pd.Timedelta(days=target) <= pd.Timestamp(ctx.as_of)
     in_target = out["days_to_contact"] <= target
     out["contacted_in_target"] = in_target.astype("boolean").where(in_target | out["target_closed"])
+    if not source.has("retention_actions"):  # contacts were not supplied: unknown, not "not contacted"
+        out["contacted_in_target"] = pd.Series(pd.NA, index=out.index, dtype="boolean")
     return out[WARNING_COLUMNS]
 
 
@@ -295,7 +315,7 @@ def warning_summary(warnings: pd.DataFrame) -> pd.DataFrame:
     >>> warning_summary(early_warnings(src, month="2026-10"))  # doctest: +SKIP
     """
     def row(rule: str, w: pd.DataFrame) -> dict:
-        closed = w[w["target_closed"] | w["contacted_in_target"].fillna(False).astype(bool)]
+        closed = w[w["contacted_in_target"].notna()]  # answered, or the target window has closed
         hit = int(closed["contacted_in_target"].fillna(False).astype(bool).sum())
         return {"rule": rule, "warnings": len(w), "customers": w["customer_id"].nunique(),
                 "target_closed": len(closed), "contacted_in_target": hit,

@@ -87,17 +87,24 @@ def _coverage(source: Source, params: Params, month: str | None, branch: str | N
 def _hazard_ratios(source: Source, params: Params, last, branch: str | None,
                    caveats: list[str]) -> tuple[str, list]:  # fmt: skip
     from .models import ConvergenceError, causes_model
+    from .survival import customer_table
 
     scope = "bank"
     as_of = None if source.flat else last
     if branch is not None and params.branch_model_min_events is not None and not source.flat:
-        events = source.con.execute(
-            "SELECT count(*) FROM customers WHERE branch_id = $b AND churn_date IS NOT NULL "
-            "AND churn_date <= $d", {"b": branch, "d": last}).fetchone()[0]  # fmt: skip
-        if events >= params.branch_model_min_events:
+        cust = customer_table(source, params, as_of=last)  # churns as the model counts them
+        if int(cust.loc[cust["branch_id"] == branch, "event"].sum()) >= params.branch_model_min_events:
             scope = "branch"
+    model = None
+    if scope == "branch":
+        try:
+            model = causes_model(source, params, as_of=as_of, branch=branch)
+        except (InputError, ConvergenceError, ValueError) as exc:
+            caveats.append(f"The branch's own causes model could not be fitted ({exc}); the bank-wide "
+                           "model is shown.")  # fmt: skip
+            scope = "bank"
     try:
-        model = causes_model(source, params, as_of=as_of, branch=branch if scope == "branch" else None)
+        model = model or causes_model(source, params, as_of=as_of)
     except (InputError, ConvergenceError, ValueError) as exc:
         caveats.append(f"The causes model could not be fitted: {exc}")
         return scope, []
@@ -116,7 +123,9 @@ def _retention(source: Source, params: Params, month: str, branch: str | None, c
                            "retained_90d_contacted": None, "retained_90d_not_contacted": None,
                            "contact_odds_ratio": None}  # fmt: skip
     if not source.has("retention_actions"):
-        caveats.append("Retention outcomes are not available: retention_actions was not supplied.")
+        out["contacted_in_target"] = None
+        caveats.append("Contact speed and retention outcomes are not available: retention_actions was not "
+                       "supplied.")  # fmt: skip
         return out
     try:
         res = contact_outcomes(source, params, month=month, branch=branch)
@@ -163,7 +172,9 @@ def metrics(source: Source, params: Params | None = None, *, month: str | None,
         raise InputError(f"unknown branch {branch!r}; the source has {len(branches)} branches, e.g. "
                          f"{', '.join(branches[:5])}")  # fmt: skip
     caveats: list[str] = []
-    digest = hashlib.sha256(json.dumps(params.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+    # what the results depend on: the engine's threads and memory do not change them
+    settings = {k: v for k, v in params.to_dict().items() if k != "engine"}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     base: dict[str, Any] = {"schema": SCHEMA, "scope": "branch" if branch else "bank", "branch_id": branch}
     if source.flat:
         if month is not None:

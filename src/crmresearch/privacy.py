@@ -65,7 +65,8 @@ def new_key_file(path: str | Path, *, force: bool = False) -> Path:
     if p.exists() and not force:
         raise InputError(f"{p} exists: a new key would change every pseudonym; pass --force to replace it")
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    p.unlink(missing_ok=True)  # a replaced file must not keep its old permissions
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(secrets.token_hex(32) + "\n")
     return p

@@ -47,7 +47,7 @@ import pandas as pd
 from scipy import stats
 
 from .contract import Source
-from .early_warnings import early_warnings
+from .early_warnings import check_branch, early_warnings
 from .errors import InputError
 from .kpis import month_bounds
 from .params import Params
@@ -173,12 +173,16 @@ def _cohort_window(month: str, params: Params) -> tuple[pd.Timestamp, pd.Timesta
     r = params.retention
     end = pd.Timestamp(last)
     latest = end - pd.Timedelta(days=r.grace + r.outcome_days)
+    if params.churn.definition == "asset_attrition":  # a churn is confirmed k - 1 months after its date
+        latest -= pd.DateOffset(months=params.churn.asset_attrition.months - 1)
     earliest = latest - pd.DateOffset(months=r.cohort_months) + pd.Timedelta(days=1)
     return earliest, latest, end
 
 
 def _covariates_at(source: Source, params: Params, as_of, cohort: pd.DataFrame) -> pd.DataFrame:
-    """Tier, products and tenure of each customer on their warning date (from the episodes)."""
+    """Tier, products and tenure of each customer on their warning date, and whether they had a
+    retention contact in the window before it (``retention_contact_90d`` the day before), from
+    the episodes."""
     ctx = context(source, params, as_of)
     _, ep = _materialize(source, ctx)
     con = ctx.con
@@ -186,9 +190,12 @@ def _covariates_at(source: Source, params: Params, as_of, cohort: pd.DataFrame) 
     try:
         return con.execute(f"""
             SELECT k.customer_id, e.tier, e.n_products,
-                   CAST(CAST(k.warning_date AS DATE) - e.start_date + e.start + 1 AS INTEGER) AS tenure_days
+                   CAST(CAST(k.warning_date AS DATE) - e.start_date + e.start + 1 AS INTEGER) AS tenure_days,
+                   COALESCE(b.retention_contact_90d, 0) AS contacted_before
             FROM __cohort k JOIN {ep} e ON e.customer_id = k.customer_id
-             AND CAST(k.warning_date AS DATE) BETWEEN e.start_date AND e.stop_date""").df()
+             AND CAST(k.warning_date AS DATE) BETWEEN e.start_date AND e.stop_date
+            LEFT JOIN {ep} b ON b.customer_id = k.customer_id
+             AND CAST(k.warning_date AS DATE) - 1 BETWEEN b.start_date AND b.stop_date""").df()
     finally:
         con.unregister("__cohort")
 
@@ -200,6 +207,7 @@ def _fit_logit(df: pd.DataFrame, rules: list[str]):
     if df["n_products"].notna().any():
         X["n_products"] = df["n_products"].fillna(df["n_products"].median()).astype(float)
     X["log_tenure_months"] = np.log1p(df["tenure_days"].astype(float) / 30.4375)
+    X["contacted_before"] = df["contacted_before"].fillna(0).astype(float)  # a contact still protecting
     tier = df["tier"].fillna("unknown")
     if tier.nunique() > 1:
         ref = tier.value_counts().index[0]
@@ -250,6 +258,7 @@ def retention_cohort(source: Source, params: Params | None = None, *, month: str
     params = params or Params()
     if not source.has("retention_actions"):
         raise InputError("the retention outcome needs retention_actions, which was not supplied")
+    check_branch(source, branch)
     first, latest, end = _cohort_window(month, params)
     if latest.date() < source.observation_start:
         raise InputError(f"no warning before {latest:%Y-%m-%d} has a known {params.retention.outcome_days}-day "
@@ -263,11 +272,13 @@ def retention_cohort(source: Source, params: Params | None = None, *, month: str
     fu["end_date"] = pd.to_datetime(fu["end_date"])
     rules = list(params.warnings.rules)
 
+    if w.empty:  # no warning in the cohort window: an empty cohort with the declared columns
+        w = w.assign(days_to_contact=pd.Series(dtype=float))
     index = w.sort_values(["warning_date", "rule"]).groupby("customer_id", as_index=False).first()
     fired = (w.merge(index[["customer_id", "warning_date"]], on=["customer_id", "warning_date"])
              .assign(v=1).pivot_table(index="customer_id", columns="rule", values="v", aggfunc="max"))  # fmt: skip
     fired = fired.reindex(columns=rules).fillna(0).astype(int).add_prefix("rule_")
-    c = index.drop(columns="rule").merge(fired, left_on="customer_id", right_index=True)
+    c = index.drop(columns="rule").merge(fired, left_on="customer_id", right_index=True).reset_index(drop=True)
     flags = c[[f"rule_{r}" for r in rules]].to_numpy(dtype=bool)
     c["rules"] = [", ".join(r for r, f in zip(rules, row, strict=True) if f) for row in flags]
     c = c.merge(fu, on="customer_id", how="left")
@@ -282,9 +293,9 @@ def retention_cohort(source: Source, params: Params | None = None, *, month: str
         c = c.merge(_covariates_at(source, params, end.date(), c), on="customer_id", how="left")
     else:
         c = c.assign(tier=pd.Series(dtype=object), n_products=pd.Series(dtype=float),
-                     tenure_days=pd.Series(dtype=float))  # fmt: skip
+                     tenure_days=pd.Series(dtype=float), contacted_before=pd.Series(dtype=float))  # fmt: skip
     cols = ["customer_id", "branch_id", "rm_id", "warning_date", "rules", *fired.columns, "eligible",
-            "contacted", "retained", "naive_contacted", "naive_retained", "tier", "n_products", "tenure_days"]  # fmt: skip
+            "contacted", "retained", "naive_contacted", "naive_retained", "tier", "n_products", "tenure_days", "contacted_before"]  # fmt: skip
     return c[cols].sort_values("customer_id").reset_index(drop=True), first, latest
 
 

@@ -6,7 +6,9 @@ The risk of a customer active at the scoring date ``S`` (the report month's
 end) is the bank-wide causes model's probability of churning in the next
 ``horizon_days`` (90), with their covariates as they are on ``S``:
 ``1 - exp(-(H0(t + 90) - H0(t)) · exp(x · beta))`` where ``t`` is their
-tenure and ``H0`` Breslow's baseline cumulative hazard on the tenure scale
+tenure and ``H0`` Breslow's baseline cumulative hazard on the tenure scale,
+pooled into a constant rate per tenure band (:func:`pooled_baseline`: far
+out in tenure the raw steps rest on a handful of customers)
 — so a new customer, whose baseline hazard is highest, ranks above a
 long-standing one with the same covariates.  It assumes the covariates stay
 as they are for the horizon (an RM-turnover window that is about to end is
@@ -33,21 +35,22 @@ validation.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from .contract import Source
-from .early_warnings import early_warnings
+from .early_warnings import check_branch, early_warnings
 from .errors import InputError
 from .kpis import month_bounds
-from .models import TimeVaryingCox, causes_model
+from .models import ConvergenceError, TimeVaryingCox, causes_model
 from .params import Params
 from .survival import _materialize, context
 
-__all__ = ["ACTIONS", "WatchList", "backtest", "suggested_actions", "watch_list"]
+__all__ = ["ACTIONS", "BASELINE_BANDS", "WatchList", "backtest", "pooled_baseline", "suggested_actions",
+           "watch_list"]
 
 # (rule or state, action), most urgent first
 ACTIONS: tuple[tuple[str, str], ...] = (
@@ -90,10 +93,54 @@ def _state_at(source: Source, params: Params, as_of: dt.date) -> pd.DataFrame:
     return df
 
 
+# tenure bands (days) over which the baseline hazard is pooled for prediction
+BASELINE_BANDS: tuple[float, ...] = (0, 91, 366, 731, 1096, 1827, 3653, float("inf"))
+
+
+def pooled_baseline(model: TimeVaryingCox, bands: tuple[float, ...] = BASELINE_BANDS) -> pd.DataFrame:
+    """Breslow's baseline hazard pooled into a constant rate per tenure band.
+
+    The step-function baseline is exact for the fit, but far out in tenure
+    its steps rest on a handful of customers at risk, so a 90-day window can
+    catch one big jump or none.  For prediction the increments are pooled
+    per band (first 3 months, rest of year 1, years 2, 3, 4–5, 6–10, beyond)
+    into a rate per day; the last band runs to the last event time.
+
+    Returns
+    -------
+    DataFrame
+        ``lower, upper, rate_per_day``.
+
+    Examples
+    --------
+    >>> pooled_baseline(causes_model(src))  # doctest: +SKIP
+    """
+    base = model.baseline_cumulative_hazard()
+    t = base["time"].to_numpy()
+    dh = np.diff(np.r_[0.0, base["cumulative_hazard"].to_numpy()])
+    rows = []
+    for lo, hi in zip(bands[:-1], bands[1:], strict=True):
+        inside = (t > lo) & (t <= hi)
+        end = hi if np.isfinite(hi) else (t[inside].max() if inside.any() else lo + 1)
+        rows.append({"lower": lo, "upper": hi, "rate_per_day": float(dh[inside].sum()) / max(end - lo, 1.0)})
+    return pd.DataFrame(rows)
+
+
+def _pooled_cumhaz(pooled: pd.DataFrame, x: np.ndarray) -> np.ndarray:
+    lo, hi, rate = (pooled[c].to_numpy() for c in ("lower", "upper", "rate_per_day"))
+    overlap = np.clip(np.minimum(x[:, None], hi[None, :]) - lo[None, :], 0, None)
+    return overlap @ rate
+
+
 def _scores(model: TimeVaryingCox, state: pd.DataFrame, horizon: int) -> pd.Series:
+    """Probability of churning within ``horizon`` days: pooled baseline × the model's relative hazard."""
     ok = state[model.covariates_].notna().all(axis=1)
     risk = pd.Series(np.nan, index=state.index)
-    risk[ok] = model.predict_churn_probability(state[ok], state.loc[ok, "tenure_days"], horizon)
+    if ok.any():
+        pooled = pooled_baseline(model)
+        t = state.loc[ok, "tenure_days"].to_numpy(dtype=float)
+        dH = _pooled_cumhaz(pooled, t + horizon) - _pooled_cumhaz(pooled, t)
+        risk[ok] = 1 - np.exp(-dH * np.exp(model.predict_log_partial_hazard(state[ok]).to_numpy()))
     return risk
 
 
@@ -179,6 +226,8 @@ class WatchList:
         The day scored (the report month's last day).
     horizon_days : int
         Horizon of the churn risk.
+    caveats : list of str
+        Why the out-of-time check is missing, when it is.
 
     Examples
     --------
@@ -190,6 +239,7 @@ class WatchList:
     backtest: dict | None
     scoring_date: dt.date
     horizon_days: int
+    caveats: list[str] = field(default_factory=list)
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -266,9 +316,15 @@ def watch_list(source: Source, params: Params | None = None, *, month: str, bran
 
     if source.flat:
         raise not_on_flat("watch list", source)
+    check_branch(source, branch)
     params = params or Params()
     _, last = month_bounds(month)
-    model = model or causes_model(source, params, as_of=last)
+    if model is None:
+        try:
+            model = causes_model(source, params, as_of=last)
+        except (ConvergenceError, ValueError) as exc:
+            raise InputError(f"the watch list needs the causes model, which could not be fitted on the data "
+                             f"up to {last}: {exc}") from exc  # fmt: skip
     state = _state_at(source, params, last)
     if branch is not None:
         state = state[state["branch_id"] == branch]
@@ -308,10 +364,10 @@ def watch_list(source: Source, params: Params | None = None, *, month: str, bran
     table = table.merge(aum, on="customer_id", how="left").merge(rm, on="customer_id", how="left")
     table = table[["rank", "customer_id", "pseudonym", "tier", "aum", "n_products", "rm_id", "warnings",
                    "suggested_action", "churn_risk_90d"]]  # fmt: skip
-    check = None
+    check, caveats = None, []
     if validate:
         try:
             check = backtest(source, params, as_of=last, horizon_days=horizon_days, branch=branch)
-        except InputError:
-            check = None
-    return WatchList(table, check, last, horizon_days)
+        except (InputError, ConvergenceError, ValueError) as exc:
+            caveats.append(f"The out-of-time check could not be run: {exc}")
+    return WatchList(table, check, last, horizon_days, caveats)
