@@ -33,6 +33,7 @@ from .params import Params
 
 __all__ = [
     "TABLES",
+    "check_branch",
     "Column",
     "ContractError",
     "Finding",
@@ -1188,3 +1189,21 @@ def iter_rules() -> Iterable[tuple[str, str | None, str]]:
                              ("null_unless", c.null_unless)):  # fmt: skip
                 if on:
                     yield spec.name, c.name, rule
+
+
+def check_branch(source: Source, branch: str | None) -> None:
+    """Raise an :class:`~crmresearch.errors.InputError` listing the known branches when
+    ``branch`` is not one of the source's (nothing happens for None).
+
+    Examples
+    --------
+    >>> check_branch(load_source("data/demo"), "NOPE")  # doctest: +SKIP
+    Traceback (most recent call last):
+    crmresearch.errors.InputError: unknown branch 'NOPE'; known: B001, B002, ...
+    """
+    if branch is None:
+        return
+    known = [r[0] for r in source.con.execute("SELECT branch_id FROM branches ORDER BY __row").fetchall()]
+    if branch not in known:
+        raise InputError(f"unknown branch {branch!r}; known: {', '.join(known[:20])}"
+                         + (" ..." if len(known) > 20 else ""))  # fmt: skip

@@ -51,7 +51,7 @@ import pandas as pd
 
 from .activity import monthly_state_changes
 from .complaints import escalation_date
-from .contract import Source
+from .contract import Source, check_branch
 from .coverage import product_count_changes
 from .errors import InputError
 from .kpis import month_bounds
@@ -60,27 +60,10 @@ from .rm_turnover import exits_sql, has_rm_tables
 from .survival import _materialize, context
 from .timeline import Context
 
-__all__ = ["WARNING_COLUMNS", "check_branch", "early_warnings", "rule_availability", "warning_summary"]
+__all__ = ["WARNING_COLUMNS", "early_warnings", "rule_availability", "warning_summary"]
 
 WARNING_COLUMNS = ["customer_id", "branch_id", "rm_id", "rule", "warning_date", "active_until",
                    "first_contact_date", "days_to_contact", "target_closed", "contacted_in_target"]  # fmt: skip
-
-
-def check_branch(source: Source, branch: str | None) -> None:
-    """Raise an :class:`InputError` listing known branches when ``branch`` is not one of them.
-
-    Examples
-    --------
-    >>> check_branch(src, "NOPE")  # doctest: +SKIP
-    Traceback (most recent call last):
-    crmresearch.errors.InputError: unknown branch 'NOPE'; the source has 8 branches: B001, ...
-    """
-    if branch is None:
-        return
-    known = source.df("branches")["branch_id"].tolist()
-    if branch not in known:
-        raise InputError(f"unknown branch {branch!r}; the source has {len(known)} branches: "
-                         f"{', '.join(known[:20])}{' ...' if len(known) > 20 else ''}")  # fmt: skip
 
 
 def rule_availability(ctx: Context) -> dict[str, str | None]:

@@ -47,7 +47,7 @@ from scipy import stats
 
 from .activity import tier_case
 from .churn import churn_events
-from .contract import Source
+from .contract import Source, check_branch
 from .errors import InputError
 from .flat import not_on_flat
 from .params import Params
@@ -263,13 +263,11 @@ def _branches(source: Source) -> list[str]:
     return [r[0] for r in source.con.execute("SELECT branch_id FROM branches ORDER BY __row").fetchall()]
 
 
-def _keep_branch(out: pd.DataFrame, branch: str | None, branches: list[str]) -> pd.DataFrame:
+def _keep_branch(out: pd.DataFrame, branch: str | None, source: Source) -> pd.DataFrame:
     """Keep ``branch``'s rows and the bank's (all rows when ``branch`` is None)."""
+    check_branch(source, branch)
     if branch is None:
         return out.reset_index(drop=True)
-    if branch not in branches:
-        raise InputError(f"unknown branch {branch!r}; known: {', '.join(branches[:20])}"
-                         + (" ..." if len(branches) > 20 else ""))  # fmt: skip
     return out[out["scope"].isin([branch, "bank"])].reset_index(drop=True)
 
 
@@ -303,7 +301,7 @@ def monthly_kpis(source: Source, params: Params | None = None, *, month: str,
     params = params or Params()
     _check_month(source, month)
     out = _kpi_frame(source, params, month, [month])[["scope", "customers", "month", *KPI_COLUMNS]]
-    return _keep_branch(out, branch, _branches(source))
+    return _keep_branch(out, branch, source)
 
 
 def customer_month(source: Source, params: Params | None = None, *, month: str) -> pd.DataFrame:
@@ -398,7 +396,7 @@ def kpi_trend(source: Source, params: Params | None = None, *, month: str, branc
     _check_month(source, month)
     window = [m for m in (_shift(month, -i) for i in range(months - 1, -1, -1)) if _in_data(source, m)]
     out = _kpi_frame(source, params, month, window)
-    return _keep_branch(out.drop(columns=["aum_lost_ss", "aum_drained_ss"]), branch, _branches(source))
+    return _keep_branch(out.drop(columns=["aum_lost_ss", "aum_drained_ss"]), branch, source)
 
 
 def _traffic_light(kpi: str, against: str, cur: pd.DataFrame, ref: pd.DataFrame, alpha: float) -> np.ndarray:
@@ -522,7 +520,7 @@ def kpi_comparison(source: Source, params: Params | None = None, *, month: str, 
         ("scope", [*branches, "bank"]), ("customers", ["all", "high_value"]), ("kpi", KPI_COLUMNS),
         ("against", COMPARISONS))}  # fmt: skip
     out = out.sort_values(list(orders), key=lambda s: s.map(orders[s.name]), kind="stable")
-    return _keep_branch(out, branch, branches)
+    return _keep_branch(out, branch, source)
 
 
 def churn_breakdown(source: Source, params: Params | None = None, *, month: str, branch: str | None = None,
@@ -635,4 +633,4 @@ def churn_breakdown(source: Source, params: Params | None = None, *, month: str,
             "share_of_aum_lost"]  # fmt: skip
     if with_rate:
         cols += ["active_at_start", "churned_of_active", "churn_rate"]
-    return _keep_branch(out[cols], branch, branches)
+    return _keep_branch(out[cols], branch, source)

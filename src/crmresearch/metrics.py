@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from . import __version__
-from .contract import Source
+from .contract import Source, check_branch
 from .errors import InputError
 from .io import atomic_path
 from .kpis import month_bounds, monthly_kpis
@@ -167,10 +167,7 @@ def metrics(source: Source, params: Params | None = None, *, month: str | None,
     >>> m["kpis"]["monthly_churn_rate"], m["hazard_ratios"][0]  # doctest: +SKIP
     """
     params = params or Params()
-    branches = source.df("branches")["branch_id"].tolist()
-    if branch is not None and branch not in branches:
-        raise InputError(f"unknown branch {branch!r}; the source has {len(branches)} branches, e.g. "
-                         f"{', '.join(branches[:5])}")  # fmt: skip
+    check_branch(source, branch)
     caveats: list[str] = []
     # what the results depend on: the engine's threads and memory do not change them
     settings = {k: v for k, v in params.to_dict().items() if k != "engine"}

@@ -41,8 +41,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .contract import Source
-from .early_warnings import check_branch, early_warnings
+from .contract import Source, check_branch
+from .early_warnings import early_warnings
 from .errors import InputError
 from .kpis import month_bounds
 from .models import ConvergenceError, TimeVaryingCox, causes_model
