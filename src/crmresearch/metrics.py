@@ -85,7 +85,7 @@ def _coverage(source: Source, params: Params, month: str | None, branch: str | N
 
 
 def _hazard_ratios(source: Source, params: Params, last, branch: str | None,
-                   caveats: list[str]) -> tuple[str, list]:  # fmt: skip
+                   caveats: list[str], bank_model=None) -> tuple[str, list]:  # fmt: skip
     from .models import ConvergenceError, causes_model
     from .survival import customer_table
 
@@ -103,8 +103,11 @@ def _hazard_ratios(source: Source, params: Params, last, branch: str | None,
             caveats.append(f"The branch's own causes model could not be fitted ({exc}); the bank-wide "
                            "model is shown.")  # fmt: skip
             scope = "bank"
+    if model is None and bank_model is None and source.cache.get("slice_of"):
+        caveats.append("The causes model could not be fitted on the bank's data up to the month's end.")
+        return scope, []
     try:
-        model = model or causes_model(source, params, as_of=as_of)
+        model = model or bank_model or causes_model(source, params, as_of=as_of)
     except (InputError, ConvergenceError, ValueError) as exc:
         caveats.append(f"The causes model could not be fitted: {exc}")
         return scope, []
@@ -142,7 +145,7 @@ def _retention(source: Source, params: Params, month: str, branch: str | None, c
 
 
 def metrics(source: Source, params: Params | None = None, *, month: str | None,
-            branch: str | None = None) -> dict[str, Any]:  # fmt: skip
+            branch: str | None = None, model=None) -> dict[str, Any]:  # fmt: skip
     """The ``metrics.json`` content of one report (a branch, or the bank when ``branch`` is None).
 
     Parameters
@@ -155,6 +158,11 @@ def metrics(source: Source, params: Params | None = None, *, month: str | None,
         ``YYYY-MM``; required for a calendar source, None for a flat extract.
     branch : str, optional
         The branch; None for the bank-wide file.
+    model : TimeVaryingCox, optional
+        The bank-wide causes model at the month's end (the month bundle's);
+        fitted on ``source`` when not given.  A branch's figures are computed
+        on its slice of the source (:func:`bundle.slice_source`), which is
+        how the report run computes them: both write identical files.
 
     Returns
     -------
@@ -166,8 +174,25 @@ def metrics(source: Source, params: Params | None = None, *, month: str | None,
     >>> m = metrics(src, month="2026-10", branch="B001")  # doctest: +SKIP
     >>> m["kpis"]["monthly_churn_rate"], m["hazard_ratios"][0]  # doctest: +SKIP
     """
+    from .bundle import slice_source
+    from .models import ConvergenceError, causes_model
+
     params = params or Params()
     check_branch(source, branch)
+    slice_of = source.cache.get("slice_of")
+    if slice_of is not None and slice_of != branch:
+        raise InputError(f"this source is the slice of branch {slice_of}; metrics of "
+                         f"{branch or 'the bank'} need the whole source")  # fmt: skip
+    if branch is not None and model is None:
+        if slice_of is not None:
+            raise InputError("a branch's slice needs the bank-wide model (model=...)")
+        try:
+            last = None if source.flat else month_bounds(month)[1] if month else None
+            model = causes_model(source, params, as_of=last)
+        except (InputError, ConvergenceError, ValueError):
+            model = None  # _hazard_ratios says why
+    if branch is not None and slice_of is None:
+        source = slice_source(source, branch, params)
     caveats: list[str] = []
     # what the results depend on: the engine's threads and memory do not change them
     settings = {k: v for k, v in params.to_dict().items() if k != "engine"}
@@ -178,7 +203,7 @@ def metrics(source: Source, params: Params | None = None, *, month: str | None,
             raise InputError(f"--month {month}: a flat extract has no calendar (omit --month)")
         from .flat import flat_support
 
-        hr_scope, hrs = _hazard_ratios(source, params, None, None, caveats)
+        hr_scope, hrs = _hazard_ratios(source, params, None, None, caveats, model)
         out = base | {"month": None, "as_of": None, "churn_definition": "recorded", "language": params.language,
                       "kpis": None, "coverage": _coverage(source, params, None, branch, caveats),
                       "hazard_ratios_scope": hr_scope, "hazard_ratios": hrs, "retention": None}  # fmt: skip
@@ -196,7 +221,7 @@ def metrics(source: Source, params: Params | None = None, *, month: str | None,
         if params.churn.definition == "asset_attrition":
             caveats.append(f"Asset-attrition churns are confirmed {params.churn.asset_attrition.months - 1} "
                            "month(s) after their date: the latest months are provisional.")  # fmt: skip
-        hr_scope, hrs = _hazard_ratios(source, params, last, branch, caveats)
+        hr_scope, hrs = _hazard_ratios(source, params, last, branch, caveats, model)
         out = base | {"month": month, "as_of": last.isoformat(), "churn_definition": params.churn.definition,
                       "language": params.language, "kpis": kpis,
                       "coverage": _coverage(source, params, month, branch, caveats),

@@ -385,6 +385,8 @@ class TimeVaryingCox:
         if self.stratified_:
             raise ValueError("the baseline hazard of a stratified model differs by stratum; "
                              "fit without strata to predict")  # fmt: skip
+        if self._strata is None:
+            return self._slim["baseline"].copy()
         (s,) = self._strata
         w = np.exp(self._patterns[s.patterns] @ self.params_.to_numpy())
         return pd.DataFrame({"time": s.times, "cumulative_hazard": np.cumsum(s.d_tot / (w @ s.risk))})
@@ -464,6 +466,8 @@ class TimeVaryingCox:
         >>> m.concordance()
         0.625
         """
+        if self._strata is None:
+            return self._slim["concordance"]
         eta = self._patterns @ self.params_.to_numpy()
         conc = ties = pairs = 0.0
         for s in self._strata:
@@ -517,6 +521,10 @@ class TimeVaryingCox:
         >>> check.loc[0, "verdict"]
         'holds: the hazard ratio is about the same early and late in the relationship'
         """
+        if self._strata is None:
+            if (early_days, late_days, max_change) != (91.0, 1096.0, 0.2):
+                raise ValueError("a slim model keeps only the default proportional-hazards check")
+            return self._slim["ph_check"].copy()
         beta = self.params_.to_numpy()
         V = self.variance_matrix_.to_numpy()
         eta_all = self._patterns @ beta
@@ -549,6 +557,32 @@ class TimeVaryingCox:
                      "changes: the association is stronger early in the relationship"))  # fmt: skip
         return pd.DataFrame({"term": self.params_.index, "hr": np.exp(beta), "hr_early": hr_early,
                              "hr_late": hr_late, "change": change, "chi2": chi2, "p": p, "verdict": verdict})  # fmt: skip
+
+    def slim(self) -> TimeVaryingCox:
+        """A copy without the fitting data, to store or ship to workers.
+
+        The fitted model keeps its risk sets for the diagnostics; a bank's
+        can weigh tens of megabytes.  The slim copy keeps the coefficients,
+        their covariance, the baseline cumulative hazard (unstratified
+        models), the concordance and the default :meth:`ph_check`, computed
+        now: every prediction and result method gives the same answer.
+
+        Returns
+        -------
+        TimeVaryingCox
+
+        Examples
+        --------
+        >>> m = causes_model(src).slim()  # doctest: +SKIP
+        >>> m.concordance(), m.hazard_ratios()  # doctest: +SKIP
+        """
+        import copy
+
+        out = copy.copy(self)
+        out._slim = {"baseline": None if self.stratified_ else self.baseline_cumulative_hazard(),
+                     "concordance": self.concordance(), "ph_check": self.ph_check()}  # fmt: skip
+        out._patterns = out._strata = None
+        return out
 
     # ------------------------------------------------------------------ results
     @property

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 __all__ = [
+    "funnel_plot",
     "CJK_FONT_FAMILY",
     "REPORT_WIDTH_INCHES",
     "bar_plot",
@@ -680,6 +681,64 @@ def bar_plot(df: pd.DataFrame, category: str, value: str, *, hue: str | None = N
     ax.grid(True, axis="x", alpha=0.3)
     if hue:
         ax.legend(title=label(hue, language), frameon=False)
+    if title:
+        ax.set_title(label(title, language))
+    return ax
+
+
+# --------------------------------------------------------------------------- branch comparison
+def funnel_plot(oe: pd.DataFrame, *, label_col: str = "name", label_outside: bool = True, title: str | None = None,
+                ax: Axes | None = None, language: str = "en") -> Axes:  # fmt: skip
+    """Funnel plot of observed / expected churn against expected churn, with 95% and 99.8% limits.
+
+    Parameters
+    ----------
+    oe : DataFrame
+        :func:`crmresearch.risk_adjustment.observed_expected`: ``expected, ratio,
+        outside_998`` and a label column.
+    label_col : str
+        The column naming each point (a branch's name and ID).
+    label_outside : bool
+        Name the points outside the 99.8% limits.
+    title : str, optional
+    ax : Axes, optional
+    language : {"en", "zh"}
+
+    Returns
+    -------
+    Axes
+
+    Examples
+    --------
+    >>> oe = pd.DataFrame({"expected": [50.0, 120.0], "ratio": [1.1, 0.7], "outside_998": [False, True],
+    ...                    "name": ["A", "B"]})
+    >>> ax = funnel_plot(oe)
+    >>> ax.get_xlabel()
+    'expected churn'
+    """
+    from .risk_adjustment import funnel_limits
+
+    _setup(language)
+    ax = _axes(ax, 4.2)
+    e = oe["expected"].to_numpy(float)
+    grid = np.linspace(max(0.5, np.nanmin(e) * 0.8), np.nanmax(e) * 1.1, 200)
+    for level, style in ((0.95, "--"), (0.998, ":")):
+        lo, hi = funnel_limits(grid, level)
+        name = f"{level * 100:g}%" + (" limits" if language == "en" else " 控制限")
+        ax.plot(grid, lo, style, color="grey", lw=1, label=name)
+        ax.plot(grid, hi, style, color="grey", lw=1)
+    ax.axhline(1.0, color="black", lw=0.8)
+    out = oe["outside_998"].fillna(False).to_numpy(bool)
+    colors = _palette(2)
+    ax.scatter(e[~out], oe["ratio"].to_numpy(float)[~out], color=colors[0], zorder=3, s=22)
+    ax.scatter(e[out], oe["ratio"].to_numpy(float)[out], color=colors[1], zorder=3, s=30)
+    if label_outside and label_col in oe:
+        for x, y, name in zip(e[out], oe["ratio"].to_numpy(float)[out], oe[label_col].astype(str)[out], strict=True):
+            ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize="small")
+    ax.set_xlabel("expected churn" if language == "en" else "预期流失客户数")
+    ax.set_ylabel("observed / expected" if language == "en" else "实际/预期")
+    ax.grid(True, alpha=0.3)
+    ax.legend(frameon=False, fontsize="small")
     if title:
         ax.set_title(label(title, language))
     return ax

@@ -1,0 +1,495 @@
+"""The month bundle: what every report of a month needs from the whole bank, computed once.
+
+A monthly run renders hundreds or thousands of branch reports from one
+source.  Fitting the bank-wide causes model, computing the KPI tables of every
+branch and validating the source once per report would make each report cost
+as much as the whole bank, so the run is split in two stages:
+
+1. **bank stage** (:func:`build_bundle`, once per month and input): load and
+   validate the source; compute the :class:`BankContext` — the bank-wide
+   causes model, the KPI trend and comparison tables and the churn breakdowns
+   of every branch (one SQL pass each), the watch list's out-of-time check,
+   the branches' observed and expected churn for the funnel plot; and write
+   each branch's slice of the source (its customers and their rows, without
+   names) as Parquet partitions;
+2. **branch stage**: each branch report opens the bundle
+   (:func:`open_bundle`) and reads only its own slice
+   (:meth:`Bundle.branch_source`), so its cost stays flat as the bank grows.
+
+The bundle holds customer-level rows: it lives in a cache folder outside the
+published ``reports/`` tree (see :func:`default_cache_dir`), owner-only.
+
+A branch's slice gives the same results for that branch as the whole source
+does (every branch analysis uses only the branch's customers, its RMs and
+the bank-wide model), which ``tests/test_bundle.py`` checks; the
+``metrics.json`` of :mod:`crmresearch.metrics` is computed through this same
+path, so the runner and ``crmresearch metrics`` write identical files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import pickle
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from . import __version__
+from .contract import Source, _connect
+from .errors import InputError
+from .io import atomic_dir
+from .params import Params
+
+__all__ = [
+    "BREAKDOWN_BY",
+    "BankContext",
+    "Bundle",
+    "bank_context",
+    "build_bundle",
+    "default_cache_dir",
+    "open_bundle",
+    "slice_source",
+]
+
+BUNDLE_FORMAT = 1
+BREAKDOWN_BY = ("tier", "segment", "channel", "churn_type", "reason")
+#: tables shared by every slice (no customer rows in them)
+SHARED_TABLES = ("branches", "relationship_managers", "extract")
+#: columns never copied into a slice: personal data the reports do not need
+DROPPED_COLUMNS = {"customers": ("name",)}
+
+
+@dataclass
+class BankContext:
+    """The bank-wide results every report of a month reuses.
+
+    Attributes
+    ----------
+    month : str or None
+        ``YYYY-MM`` (None for a flat extract).
+    as_of : datetime.date or None
+        The month's last day (None for a flat extract).
+    model : TimeVaryingCox or None
+        The bank-wide causes model (§5) fitted on data up to ``as_of``; None
+        when it could not be fitted (``caveats`` says why).
+    kpi_trend, kpi_comparison : DataFrame or None
+        :func:`kpis.kpi_trend` / :func:`kpis.kpi_comparison` of every branch
+        and the bank (None for a flat extract).
+    breakdowns : DataFrame or None
+        :func:`kpis.churn_breakdown` of every branch and the bank, for each
+        of :data:`BREAKDOWN_BY`, stacked.
+    backtest : dict or None
+        The watch list's out-of-time check of the bank-wide model.
+    branch_risk : DataFrame or None
+        Observed and expected churn per branch (:func:`risk_adjustment.observed_expected`).
+    sticky : StickyProductsResult or None
+        The bank-wide hazard ratios of each additional product and of the sticky products.
+    caveats : list of str
+        What could not be computed and why.
+    branches : DataFrame
+        ``branch_id, branch_name, region, customers`` of every branch.
+    validation : ValidationReport
+        The source's validation findings (rows used and excluded).
+
+    Examples
+    --------
+    >>> ctx = bank_context(src, Params(), month="2026-10")  # doctest: +SKIP
+    >>> ctx.model.hazard_ratios()  # doctest: +SKIP
+    """
+
+    month: str | None
+    as_of: dt.date | None
+    model: object | None
+    kpi_trend: pd.DataFrame | None
+    kpi_comparison: pd.DataFrame | None
+    breakdowns: pd.DataFrame | None
+    backtest: dict | None
+    branch_risk: pd.DataFrame | None
+    branches: pd.DataFrame
+    validation: object
+    data_as_of: dt.date | None = None
+    sticky: object | None = None
+    caveats: list[str] = field(default_factory=list)
+
+
+def bank_context(source: Source, params: Params | None = None, *, month: str | None) -> BankContext:
+    """Compute the bank-wide results of ``month`` (the bank stage, without writing anything).
+
+    Parameters
+    ----------
+    source : Source
+        The whole bank's validated source.
+    params : Params, optional
+        Parameters.
+    month : str or None
+        ``YYYY-MM``; None for a flat extract.
+
+    Returns
+    -------
+    BankContext
+
+    Examples
+    --------
+    >>> ctx = bank_context(src, month="2026-10")  # doctest: +SKIP
+    >>> ctx.kpi_comparison.query("scope == 'bank'")  # doctest: +SKIP
+    """
+    from .kpis import churn_breakdown, kpi_comparison, kpi_trend, month_bounds
+    from .models import ConvergenceError, causes_model
+    from .risk_adjustment import observed_expected
+
+    params = params or Params()
+    caveats: list[str] = []
+    branches = _branch_list(source)
+    if source.flat:
+        if month is not None:
+            raise InputError(f"--month {month}: a flat extract has no calendar (omit --month)")
+        last = None
+    else:
+        if month is None:
+            raise InputError("a month (YYYY-MM) is needed for a source with a calendar")
+        _, last = month_bounds(month)
+    model = None
+    try:
+        model = causes_model(source, params, as_of=last)
+    except (InputError, ConvergenceError, ValueError) as exc:
+        caveats.append(f"The causes model could not be fitted: {exc}")
+    trend = comparison = breakdowns = backtest = risk = sticky = None
+    if not source.flat:
+        from .product_coverage import sticky_products
+
+        try:
+            sticky = sticky_products(source, params, as_of=last)
+            sticky.model = None  # its fitting data stays behind; the table and caveats are what reports show
+        except (InputError, ConvergenceError, ValueError) as exc:
+            caveats.append(f"The hazard ratios of the sticky products could not be estimated: {exc}")
+        trend = kpi_trend(source, params, month=month)
+        comparison = kpi_comparison(source, params, month=month)
+        breakdowns = pd.concat([churn_breakdown(source, params, month=month, by=b) for b in BREAKDOWN_BY],
+                               ignore_index=True)  # fmt: skip
+        from .watchlist import backtest as wl_backtest
+
+        try:
+            backtest = wl_backtest(source, params, as_of=last)
+        except (InputError, ConvergenceError, ValueError) as exc:
+            caveats.append(f"The watch list's out-of-time check could not be run: {exc}")
+        if model is not None:
+            try:
+                risk = observed_expected(source, params, model, as_of=last)
+            except (InputError, ValueError) as exc:
+                caveats.append(f"The risk-adjusted comparison of branches could not be computed: {exc}")
+    model = model.slim() if model is not None else None  # the fitting data stays behind
+    return BankContext(month, last, model, trend, comparison, breakdowns, backtest, risk, branches,
+                       source.report, source.as_of, sticky, caveats)  # fmt: skip
+
+
+def _branch_list(source: Source) -> pd.DataFrame:
+    cols = "b.branch_id, b.branch_name, b.region" if source.has("branches") else "c.branch_id, NULL AS branch_name, NULL AS region"
+    if source.has("branches"):
+        q = f"""SELECT {cols}, count(c.customer_id) AS customers FROM branches b
+                LEFT JOIN customers c USING (branch_id) GROUP BY ALL ORDER BY b.branch_id"""
+    else:
+        q = f"SELECT {cols}, count(*) AS customers FROM customers c GROUP BY ALL ORDER BY c.branch_id"
+    out = source.sql(q)
+    out["branch_id"] = out["branch_id"].astype(str)
+    return out
+
+
+def _customer_tables(source: Source) -> list[str]:
+    from .contract import table_has_column
+
+    return [t for t in source.tables if t != "customers" and t not in SHARED_TABLES
+            and table_has_column(source.con, t, "customer_id")]  # fmt: skip
+
+
+def _columns(source: Source, table: str) -> str:
+    drop = DROPPED_COLUMNS.get(table, ())
+    cols = [r[0] for r in source.con.execute(f"DESCRIBE {table}").fetchall() if r[0] not in drop]
+    return ", ".join(f'"{c}"' for c in cols)
+
+
+def _open(path: Path, tables: dict[str, str], meta: dict, params: Params | None) -> Source:
+    """A Source over Parquet files already validated (the bundle's own output): no re-validation."""
+    con = _connect(params)
+    counts = {}
+    for name, glob in tables.items():
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet('{glob}')")
+        counts[name] = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+    return Source(path, con, counts, meta["as_of"], meta["observation_start"], meta["flat"], meta["validation"])
+
+
+def slice_source(source: Source, branch: str, params: Params | None = None) -> Source:
+    """One branch's slice of a source, in memory: its customers and their rows, the shared tables.
+
+    The slice keeps every branch and every relationship manager (staff and
+    branch lists, no customers), the extract's settings and, of each
+    customer-level table, the rows of the branch's customers; customer names
+    are dropped.
+
+    Parameters
+    ----------
+    source : Source
+        A validated source.
+    branch : str
+        A branch ID of the source.
+    params : Params, optional
+        Engine settings of the new in-memory database.
+
+    Returns
+    -------
+    Source
+
+    Examples
+    --------
+    >>> b1 = slice_source(src, "B001")  # doctest: +SKIP
+    >>> b1.sql("SELECT DISTINCT branch_id FROM customers")  # doctest: +SKIP
+    """
+    from .contract import check_branch
+
+    check_branch(source, branch)
+    con = _connect(params)
+    counts = {}
+    for t in source.tables:
+        if t == "customers":
+            q = f"SELECT {_columns(source, t)} FROM customers WHERE branch_id = ?"
+        elif t in _customer_tables(source):
+            q = (f"SELECT {_columns(source, t)} FROM {t} WHERE customer_id IN "
+                 "(SELECT customer_id FROM customers WHERE branch_id = ?)")  # fmt: skip
+        else:
+            q = f"SELECT {_columns(source, t)} FROM {t}"
+        rel = source.con.sql(q, params=[branch] if "?" in q else None).to_arrow_table()
+        con.register("__slice", rel)
+        con.execute(f"CREATE TABLE {t} AS SELECT * FROM __slice")
+        con.unregister("__slice")
+        counts[t] = rel.num_rows
+    out = Source(source.path, con, counts, source.as_of, source.observation_start, source.flat, source.report)
+    out.cache["slice_of"] = branch
+    return out
+
+
+def default_cache_dir() -> Path:
+    """Where month bundles are cached: ``$CRMRESEARCH_CACHE``, else ``$XDG_CACHE_HOME/crmresearch``, else ``~/.cache/crmresearch``.
+
+    Examples
+    --------
+    >>> default_cache_dir().name in ("crmresearch",) or "CRMRESEARCH_CACHE" in os.environ
+    True
+    """
+    if os.environ.get("CRMRESEARCH_CACHE"):
+        return Path(os.environ["CRMRESEARCH_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "crmresearch"
+
+
+@dataclass
+class Bundle:
+    """An opened month bundle (see the module docstring).
+
+    Attributes
+    ----------
+    path : Path
+        The bundle's folder.
+    context : BankContext
+        The bank-wide results.
+    params : Params
+        The parameters it was computed with.
+    key : str
+        Its cache key (input fingerprint, parameters, month, package version).
+
+    Examples
+    --------
+    >>> b = open_bundle(path)  # doctest: +SKIP
+    >>> src = b.branch_source("B001")  # doctest: +SKIP
+    """
+
+    path: Path
+    context: BankContext
+    params: Params
+    key: str
+    meta: dict
+
+    @property
+    def branch_ids(self) -> list[str]:
+        """Every branch of the bank, sorted.
+
+        Examples
+        --------
+        >>> open_bundle(path).branch_ids[:2]  # doctest: +SKIP
+        ['B001', 'B002']
+        """
+        return sorted(self.meta["partitions"])
+
+    def branch_source(self, branch: str) -> Source:
+        """The slice of one branch (its customers only), as a Source.
+
+        Parameters
+        ----------
+        branch : str
+            A branch of the bank.
+
+        Returns
+        -------
+        Source
+
+        Raises
+        ------
+        InputError
+            An unknown branch (the message lists the known ones).
+
+        Examples
+        --------
+        >>> open_bundle(path).branch_source("B001").tables["customers"]  # doctest: +SKIP
+        """
+        parts = self.meta["partitions"]
+        if branch not in parts:
+            known = ", ".join(sorted(parts)[:20]) + (" ..." if len(parts) > 20 else "")
+            raise InputError(f"unknown branch {branch!r}; known: {known}")
+        tables = {}
+        for t in self.meta["tables"]:
+            if t in self.meta["shared"]:
+                tables[t] = str(self.path / "shared" / f"{t}.parquet")
+            else:
+                part = self.path / "slices" / t / f"p={parts[branch]}"
+                tables[t] = str(part / "*.parquet") if part.exists() else None
+        src = self._source(tables)
+        src.cache["slice_of"] = branch
+        return src
+
+    def bank_source(self) -> Source:
+        """The whole bank (names dropped), as a Source: for the bank summary.
+
+        Examples
+        --------
+        >>> open_bundle(path).bank_source().tables["customers"]  # doctest: +SKIP
+        """
+        tables = {t: str(self.path / "shared" / f"{t}.parquet") if t in self.meta["shared"]
+                  else str(self.path / "slices" / t / "*" / "*.parquet") for t in self.meta["tables"]}  # fmt: skip
+        return self._source(tables)
+
+    def _source(self, tables: dict[str, str | None]) -> Source:
+        present = {t: g for t, g in tables.items() if g is not None}
+        src = _open(self.path, present, self.meta, self.params)
+        for t, g in tables.items():  # a branch without rows in a table: an empty table of the same columns
+            if g is None:
+                cols = self.meta["schemas"][t]
+                src.con.execute(f"CREATE TABLE {t} ({', '.join(f'{c} {typ}' for c, typ in cols)})")
+                src.tables[t] = 0
+        return src
+
+
+def _write_tables(source: Source, path: Path, partitions: dict[str, int]) -> dict:
+    con = source.con
+    (path / "shared").mkdir(parents=True)
+    (path / "slices").mkdir()
+    pmap = pd.DataFrame({"branch_id": list(partitions), "p": list(partitions.values())})
+    con.register("__parts", pmap)
+    schemas, shared = {}, []
+    try:
+        for t in source.tables:
+            cols = _columns(source, t)
+            schemas[t] = [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT {cols} FROM {t}").fetchall()]
+            if t in SHARED_TABLES or (t != "customers" and t not in _customer_tables(source)):
+                con.execute(f"COPY (SELECT {cols} FROM {t}) TO '{path / 'shared' / (t + '.parquet')}' (FORMAT PARQUET)")
+                shared.append(t)
+                continue
+            if t == "customers":
+                q = f"SELECT {cols}, p.p FROM customers JOIN __parts p USING (branch_id) ORDER BY customer_id"
+            else:
+                cols_t = ", ".join(f"x.{c}" for c in cols.split(", "))
+                q = (f"SELECT {cols_t}, p.p FROM {t} x JOIN customers c USING (customer_id) "
+                     f"JOIN __parts p ON p.branch_id = c.branch_id")  # fmt: skip
+            con.execute(f"COPY ({q}) TO '{path / 'slices' / t}' (FORMAT PARQUET, PARTITION_BY (p))")
+    finally:
+        con.unregister("__parts")
+    return {"schemas": schemas, "shared": shared}
+
+
+def build_bundle(source: Source, params: Params, *, month: str | None, path: str | Path,
+                 key: str = "") -> Bundle:  # fmt: skip
+    """Run the bank stage and write the bundle to ``path`` (atomically: a complete folder or none).
+
+    Parameters
+    ----------
+    source : Source
+        The whole bank's validated source.
+    params : Params
+        Parameters.
+    month : str or None
+        ``YYYY-MM`` (None for a flat extract).
+    path : str or Path
+        The bundle's folder; must not exist.
+    key : str
+        The cache key recorded in the bundle.
+
+    Returns
+    -------
+    Bundle
+
+    Examples
+    --------
+    >>> b = build_bundle(src, Params(), month="2026-10", path="/tmp/cache/x")  # doctest: +SKIP
+    """
+    path = Path(path)
+    context = bank_context(source, params, month=month)
+    ids = context.branches.loc[context.branches["customers"] > 0, "branch_id"].tolist()
+    partitions = {b: i for i, b in enumerate(ids)}
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with atomic_dir(path) as tmp:
+        tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
+        layout = _write_tables(source, tmp, partitions)
+        meta = {"format": BUNDLE_FORMAT, "version": __version__, "key": key, "month": month,
+                "tables": list(source.tables), "partitions": partitions, "as_of": source.as_of,
+                "observation_start": source.observation_start, "flat": source.flat,
+                "validation": source.report, **layout}  # fmt: skip
+        with open(tmp / "bundle.pkl", "wb") as f:
+            pickle.dump({"meta": meta, "context": context, "params": params.to_dict()}, f)
+    return open_bundle(path)
+
+
+def open_bundle(path: str | Path) -> Bundle:
+    """Open a bundle written by :func:`build_bundle`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The bundle's folder.
+
+    Returns
+    -------
+    Bundle
+
+    Raises
+    ------
+    InputError
+        ``path`` is not a bundle of this package version.
+
+    Examples
+    --------
+    >>> b = open_bundle("~/.cache/crmresearch/2026-10-ab12cd")  # doctest: +SKIP
+    """
+    path = Path(path).expanduser()
+    try:
+        with open(path / "bundle.pkl", "rb") as f:
+            data = pickle.load(f)  # our own cache folder (owner-only), written by build_bundle
+    except FileNotFoundError:
+        raise InputError(f"{path} is not a month bundle (no bundle.pkl)") from None
+    meta = data["meta"]
+    if meta.get("format") != BUNDLE_FORMAT or meta.get("version") != __version__:
+        raise InputError(f"{path} was written by crmresearch {meta.get('version')}; rebuild it")
+    return Bundle(path, data["context"], Params.model_validate(data["params"]), meta.get("key", ""), meta)
+
+
+def prune(cache: Path, keep: Path) -> None:
+    """Remove the other bundles of the same month from ``cache`` (a month keeps one, the newest).
+
+    Examples
+    --------
+    >>> prune(Path("/tmp/cache"), Path("/tmp/cache/2026-10-abc"))  # doctest: +SKIP
+    """
+    prefix = keep.name.rsplit("-", 1)[0] + "-"
+    for p in cache.glob(prefix + "*"):
+        if p != keep and p.is_dir() and (p / "bundle.pkl").exists():
+            shutil.rmtree(p, ignore_errors=True)
+
