@@ -776,7 +776,11 @@ def figure_to_html(fig: Figure | Axes, *, alt: str = "", dpi: int = 150, close: 
     """
     figure = fig if isinstance(fig, Figure) else fig.get_figure()
     buf = io.BytesIO()
-    figure.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    # a constrained layout already fits the figure: a "tight" box would draw it a second time
+    tight = None if isinstance(figure.get_layout_engine(), ConstrainedLayoutEngine) else "tight"
+    figure.savefig(buf, format="png", dpi=dpi, bbox_inches=tight, facecolor="white")
     png = buf.getvalue()
     if close:
         plt.close(figure)

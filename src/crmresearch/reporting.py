@@ -400,8 +400,7 @@ class _Report:
         self._coverage = None
         from .plots import use_chinese_font
 
-        if self.language == "zh":
-            use_chinese_font()
+        use_chinese_font()  # data text (branch names) may be Chinese in an English report too
 
     # ------------------------------------------------------------------ helpers
     @classmethod
@@ -1006,7 +1005,9 @@ class _Report:
         rows = pd.DataFrame({"table": list(self.source.tables), "rows": list(self.source.tables.values())})
         parts.append(self._table(rows, {"table": (self.t("table"), str), "rows": (self.t("rows"), lambda v: format_count(v, self.language))},
                                  caption=self.t("rows_title")))  # fmt: skip
-        findings = [str(w) for w in getattr(self.ctx.validation, "warnings", [])]
+        # what the bank's source check found (counts and rules only: its examples name customers)
+        findings = [f"{w.table}{'.' + w.column if w.column else ''} [{w.rule}] {w.n_rows:,} rows: {w.message}"
+                    for w in getattr(self.ctx.validation, "warnings", [])]  # fmt: skip
         if findings:
             parts.append(f"<h3>{_e(self.t('findings_title'))}</h3><ul>" + "".join(f"<li>{_e(f)}</li>" for f in findings) + "</ul>")
         model = self.ctx.model
@@ -1096,7 +1097,7 @@ class BranchReport(_Report):
         cols = {"rank": ("#", str), "pseudonym": ("pseudonym" if self.language == "en" else "化名", str),
                 "tier": (label("tier", self.language), self._lbl),
                 "aum": ("AUM" if self.language == "en" else "资产", self._amt),
-                "n_products": (label("n_products", self.language), lambda v: _num(v, 0)),
+                "n_products": ("products held" if self.language == "en" else "持有产品数", lambda v: _num(v, 0)),
                 "rm_id": ("RM", lambda v: "–" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)),
                 "warnings": ("warnings" if self.language == "en" else "预警",
                              lambda v: ", ".join(self._lbl(x.strip()) for x in str(v).split(",") if x.strip())),

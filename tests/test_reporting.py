@@ -1,0 +1,173 @@
+"""The month bundle and the report sections: slices, privacy, escaping, languages, flat extracts, summaries."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from crmresearch.bundle import build_bundle, open_bundle, slice_source
+from crmresearch.contract import load_source
+from crmresearch.errors import InputError
+from crmresearch.metrics import metrics, metrics_json
+from crmresearch.params import Params
+from crmresearch.reporting import SECTIONS, BankReport, BranchReport, plain_summary, text
+from public_data import BANK_CSV
+
+MONTH = "2026-10"
+BRANCH_SECTIONS = ["headline", "who_left", "product_coverage", "rm_turnover", "causes", "lifecycle", "retention",
+                   "watch_list", "notes"]  # fmt: skip
+KEY = "ab" * 32
+
+
+@pytest.fixture(scope="module")
+def named_demo(small_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small demo with seeded customer names and a hostile branch name."""
+    out = tmp_path_factory.mktemp("named") / "bank"
+    shutil.copytree(small_demo, out)
+    c = pd.read_parquet(out / "customers.parquet")
+    c["name"] = [f"Zyxname{i:05d}" for i in range(len(c))]
+    c.to_parquet(out / "customers.parquet", index=False)
+    b = pd.read_parquet(out / "branches.parquet")
+    b.loc[0, "branch_name"] = "<script>alert(1)</script>"
+    b.to_parquet(out / "branches.parquet", index=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def source(named_demo: Path):
+    return load_source(named_demo)
+
+
+@pytest.fixture(scope="module")
+def month(source) -> str:
+    return source.as_of.strftime("%Y-%m")
+
+
+@pytest.fixture(scope="module")
+def bundle(source, month: str, tmp_path_factory: pytest.TempPathFactory):
+    return build_bundle(source, Params(), month=month, path=tmp_path_factory.mktemp("cache") / "b")
+
+
+def _html(report, names) -> str:
+    return "".join(getattr(report, n)()._repr_html_() for n in ["header", *names])
+
+
+def test_slice_holds_only_its_branch_without_names(source, bundle) -> None:
+    b = bundle.branch_ids[0]
+    for s in (slice_source(source, b), bundle.branch_source(b)):
+        cust = s.df("customers")
+        assert set(cust["branch_id"]) == {b}
+        assert "name" not in cust.columns
+        ids = set(cust["customer_id"])
+        for t in ("product_holdings", "monthly_balances", "rm_assignments", "complaints", "retention_actions"):
+            assert set(s.df(t)["customer_id"]) <= ids, t
+        assert s.tables["customers"] == int((source.df("customers")["branch_id"] == b).sum())
+
+
+def test_branch_metrics_from_the_bundle_equal_the_whole_source(source, bundle, month: str) -> None:
+    """The runner's path (slice + bank model) and `crmresearch metrics` (whole source) write the same bytes."""
+    for b in bundle.branch_ids:
+        direct = metrics_json(metrics(source, Params(), month=month, branch=b))
+        via = metrics_json(metrics(bundle.branch_source(b), Params(), month=month, branch=b,
+                                   model=bundle.context.model))  # fmt: skip
+        assert direct == via
+    assert metrics_json(metrics(source, Params(), month=month)) == metrics_json(
+        metrics(bundle.bank_source(), Params(), month=month, model=bundle.context.model))
+
+
+def test_a_slice_refuses_other_scopes(bundle, month: str) -> None:
+    b = bundle.branch_ids[0]
+    with pytest.raises(InputError, match="slice of branch"):
+        metrics(bundle.branch_source(b), Params(), month=month, branch=None)
+    with pytest.raises(InputError, match="bank-wide model"):
+        metrics(bundle.branch_source(b), Params(), month=month, branch=b)
+    with pytest.raises(InputError, match="unknown branch"):
+        bundle.branch_source("NOPE")
+
+
+@pytest.mark.slow
+def test_branch_report_sections_names_and_escaping(bundle, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRMRESEARCH_PSEUDONYM_KEY", KEY)
+    b = bundle.branch_ids[0]  # the branch named <script>
+    r = BranchReport.open(bundle.path, b, language="en", generated_at="2026-11-01 08:00")
+    page = _html(r, BRANCH_SECTIONS)
+    for key in BRANCH_SECTIONS:
+        assert f"<h2>{SECTIONS[key][0]}</h2>" in page
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "Zyxname" not in page
+    # no customer ID of the bank appears; pseudonyms do, and they are unique
+    ids = set(bundle.bank_source().df("customers")["customer_id"])
+    assert not any(re.search(rf"\b{re.escape(i)}\b", page) for i in list(ids)[:2000])
+    wl = r.watch_list()._repr_html_()
+    pseud = re.findall(r"<td>(P[0-9a-f]{16})</td>", wl)
+    assert pseud and len(pseud) == len(set(pseud))
+    # other branches' RMs' customers are not listed: every RM in the per-RM table serves this branch
+    assert "fewer than 10" in page or "suppressed" in page
+
+
+@pytest.mark.slow
+def test_watch_list_is_withheld_without_a_key(bundle, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CRMRESEARCH_PSEUDONYM_KEY", raising=False)
+    r = BranchReport.open(bundle.path, bundle.branch_ids[1])
+    html = r.watch_list()._repr_html_()
+    assert "withheld" in html and "<table" not in html
+
+
+@pytest.mark.slow
+def test_chinese_report_translates_headings_and_amounts(bundle, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRMRESEARCH_PSEUDONYM_KEY", KEY)
+    r = BranchReport.open(bundle.path, bundle.branch_ids[1], language="zh")
+    page = _html(r, ["headline", "who_left", "notes"])
+    for key in ("headline", "who_left", "notes"):
+        assert f"<h2>{SECTIONS[key][1]}</h2>" in page
+    assert "万元" in page and "本月要点" in page
+    assert "术语表" in page and "Glossary" in page  # the bilingual glossary
+
+
+@pytest.mark.slow
+def test_bank_report_has_regions_and_funnel(bundle) -> None:
+    r = BankReport.open(bundle.path)
+    page = _html(r, ["headline", "regions", "branch_comparison", "notes"])
+    assert "Regional roll-up" in page and "observed versus expected" in page
+    assert "<img src=\"data:image/png;base64," in page
+    assert "Zyxname" not in page
+
+
+def test_plain_summary_describes_the_data_whichever_way() -> None:
+    protective = pd.DataFrame({"group": ["1", "2", "3-4"], "customers": [500, 400, 300],
+                               "churned_12m": [250, 80, 30], "churn_rate_12m": [0.5, 0.2, 0.1]})  # fmt: skip
+    harmful = protective.assign(churn_rate_12m=[0.27, 0.08, 0.83])
+    s1 = plain_summary(None, protective, None, None, scope="bank")[0]
+    s2 = plain_summary(None, harmful, None, None, scope="bank")[0]
+    assert "1 product churned most" in s1 and "3–4 products least" in s1
+    assert "3–4 products churned most" in s2 and "2 products least" in s2
+    # groups below the minimum cell are not described
+    tiny = protective.assign(customers=[500, 400, 5])
+    assert "3–4" not in plain_summary(None, tiny, None, None, scope="bank")[0]
+    hr = pd.DataFrame({"term": ["n_products", "dormant"], "hr": [0.6, 1.05], "lower": [0.5, 0.9],
+                       "upper": [0.7, 1.2], "p": [0.0001, 0.5]})  # fmt: skip
+    s3 = " ".join(plain_summary(None, None, hr, None, scope="branch"))
+    assert "products held" in s3 and "dormant" not in s3 and "associations" in s3
+    assert text("headline", "zh") == "1. 概览"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not BANK_CSV.exists(), reason=f"public dataset not found at {BANK_CSV}")
+def test_flat_snapshot_on_bank_churn_modelling_says_more_products_churn_more(tmp_path: Path) -> None:
+    from crmresearch.flat import import_flat
+
+    src = load_source(import_flat(BANK_CSV, "bank-churn-modelling", tmp_path / "src"))
+    b = build_bundle(src, Params(), month=None, path=tmp_path / "cache")
+    r = BankReport.open(b.path)
+    head = r.headline()._repr_html_()
+    assert "3–4 products churned most" in head
+    page = _html(r, ["who_left", "product_coverage", "rm_turnover", "causes", "lifecycle", "retention", "notes"])
+    assert "Not available" in page  # sections the flat extract cannot support say so, and why
+    surnames = set(pd.read_csv(BANK_CSV)["Surname"].astype(str))
+    assert not [s for s in surnames if len(s) > 3 and re.search(rf"\b{re.escape(s)}\b", head + page)]
+    br = BranchReport.open(b.path, open_bundle(b.path).branch_ids[0])
+    assert "<h2>8. Watch list</h2>" in br.watch_list()._repr_html_()
