@@ -1,4 +1,4 @@
-"""Command line: ``crmresearch validate | demo-data | survival-table | import-flat | metrics | keygen | unmask``.
+"""Command line: ``crmresearch validate | demo-data | survival-table | import-flat | metrics | report | keygen | unmask``.
 
 Every command takes ``--params FILE``; user errors (bad data, bad parameters,
 bad paths) end with a clear message and a non-zero exit code, and nothing is
@@ -18,7 +18,7 @@ from .contract import ContractError, load_source, validate_source
 from .errors import InputError
 from .params import Params, load_params
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class UserError(InputError):
@@ -137,6 +137,27 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .runner import run_report
+
+    t0 = time.perf_counter()
+    summary = run_report(args.source, month=args.month, branches=args.branch, out=args.out, params_path=args.params,
+                         overrides={"language": args.language}, workers=args.workers, scheduler=args.scheduler,
+                         force=args.force, cache_dir=args.cache_dir, timeout=args.timeout,
+                         key_file=args.key_file, log=_say)  # fmt: skip
+    counts = {s: sum(v == s for v in summary.status.values()) for s in ("done", "skipped", "failed")}
+    _say(f"{counts['done']} report(s) done, {counts['skipped']} skipped (unchanged), {counts['failed']} failed "
+         f"in {time.perf_counter() - t0:.1f} s (bank stage {summary.bank_stage_seconds:.1f} s"
+         f"{', bundle reused' if summary.bundle_reused else ''}; branch stage {summary.branch_stage_seconds:.1f} s)")  # fmt: skip
+    if summary.errors:
+        _say("failed reports (their executed notebooks, with the error, are in "
+             f"{summary.out_dir / 'notebooks'}):")  # fmt: skip
+        for name, err in summary.errors.items():
+            _say(f"  - {name}: {err.splitlines()[0][:500]}")
+    print(f"index: {summary.index.resolve()}")
+    return summary.exit_code
+
+
 def cmd_keygen(args: argparse.Namespace) -> int:
     from .privacy import new_key_file
 
@@ -216,6 +237,34 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--force", action="store_true", help="replace an existing, different file")
     sp.set_defaults(func=cmd_metrics)
 
+    sp = add("report", "render a month: every branch's HTML report and metrics.json, the bank summary and the index")
+    sp.add_argument("source", type=Path)
+    sp.add_argument("--month", default=None, help="YYYY-MM (required for a calendar source; omit for a flat extract)")
+    sp.add_argument("--branch", action="extend", nargs="+", default=None, metavar="ID",
+                    help="only these branches (and the index); default: every branch and the bank summary")
+    sp.add_argument("--out", type=Path, default=Path("reports"),
+                    help="published reports folder (default: reports); the month goes to OUT/YYYY-MM/")
+    sp.add_argument("--language", choices=["en", "zh"], default=None, help="overrides the parameters file")
+    sp.add_argument("--workers", type=int, default=None, help="local worker processes (default: the number of cores)")
+    sp.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                    help="run the reports on this Dask scheduler (e.g. tcp://host:8786) instead of local workers")
+    sp.add_argument("--force", action="store_true",
+                    help="redo every report, even unchanged ones (and allow switching the folder's language)")
+    sp.add_argument("--cache-dir", type=Path, default=None,
+                    help="where the month bundle (customer-level data) is cached; outside --out "
+                         "(default: $CRMRESEARCH_CACHE, else ~/.cache/crmresearch)")
+    sp.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                    help="seconds one notebook may run before it is stopped and marked failed (default: 600)")
+    sp.add_argument("--key-file", type=Path, default=None,
+                    help="the pseudonym key file (default: $CRMRESEARCH_PSEUDONYM_KEY)")
+    sp.epilog = ("Reports go to OUT/YYYY-MM/ (OUT/snapshot/ for a flat extract): index.html, bank.html, "
+                 "branches/ID.html and .metrics.json, notebooks/ (executed, for audit), manifest.json. A rerun "
+                 "skips reports whose inputs are unchanged and redoes failed or stale ones. Per-branch parameters: "
+                 "PARAMS_DIR/branches/ID.yaml beside --params. Exit status: 0 all reports done or unchanged, "
+                 "1 some report failed (the others are done; see the summary and notebooks/), 2 bad input "
+                 "(nothing written).")  # fmt: skip
+    sp.set_defaults(func=cmd_report)
+
     sp = add("keygen", "create a pseudonym key file (customers appear in reports under keyed pseudonyms)")
     sp.add_argument("file", type=Path)
     sp.add_argument("--force", action="store_true", help="replace an existing key (changes every pseudonym)")
@@ -242,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, FileNotFoundError, FileExistsError) as exc:
         _say(f"error: {exc}")
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        _say("interrupted: files already written are complete; a rerun continues where this one stopped")
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,10 +7,12 @@ uses for figures, from the ``noto-cjk-sans-otc`` package, SIL Open Font
 License 1.1) holding only the characters the page uses, embedded as a
 ``data:`` URL: the page makes no request and renders the same everywhere.
 
-Put the family after the Latin fonts in the page's font stack, e.g.
-``font-family: "Segoe UI", Arial, "crmresearch-cjk", sans-serif``: browsers
-take each character from the first family that has it, so Latin text keeps
-the system font and Chinese characters come from the embedded subset.
+Put the family *first* in the page's font stack, e.g.
+``font-family: "crmresearch-cjk", "Segoe UI", Arial, sans-serif``: the subset
+holds no character below U+0250, so Latin text still falls through to the
+system fonts, while Chinese is always drawn from the embedded subset.  Placed
+after the Latin fonts, Chromium drew some Chinese text as missing-glyph boxes
+although the font had loaded (seen in tests/test_browser.py).
 
 The font is WOFF 1.0 (zlib, read by every browser since 2011), not WOFF2:
 WOFF2 is about 10 % smaller but needs the ``brotli`` package (a 5 MB native
@@ -125,8 +127,8 @@ def font_face_css(text: str, family: str = "crmresearch-cjk") -> str:
     -----
     About 1 s and 135 kB of WOFF (180 kB of CSS) for a page with 600
     distinct Chinese characters; most of the time is fontTools reading the
-    glyph outlines.  Use the family after the Latin fonts in the page's font
-    stack: ``font-family: Arial, "crmresearch-cjk", sans-serif``.
+    glyph outlines.  Put the family first in the page's font stack:
+    ``font-family: "crmresearch-cjk", Arial, sans-serif`` (see the module notes).
 
     Examples
     --------
