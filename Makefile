@@ -1,11 +1,12 @@
 # crmresearch — the two set-up commands (see README):
-#   make report   install, build the demo bank if missing, run the main job on it
+#   make report   install, build the demo bank if missing, render its month of reports (prints index.html)
 #   make test     install with the test extra, run the test suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO   := data/demo
-OUT    := data/survival
+MONTH  := 2026-10
+KEY    := data/pseudonym.key
 
 .PHONY: report test lint bench clean-venv
 
@@ -25,11 +26,13 @@ $(VENV)/.installed-test: $(BIN)/python pyproject.toml
 $(DEMO)/customers.parquet: | $(VENV)/.installed
 	$(BIN)/crmresearch demo-data $(DEMO)
 
-report: $(VENV)/.installed $(DEMO)/customers.parquet
+# the demo's pseudonym key (owner-only, git-ignored); a bank keeps its own outside the repository
+$(KEY): | $(VENV)/.installed
+	$(BIN)/crmresearch keygen $(KEY)
+
+report: $(VENV)/.installed $(DEMO)/customers.parquet $(KEY)
 	$(BIN)/crmresearch validate $(DEMO)
-	$(BIN)/crmresearch survival-table $(DEMO) --force --out $(OUT)/customers.parquet
-	$(BIN)/crmresearch survival-table $(DEMO) --force --episodes --out $(OUT)/episodes.parquet
-	@echo "main job done: demo bank in $(DEMO)/, survival tables in $(OUT)/ (customers.parquet, episodes.parquet)"
+	$(BIN)/crmresearch report $(DEMO) --month $(MONTH) --params params/defaults.yaml --key-file $(KEY) --out reports
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest

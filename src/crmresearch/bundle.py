@@ -442,6 +442,7 @@ def build_bundle(source: Source, params: Params, *, month: str | None, path: str
         meta = {"format": BUNDLE_FORMAT, "version": __version__, "key": key, "month": month,
                 "tables": list(source.tables), "partitions": partitions, "as_of": source.as_of,
                 "observation_start": source.observation_start, "flat": source.flat,
+                "source": str(Path(source.path).resolve()),
                 "validation": source.report, **layout}  # fmt: skip
         with open(tmp / "bundle.pkl", "wb") as f:
             pickle.dump({"meta": meta, "context": context, "params": params.to_dict()}, f)
@@ -481,15 +482,30 @@ def open_bundle(path: str | Path) -> Bundle:
     return Bundle(path, data["context"], Params.model_validate(data["params"]), meta.get("key", ""), meta)
 
 
-def prune(cache: Path, keep: Path) -> None:
-    """Remove the other bundles of the same month from ``cache`` (a month keeps one, the newest).
+def prune(cache: Path, keep: Path) -> list[Path]:
+    """Remove older bundles of the same source and month from ``cache``; returns what was removed.
+
+    A bundle is superseded when the source's data or the parameters changed
+    (its key changed); bundles of other sources, other months and snapshots
+    of other flat extracts are kept.
 
     Examples
     --------
     >>> prune(Path("/tmp/cache"), Path("/tmp/cache/2026-10-abc"))  # doctest: +SKIP
+    []
     """
+    mine = open_bundle(keep).meta
+    removed = []
     prefix = keep.name.rsplit("-", 1)[0] + "-"
     for p in cache.glob(prefix + "*"):
-        if p != keep and p.is_dir() and (p / "bundle.pkl").exists():
+        if p == keep or not (p / "bundle.pkl").is_file():
+            continue
+        try:
+            with open(p / "bundle.pkl", "rb") as f:
+                meta = pickle.load(f)["meta"]
+        except Exception:  # noqa: BLE001 - an unreadable bundle of ours is rebuilt, never trusted
+            meta = {}
+        if meta.get("source") == mine.get("source") and meta.get("month") == mine.get("month"):
             shutil.rmtree(p, ignore_errors=True)
-
+            removed.append(p)
+    return removed

@@ -169,20 +169,23 @@ _DEFAULT_TIERS = (
 
 
 class EngineParams(_Strict):
-    """Resources the DuckDB engine may use.
+    """Resources the engine may use (they never change a result).
 
     ``threads: null`` lets DuckDB use every core; ``memory_limit: null`` caps it
     at the smaller of 6 GB and 50% of RAM (beyond that it spills to a
-    temporary folder).
+    temporary folder).  ``report_timeout_seconds`` is how long one report
+    notebook may run before the report run stops it and marks it failed
+    (``crmresearch report --timeout`` overrides it).
 
     Examples
     --------
     >>> EngineParams(threads=2, memory_limit="4GB")
-    EngineParams(threads=2, memory_limit='4GB')
+    EngineParams(threads=2, memory_limit='4GB', report_timeout_seconds=600)
     """
 
     threads: int | None = Field(None, ge=1, le=256)
     memory_limit: str | None = Field(None, pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+    report_timeout_seconds: int = Field(600, ge=10, le=86400)
 
 
 class Params(_Strict):

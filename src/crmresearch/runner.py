@@ -96,7 +96,7 @@ BRANCH_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 #: report names that are not branches (manifest keys, ``notebooks/bank.ipynb``)
 RESERVED = ("bank", "index")
-#: seconds one notebook may run (``--timeout``; a ``report_timeout_seconds`` parameter when Params has one)
+#: seconds one notebook may run (``--timeout``, else ``engine.report_timeout_seconds``)
 DEFAULT_TIMEOUT = 600.0
 #: cells with this tag are kept in the executed notebook but left out of the HTML page
 HIDE_TAG = "hide-in-report"
@@ -924,7 +924,7 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
         :func:`crmresearch.bundle.default_cache_dir`); never inside ``out``.
     timeout : float, optional
         Seconds one notebook may run (default: the parameters'
-        ``report_timeout_seconds`` if present, else :data:`DEFAULT_TIMEOUT`).
+        ``engine.report_timeout_seconds``).
     key_file : str or Path, optional
         Pseudonym key file (default: ``$CRMRESEARCH_PSEUDONYM_KEY``).
     progress : bool
@@ -963,7 +963,7 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     params = load_params(params_path, overrides)
     language = params.language
-    timeout = float(timeout if timeout is not None else getattr(params, "report_timeout_seconds", None) or DEFAULT_TIMEOUT)
+    timeout = float(timeout if timeout is not None else params.engine.report_timeout_seconds)
     if timeout <= 0:
         raise InputError(f"--timeout {timeout:g}: must be a positive number of seconds")
     workers = (os.cpu_count() or 1) if workers is None else workers
