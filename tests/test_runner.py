@@ -454,3 +454,82 @@ def test_timeout_then_the_rerun_redoes_the_failed_report(demo2: Path, key: Path,
     assert json.loads((out / MONTH / "branches" / "B001.metrics.json").read_text())["branch_id"] == "B001"
     s = run_report(demo2, timeout=60, **kw)
     assert s.status == {"B001": "skipped", "index": "skipped"}
+
+
+# --------------------------------------------------------------------------- warm kernels
+
+_PROBE = """import json, os, sys, warnings
+import matplotlib, matplotlib.pyplot as plt, pandas as pd
+sys.path.insert(0, os.environ["PROBE_DIR"])
+import probe_state  # a module of the report's own: module-level state
+seen = {"variable": "leaked" in globals(), "rc": matplotlib.rcParams["lines.linewidth"],
+        "pandas": pd.get_option("display.max_rows"), "module": list(probe_state.STATE),
+        "figures": len(plt.get_fignums()), "env": os.environ.get("PROBE_LEAK"),
+        "warnings": len(warnings.filters), "cwd": os.getcwd(), "pid": os.getpid()}
+leaked = 1
+matplotlib.rcParams["lines.linewidth"] = 9.0
+pd.set_option("display.max_rows", 3)
+probe_state.STATE.append(branch)
+os.environ["PROBE_LEAK"] = "1"
+warnings.simplefilter("ignore")
+plt.figure()
+with open(metrics_out, "w") as f:
+    json.dump(seen, f)
+"""
+
+
+def test_a_warm_kernel_leaks_no_state_from_one_report_to_the_next(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from crmresearch import runner
+
+    (tmp_path / "probe_state.py").write_text("STATE = []\n")
+    monkeypatch.setenv("PROBE_DIR", str(tmp_path))
+    monkeypatch.delenv(runner.FRESH_ENV, raising=False)
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("branch = None\nmetrics_out = None")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(_PROBE)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "probe.ipynb")
+    out = tmp_path / "out"
+    runner.shutdown_warm_kernels()
+    try:
+        seen = []
+        for b in ("B001", "B002", "B003"):
+            task = runner.ReportTask(name=b, scope="branch", notebook=str(tmp_path / "probe.ipynb"),
+                                     parameters={"branch": b}, out_dir=str(out), scratch=str(tmp_path / "scratch"),
+                                     title=b, language="en", timeout=120)  # fmt: skip
+            res = runner.run_task(task)
+            assert res["status"] == "done", res["error"]
+            seen.append(json.loads((out / "branches" / f"{b}.metrics.json").read_text()))
+    finally:
+        runner.shutdown_warm_kernels()
+    first = seen[0]
+    assert first["variable"] is False and first["module"] == [] and first["figures"] == 0
+    for later in seen[1:]:
+        assert later["pid"] == first["pid"]  # the same kernel ran every report
+        assert {k: later[k] for k in later if k not in ("cwd", "pid")} == {k: first[k] for k in first if k not in ("cwd", "pid")}
+    assert [Path(s["cwd"]).name.split("-")[0] for s in seen] == ["B001", "B002", "B003"]  # each its own folder
+
+
+@pytest.mark.slow
+def test_branch_reports_on_one_warm_kernel_equal_fresh_kernels(full_run: FullRun, demo2: Path, key: Path,
+                                                               cache: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from crmresearch import runner
+
+    runs = {}
+    for mode in ("warm", "fresh"):
+        if mode == "fresh":
+            monkeypatch.setenv(runner.FRESH_ENV, "1")
+        else:
+            monkeypatch.delenv(runner.FRESH_ENV, raising=False)
+        out = tmp_path / mode
+        code, _, stderr = _cli(*_args(demo2, out, key, cache, "--workers", "1", "--branch", "B001", "--branch", "B002"))
+        assert code == 0, stderr
+        runs[mode] = out / MONTH
+    runner.shutdown_warm_kernels()
+    for rel in ["branches/B001.metrics.json", "branches/B002.metrics.json"]:
+        warm = (runs["warm"] / rel).read_bytes()
+        assert warm == (runs["fresh"] / rel).read_bytes(), rel
+        assert warm == (full_run.out / rel).read_bytes(), rel  # two warm worker processes

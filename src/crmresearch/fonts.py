@@ -33,7 +33,7 @@ from functools import lru_cache
 from fontTools import subset
 from fontTools.ttLib import TTCollection, TTFont
 
-__all__ = ["font_face_css"]
+__all__ = ["font_face_css", "report_characters"]
 
 # Characters below U+0250 (Basic Latin, Latin-1 Supplement, Latin Extended-A and -B) are drawn
 # by the page's Latin font, which every machine has; only the others go into the subset.
@@ -89,7 +89,40 @@ def _subset_font(chars: str) -> bytes:
     return out.getvalue()
 
 
-def font_face_css(text: str, family: str = "crmresearch-cjk") -> str:
+def _strings(obj: object, depth: int = 0) -> list[str]:
+    """Every string in ``obj`` (nested dicts, lists, tuples, sets)."""
+    if isinstance(obj, str):
+        return [obj]
+    if depth > 6:
+        return []
+    if isinstance(obj, dict):
+        return [t for k, v in obj.items() for x in (k, v) for t in _strings(x, depth + 1)]
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [t for x in obj for t in _strings(x, depth + 1)]
+    return []
+
+
+@lru_cache(maxsize=1)
+def report_characters() -> str:
+    """Every character of the reports' fixed texts (labels, section titles, notes, glossary), sorted.
+
+    The strings held in the module-level tables of :mod:`crmresearch.i18n`
+    and :mod:`crmresearch.reporting`: passed as ``cover`` to
+    :func:`font_face_css`, the pages of a run (with the run's branch and
+    region names) get one font, subset once per process.
+    """
+    import importlib
+
+    chars: set[str] = set()
+    for name in ("crmresearch.i18n", "crmresearch.reporting"):
+        mod = importlib.import_module(name)
+        for value in vars(mod).values():
+            if isinstance(value, (dict, list, tuple)):
+                chars.update(c for t in _strings(value) for c in t if ord(c) >= _FIRST_EMBEDDED)
+    return "".join(sorted(chars))
+
+
+def font_face_css(text: str, family: str = "crmresearch-cjk", cover: str = "") -> str:
     """An ``@font-face`` rule embedding the Chinese font, cut down to the characters of ``text``.
 
     The font is a subset of Noto Sans CJK SC holding the characters of
@@ -109,6 +142,11 @@ def font_face_css(text: str, family: str = "crmresearch-cjk") -> str:
     family : str, default "crmresearch-cjk"
         The CSS family name to declare; letters, digits, spaces, ``-`` and
         ``_`` only.
+    cover : str, default ""
+        More characters to put in the font, e.g. :func:`report_characters`
+        and the run's branch names: pages whose characters all lie in
+        ``text``'s own plus ``cover`` share one font, subset once per
+        process (about 1 s saved per page), at the cost of a larger page.
 
     Returns
     -------
@@ -144,9 +182,15 @@ def font_face_css(text: str, family: str = "crmresearch-cjk") -> str:
     if not _FAMILY.fullmatch(family):
         raise ValueError(f"font family {family!r}: use letters, digits, spaces, '-' and '_' only")
     *_, cmap = _sc_face()
-    chars = "".join(sorted({c for c in text if ord(c) >= _FIRST_EMBEDDED and ord(c) in cmap}))
-    if not chars:
+    own = {c for c in set(text) if ord(c) >= _FIRST_EMBEDDED and ord(c) in cmap}
+    if not own:
         return ""
+    chars = "".join(sorted(own | {c for c in cover if ord(c) >= _FIRST_EMBEDDED and ord(c) in cmap}))
+    return _css(chars, family)
+
+
+@lru_cache(maxsize=32)
+def _css(chars: str, family: str) -> str:
     data = base64.b64encode(_subset_font(chars)).decode("ascii")
     return (
         f'@font-face {{ font-family: "{family}"; '

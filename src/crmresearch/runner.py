@@ -221,13 +221,13 @@ table.sortable th[aria-sort="descending"]::after {{ content: " \\25BC"; }}
 """
 
 
-def _page(title: str, body: str, language: str, script: str = "") -> str:
+def _page(title: str, body: str, language: str, script: str = "", font_cover: str = "") -> str:
     """A complete, self-contained HTML page: inline CSS (and an embedded CJK font subset when needed)."""
     css = STYLE
     try:
         from .fonts import font_face_css
 
-        css = font_face_css(title + body) + "\n" + css
+        css = font_face_css(title + body, cover=font_cover) + "\n" + css
     except ImportError:  # pragma: no cover - fonts.py not installed yet
         pass
     lang = "zh-CN" if language == "zh" else "en"
@@ -237,7 +237,24 @@ def _page(title: str, body: str, language: str, script: str = "") -> str:
             f"<title>{html.escape(title)}</title>\n<style>{css}</style>\n</head>\n<body>\n{body}\n{script}</body>\n</html>\n")  # fmt: skip
 
 
-def render_html(executed_nb: str | Path, title: str, language: str = "en") -> str:
+def font_cover(language: str, names: Iterable[object] = ()) -> str:
+    """The characters every page of a run shares one font for: the reports' fixed texts and the given names.
+
+    For Chinese pages, every character of the fixed texts; for English
+    pages only their non-CJK ones (dashes, signs), so an English page
+    embeds no Chinese it does not show.  Pages whose characters lie within
+    this set share one font subset (made once per worker process).
+    """
+    from .fonts import report_characters
+
+    fixed = report_characters()
+    if language != "zh":
+        fixed = "".join(c for c in fixed if ord(c) < 0x2E80)
+    extra = {c for n in names if isinstance(n, str) for c in n if ord(c) >= 0x0250}
+    return "".join(sorted(set(fixed) | extra))
+
+
+def render_html(executed_nb: str | Path, title: str, language: str = "en", font_cover: str = "") -> str:
     """An executed notebook as one self-contained HTML page: outputs only, no code, no external request.
 
     The body comes from nbconvert's ``basic`` template (outputs and markdown,
@@ -257,6 +274,9 @@ def render_html(executed_nb: str | Path, title: str, language: str = "en") -> st
         The page title (escaped here).
     language : {"en", "zh"}
         The page's ``lang``.
+    font_cover : str
+        More characters for the embedded font (:func:`font_cover`): pages
+        of a run share one font subset, made once per process.
 
     Returns
     -------
@@ -280,7 +300,210 @@ def render_html(executed_nb: str | Path, title: str, language: str = "en") -> st
     exporter = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True)  # fmt: skip
     body, _ = exporter.from_notebook_node(nb)
-    return _page(title, body, language)
+    return _page(title, body, language, font_cover=font_cover)
+
+
+# --------------------------------------------------------------------------- warm kernels
+
+#: set to 1 to execute every report in a fresh kernel (the behaviour before warm kernels; slower)
+FRESH_ENV = "CRMRESEARCH_FRESH_KERNELS"
+
+# Runs once in a new warm kernel: imports the heavy libraries and records the state a report may
+# change, with the function that restores it before each report (kept in sys.modules, which
+# IPython's namespace reset does not touch).
+_WARM_SETUP = r'''
+def _crmresearch_warm_setup():
+    import copy, gc, os, sys, types, warnings
+    import numpy, pandas, matplotlib, matplotlib.pyplot, seaborn, lifelines, scipy.stats
+    import crmresearch.reporting, crmresearch.plots, crmresearch.bundle, crmresearch.i18n
+    from IPython import get_ipython
+    from pandas._config import config as pdcfg
+
+    ip = get_ipython()
+
+    def pd_options():
+        out = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for k in list(pdcfg._registered_options):
+                try:
+                    out[k] = copy.deepcopy(pandas.get_option(k))
+                except Exception:
+                    pass
+        return out
+
+    def own(name, mod):  # a module the report imported from outside the environment (its own code)
+        f = getattr(mod, "__file__", None) or ""
+        return not name.startswith("crmresearch") and f and not any(
+            f.startswith(p) for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
+
+    st = types.SimpleNamespace(rc=dict(matplotlib.rcParams), pd=pd_options(), warnings=list(warnings.filters),
+                               np_err=numpy.geterr(), np_print=numpy.get_printoptions(),
+                               path=list(sys.path), modules=set(sys.modules))
+
+    def reset(cwd, environ):
+        os.chdir(cwd)  # first: the previous report's folder is gone
+        matplotlib.pyplot.close("all")
+        ip.reset(new_session=False)
+        ip.execution_count = 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            matplotlib.rcParams.clear()
+            matplotlib.rcParams.update(st.rc)
+            for k, v in st.pd.items():
+                try:
+                    if pandas.get_option(k) != v:
+                        pandas.set_option(k, copy.deepcopy(v))
+                except Exception:
+                    pass
+        warnings.filters[:] = st.warnings
+        warnings._filters_mutated()
+        numpy.seterr(**st.np_err)
+        numpy.set_printoptions(**st.np_print)
+        if dict(os.environ) != environ:  # the worker's environment now, as a fresh kernel would inherit
+            os.environ.clear()
+            os.environ.update(environ)
+        sys.path[:] = st.path
+        for name in [n for n in sys.modules if n not in st.modules]:
+            if own(name, sys.modules[name]):
+                del sys.modules[name]
+        gc.collect()
+
+    mod = types.ModuleType("_crmresearch_warm")
+    mod.reset, mod.state = reset, st
+    sys.modules["_crmresearch_warm"] = mod
+
+
+_crmresearch_warm_setup()
+del _crmresearch_warm_setup
+'''
+
+
+class _WarmKernel:
+    """One Jupyter kernel kept by a worker (process or thread), libraries imported, reset between reports."""
+
+    def __init__(self) -> None:
+        from jupyter_client import AsyncKernelManager
+        from jupyter_client.blocking import BlockingKernelClient
+        from jupyter_core.utils import run_sync
+
+        # nbclient drives the kernel with the async client this manager makes; the reset uses a blocking one
+        self.km = AsyncKernelManager(kernel_name="python3")
+        run_sync(self.km.start_kernel)(extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+        try:
+            self.kc = BlockingKernelClient()
+            self.kc.load_connection_info(self.km.get_connection_info())
+            self.kc.start_channels()
+            self.kc.wait_for_ready(timeout=60)
+            self.kc.allow_stdin = False
+            self._run(_WARM_SETUP, 180)
+        except BaseException:
+            self.shutdown()
+            raise
+
+    def _run(self, code: str, timeout: float) -> None:
+        reply = self.kc.execute_interactive(code, silent=True, store_history=False, timeout=timeout,
+                                            output_hook=lambda msg: None)  # fmt: skip
+        content = reply["content"]
+        if content["status"] != "ok":
+            raise RuntimeError(f"warm kernel: {content.get('ename')}: {content.get('evalue')}")
+
+    def reset(self, cwd: str, timeout: float) -> None:
+        """Clear what the previous report left: namespace, figures, rcParams, pandas options, ..."""
+        env = json.dumps({**os.environ, "JPY_PARENT_PID": str(os.getpid())})
+        self._run(f"__import__('sys').modules['_crmresearch_warm'].reset({cwd!r}, __import__('json').loads({env!r}))",
+                  timeout)  # fmt: skip
+
+    def alive(self) -> bool:
+        from jupyter_core.utils import run_sync
+
+        try:
+            return bool(run_sync(self.km.is_alive)())
+        except Exception:  # noqa: BLE001
+            return False
+
+    def shutdown(self) -> None:
+        from jupyter_core.utils import run_sync
+
+        with contextlib.suppress(Exception):
+            self.kc.stop_channels()
+        with contextlib.suppress(Exception):
+            run_sync(self.km.shutdown_kernel)(now=True)
+
+
+_WARM: dict[tuple[int, int], _WarmKernel] = {}
+_WARM_EXIT_REGISTERED: set[int] = set()
+
+
+def _warm_key() -> tuple[int, int]:
+    import threading
+
+    return os.getpid(), threading.get_ident()
+
+
+def _warm_kernel() -> _WarmKernel:
+    """This worker's warm kernel (started on first use; a dead one is replaced)."""
+    key = _warm_key()
+    k = _WARM.get(key)
+    if k is not None and not k.alive():
+        _drop_warm_kernel()
+        k = None
+    if k is None:
+        k = _WARM[key] = _WarmKernel()
+        if os.getpid() not in _WARM_EXIT_REGISTERED:  # process pool workers skip atexit: Finalize runs there
+            import atexit
+            from multiprocessing import util
+
+            _WARM_EXIT_REGISTERED.add(os.getpid())
+            atexit.register(shutdown_warm_kernels)
+            util.Finalize(None, shutdown_warm_kernels, exitpriority=10)
+    return k
+
+
+def _drop_warm_kernel() -> None:
+    """Shut down this worker's warm kernel (after a failed or timed-out report: the next one starts afresh)."""
+    k = _WARM.pop(_warm_key(), None)
+    if k is not None:
+        k.shutdown()
+
+
+def shutdown_warm_kernels() -> None:
+    """Shut down every warm kernel of this process."""
+    pid = os.getpid()
+    for key in [k for k in _WARM if k[0] == pid]:
+        _WARM.pop(key).shutdown()
+
+
+def _warm_engine() -> str:
+    """Register (once) the papermill engine that executes on a given warm kernel; its name."""
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    name = "crmresearch-warm"
+    if name in papermill_engines._engines:
+        return name
+
+    class WarmEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
+                                     stderr_file=None, start_timeout=60, execution_timeout=None,
+                                     warm_kernel=None, **kwargs):  # fmt: skip
+            from papermill.log import logger
+
+            kwargs = {k: v for k, v in kwargs.items() if k not in ("input_path", "timeout", "startup_timeout")}
+            # km given: nbclient neither starts nor shuts down the kernel
+            client = PapermillNotebookClient(nb_man, km=warm_kernel.km, timeout=execution_timeout,
+                                             startup_timeout=start_timeout, kernel_name=kernel_name, log=logger,
+                                             log_output=log_output, stdout_file=stdout_file,
+                                             stderr_file=stderr_file, **kwargs)  # fmt: skip
+            try:
+                return client.execute()
+            finally:  # the kernel stays (not ours to shut down); the client's channels go
+                if client.kc is not None:
+                    client.kc.stop_channels()
+
+    papermill_engines.register(name, WarmEngine)
+    return name
 
 
 # --------------------------------------------------------------------------- one report
@@ -311,6 +534,7 @@ class ReportTask:
     title: str
     language: str
     timeout: float
+    font_cover: str = ""  # characters for the shared font subset (:func:`font_cover`)
 
     @property
     def html(self) -> str:
@@ -356,7 +580,10 @@ def _error_text(exc: BaseException, timeout: float) -> str:
 def run_task(task: ReportTask) -> dict[str, Any]:
     """Execute one report's notebook, render its HTML and move its files into place.
 
-    The notebook runs in a fresh kernel (papermill) in the task's scratch
+    The notebook runs (papermill) on this worker's warm kernel (libraries
+    imported once, state reset before each report; a failed or timed-out
+    report discards it; ``CRMRESEARCH_FRESH_KERNELS=1``: a fresh kernel per
+    report instead) in the task's scratch
     folder, with ``metrics_out`` pointing into it; within ``task.timeout``
     seconds for the whole notebook.  On success the executed notebook,
     ``metrics.json`` and the HTML page are each renamed into place; on
@@ -389,22 +616,29 @@ def run_task(task: ReportTask) -> dict[str, Any]:
     out = Path(task.out_dir)
     deadline = time.monotonic() + task.timeout
     error = None
+    warm = os.environ.get(FRESH_ENV, "") in ("", "0")
     try:
         try:
             # nbclient's timeout is per cell; asking for the time left at each cell makes it per notebook
+            kw: dict[str, Any] = {"extra_arguments": ["--IPKernelApp.log_level=CRITICAL"]}
+            if warm:
+                kernel = _warm_kernel()
+                kernel.reset(str(scratch), max(deadline - time.monotonic(), 1.0))
+                kw = {"engine_name": _warm_engine(), "warm_kernel": kernel}
             pm.execute_notebook(task.notebook, str(executed), parameters={**task.parameters, "metrics_out": str(metrics_tmp)},
                                 kernel_name="python3", progress_bar=False, cwd=str(scratch),
                                 request_save_on_cell_execute=True, execution_timeout=task.timeout,
-                                timeout_func=lambda cell: max(deadline - time.monotonic(), 0.01),
-                                extra_arguments=["--IPKernelApp.log_level=CRITICAL"])  # fmt: skip
+                                timeout_func=lambda cell: max(deadline - time.monotonic(), 0.01), **kw)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - any failure of one report is recorded, not raised
             error = _error_text(exc, task.timeout)
+            if warm:  # the kernel may still be running the cell, or hold a half-done state: a new one next time
+                _drop_warm_kernel()
         page = None
         if error is None and not metrics_tmp.is_file():
             error = "RuntimeError: the notebook finished without writing metrics.json (metrics_out)"
         if error is None:
             try:
-                page = render_html(executed, task.title, task.language)
+                page = render_html(executed, task.title, task.language, task.font_cover)
             except Exception as exc:  # noqa: BLE001
                 error = f"rendering HTML failed: {type(exc).__name__}: {exc}"
         try:
@@ -837,6 +1071,17 @@ def _kill_workers(executor: object) -> None:
             pass
 
 
+def _kill_warm_kernels() -> None:
+    """Kill this process's warm kernels at once (the test-only abort: no orderly shutdown)."""
+    import signal
+
+    for k in list(_WARM.values()):
+        pid = getattr(k.km.provisioner, "pid", None)
+        if pid:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
 def _execute(tasks: list[ReportTask], workers: int, scheduler: str | None,
              on_result: Callable[[dict, object], None]) -> None:  # fmt: skip
     """Run ``tasks`` (in-process, in a local process pool or on a Dask cluster), calling ``on_result`` per report."""
@@ -1044,6 +1289,8 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
     generated_at = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     fail_branch = os.environ.get(FAIL_ENV)
     code = code_digest()
+    table = bundle.context.branches
+    cover = font_cover(language, [*names.values(), *(table["region"] if "region" in table else [])])
     planned: list[tuple[ReportTask, str]] = []
     for name in ([] if requested else ["bank"]) + todo_branches:
         scope = "bank" if name == "bank" else "branch"
@@ -1058,7 +1305,7 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
                 parameters["bundle"] = str(scratch / "no-such-bundle")
         task = ReportTask(name=name, scope=scope, notebook=str(nbs[scope].resolve()), parameters=parameters,
                           out_dir=str(out_dir.resolve()), scratch=str(scratch), title=_title(name, names, month, language),
-                          language=language, timeout=timeout)  # fmt: skip
+                          language=language, timeout=timeout, font_cover=cover)  # fmt: skip
         planned.append((task, fp))
 
     todo: list[ReportTask] = []
@@ -1104,6 +1351,7 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
             bar.close()
             if executor is not None:
                 _kill_workers(executor)
+            _kill_warm_kernels()
             os._exit(EXIT_ABORTED)
 
     try:
@@ -1114,6 +1362,11 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
         bar.close()
         shutil.rmtree(scratch, ignore_errors=True)
     summary.branch_stage_seconds = round(time.perf_counter() - t1, 2)
+    if todo:  # a run that redid nothing leaves the manifest as it was
+        manifest.update({"bank_stage_seconds": summary.bank_stage_seconds, "bundle_reused": reused,
+                         "branch_stage_seconds": summary.branch_stage_seconds, "branch_stage_reports": len(todo),
+                         "workers": None if scheduler else min(workers, len(todo))})  # fmt: skip
+        _write_text(out_dir / "manifest.json", _manifest_text(manifest))
 
     # ---- the index, last
     _write_index(bundle, out_dir, manifest, month, language, params, key_digest, summary, generated_at, say)

@@ -1,0 +1,165 @@
+"""Report speed against the floor of issue 5 ("Speed"), side by side in one run on this machine.
+
+(a) floor: papermill executing ``benchmarks/floor.ipynb`` (imports pandas, lifelines, seaborn,
+    matplotlib, draws one plot) in a fresh kernel, plus nbconvert to HTML; a few repetitions.
+(b) one branch report of a 5,000-customer branch through the real runner (bank stage already
+    cached; only the branch stage is timed; ``--branch``).
+(c) a month of B branches x 5,000 customers with 2 workers: bank stage and branch stage timed
+    separately (from the run's manifest).
+
+Targets: (b) <= 1.5 x floor; (c) branch stage <= 1.5 x (floor x B / 2).
+
+    .venv/bin/python benchmarks/bench_reports.py --branches 20      # quick check
+    .venv/bin/python benchmarks/bench_reports.py                    # B = 200
+
+Results: a table on stdout and ``benchmarks/out/bench_reports-<date>.json`` (machine info included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CPB = 5000
+
+
+def machine() -> dict:
+    model = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = None
+    try:
+        ram = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "ram_gib": ram, "python": platform.python_version(),
+            "platform": platform.platform()}  # fmt: skip
+
+
+def floor(reps: int, work: Path) -> list[float]:
+    """Seconds per floor report: papermill (fresh kernel) + nbconvert HTML."""
+    import nbformat
+    import papermill as pm
+    from nbconvert import HTMLExporter
+
+    times = []
+    for i in range(reps):
+        t = time.perf_counter()
+        out = work / f"floor-{i}.ipynb"
+        pm.execute_notebook(str(HERE / "floor.ipynb"), str(out), kernel_name="python3", progress_bar=False)
+        HTMLExporter(template_name="basic").from_notebook_node(nbformat.read(str(out), as_version=4))
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def run(args: list[str]) -> dict:
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "crmresearch.cli", "report", *args], capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        sys.exit(f"crmresearch report failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return {"wall": wall, "stderr": proc.stderr}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--branches", type=int, default=200, help="B, branches of the month run (default 200)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--floor-reps", type=int, default=3)
+    ap.add_argument("--months", type=int, default=24)
+    ap.add_argument("--language", default="zh", choices=["en", "zh"])
+    ap.add_argument("--work", type=Path, default=None, help="folder for data, cache and reports (default: temporary)")
+    ap.add_argument("--skip-single", action="store_true", help="skip (b)")
+    a = ap.parse_args()
+
+    from crmresearch.demo import DemoConfig, write_demo_bank
+    from crmresearch.privacy import new_key_file
+
+    work = a.work or Path(tempfile.mkdtemp(prefix="bench-reports-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"work folder: {work}", file=sys.stderr)
+    res: dict = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine(),
+                 "branches": a.branches, "customers_per_branch": CPB, "workers": a.workers, "language": a.language}  # fmt: skip
+
+    # (a) the floor
+    ft = floor(a.floor_reps, work)
+    fmean = statistics.mean(ft)
+    res["floor"] = {"seconds": ft, "mean": fmean, "stdev": statistics.stdev(ft) if len(ft) > 1 else 0.0}
+    print(f"floor: {fmean:.2f} s (runs {', '.join(f'{x:.2f}' for x in ft)})", file=sys.stderr)
+
+    # data
+    t = time.perf_counter()
+    bank = work / f"bank-{a.branches}"
+    if not (bank / "customers.parquet").exists():
+        write_demo_bank(bank, DemoConfig(branches=a.branches, customers_per_branch=CPB, months=a.months, seed=11))
+    res["demo_data_seconds"] = time.perf_counter() - t
+    key = work / "key"
+    if not key.exists():
+        new_key_file(key)
+    from crmresearch.contract import load_source
+    from crmresearch.params import load_params
+
+    src = load_source(bank, load_params(None, {}))
+    month = f"{src.as_of:%Y-%m}"
+    src.close()
+    cache = work / "cache"
+    common = [str(bank), "--month", month, "--key-file", str(key), "--cache-dir", str(cache),
+              "--language", a.language, "--force"]  # fmt: skip
+
+    # (c) the month (first: it builds the bundle that (b) reuses)
+    out_m = work / "reports-month"
+    r = run([*common, "--out", str(out_m), "--workers", str(a.workers)])
+    man = json.loads((out_m / month / "manifest.json").read_text())
+    res["month"] = {"wall": r["wall"], "bank_stage_seconds": man.get("bank_stage_seconds"),
+                    "bundle_reused": man.get("bundle_reused"), "branch_stage_seconds": man.get("branch_stage_seconds"),
+                    "reports": man.get("branch_stage_reports"),
+                    "per_report": {k: v["duration_seconds"] for k, v in man["reports"].items()}}  # fmt: skip
+
+    # (b) one branch, warm cache
+    if not a.skip_single:
+        out_b = work / "reports-one"
+        r = run([*common, "--out", str(out_b), "--workers", "1", "--branch", "B001"])
+        man = json.loads((out_b / month / "manifest.json").read_text())
+        res["single"] = {"wall": r["wall"], "branch_stage_seconds": man.get("branch_stage_seconds"),
+                         "report_seconds": man["reports"]["B001"]["duration_seconds"],
+                         "bank_stage_seconds": man.get("bank_stage_seconds")}  # fmt: skip
+
+    target_month = fmean * a.branches / a.workers
+    rows = [("floor per report (s)", f"{fmean:.2f} ± {res['floor']['stdev']:.2f}", "")]
+    if "single" in res:
+        s = res["single"]["branch_stage_seconds"]
+        rows.append(("one branch report, branch stage (s)", f"{s:.2f}", f"{s / fmean:.2f} x floor (target <= 1.5)"))
+    m = res["month"]
+    rows.append((f"month bank stage (s, {'reused' if m['bundle_reused'] else 'built'})", f"{m['bank_stage_seconds']:.1f}", ""))
+    rows.append((f"month branch stage, {m['reports']} reports, {a.workers} workers (s)", f"{m['branch_stage_seconds']:.1f}",
+                 f"{m['branch_stage_seconds'] / target_month:.2f} x floor x B / {a.workers} = {target_month:.1f} s "
+                 "(target <= 1.5)"))  # fmt: skip
+    res["ratios"] = {"single": res.get("single", {}).get("branch_stage_seconds", float("nan")) / fmean,
+                     "month": m["branch_stage_seconds"] / target_month}  # fmt: skip
+    w = max(len(r[0]) for r in rows)
+    for name, val, ratio in rows:
+        print(f"{name:<{w}}  {val:>14}  {ratio}")
+    outdir = HERE / "out"
+    outdir.mkdir(exist_ok=True)
+    path = outdir / f"bench_reports-{dt.datetime.now():%Y%m%d-%H%M%S}-B{a.branches}.json"
+    path.write_text(json.dumps(res, indent=2, default=str) + "\n")
+    print(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()
