@@ -186,12 +186,12 @@ def bank_context(source: Source, params: Params | None = None, *, month: str | N
 
 
 def _branch_list(source: Source) -> pd.DataFrame:
-    cols = "b.branch_id, b.branch_name, b.region" if source.has("branches") else "c.branch_id, NULL AS branch_name, NULL AS region"
     if source.has("branches"):
-        q = f"""SELECT {cols}, count(c.customer_id) AS customers FROM branches b
-                LEFT JOIN customers c USING (branch_id) GROUP BY ALL ORDER BY b.branch_id"""
+        q = """SELECT b.branch_id, b.branch_name, b.region, count(c.customer_id) AS customers FROM branches b
+               LEFT JOIN customers c USING (branch_id) GROUP BY ALL ORDER BY b.branch_id"""
     else:
-        q = f"SELECT {cols}, count(*) AS customers FROM customers c GROUP BY ALL ORDER BY c.branch_id"
+        q = """SELECT branch_id, NULL AS branch_name, NULL AS region, count(*) AS customers FROM customers
+               GROUP BY ALL ORDER BY branch_id"""
     out = source.sql(q)
     out["branch_id"] = out["branch_id"].astype(str)
     return out

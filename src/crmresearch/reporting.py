@@ -573,14 +573,7 @@ class _Report:
         if self.flat:
             return self._flat_headline()
         comp = self._comparison()
-        parts = []
-        m = self.metrics()
-        summary = plain_summary(comp[comp["customers"] == "all"], pd.DataFrame(m["coverage"]) if m["coverage"] else None,
-                                pd.DataFrame(m["hazard_ratios"]) if m["hazard_ratios"] else None, m.get("retention"),
-                                scope="branch" if self.branch else "bank", language=self.language,
-                                min_cell=self.min_cell, model_scope=m["hazard_ratios_scope"])  # fmt: skip
-        parts.append(f'<div class="summary"><h3>{_e(self.t("summary_title"))}</h3><ul>'
-                     + "".join(f"<li>{_e(s)}</li>" for s in summary) + "</ul></div>")  # fmt: skip
+        parts = [self._summary_html(comp[comp["customers"] == "all"], self.metrics().get("retention"))]
         for who in ("all", "high_value"):
             sub = comp[comp["customers"] == who]
             title = (label("all", self.language) if who == "all"
@@ -602,6 +595,16 @@ class _Report:
                             language=self.language)  # fmt: skip
         parts.append(self._fig(ax, self.t("trend_title")))
         return self._section("headline", *parts)
+
+    def _summary_html(self, comparison: pd.DataFrame | None, retention: dict | None) -> str:
+        """The generated plain-language summary (:func:`plain_summary`) of this report's results."""
+        m = self.metrics()
+        summary = plain_summary(comparison, pd.DataFrame(m["coverage"]) if m["coverage"] else None,
+                                pd.DataFrame(m["hazard_ratios"]) if m["hazard_ratios"] else None, retention,
+                                scope="branch" if self.branch else "bank", language=self.language,
+                                min_cell=self.min_cell, model_scope=m["hazard_ratios_scope"])  # fmt: skip
+        return (f'<div class="summary"><h3>{_e(self.t("summary_title"))}</h3><ul>'
+                + "".join(f"<li>{_e(x)}</li>" for x in summary) + "</ul></div>")  # fmt: skip
 
     def _fmt_kpi(self, kpi: str, v: float, churned: float | None = None, active: float | None = None) -> str:
         if v is None or not math.isfinite(v):
@@ -651,17 +654,11 @@ class _Report:
         n, churned = self.source.con.execute(
             f"SELECT count(*), count(*) FILTER (WHERE churned) FROM customers {where}",
             [self.branch] if self.branch else []).fetchone()  # fmt: skip
-        m = self.metrics()
-        summary = plain_summary(None, pd.DataFrame(m["coverage"]) if m["coverage"] else None,
-                                pd.DataFrame(m["hazard_ratios"]) if m["hazard_ratios"] else None, None,
-                                scope="branch" if self.branch else "bank", language=self.language,
-                                min_cell=self.min_cell, model_scope=m["hazard_ratios_scope"])  # fmt: skip
         rows = [(self.t("customers_total"), self._count(n)), (self.t("churned_total"), self._count(churned)),
                 (self.t("churn_share"), self._pct(churned / n if n and churned >= self.min_cell else float("nan")))]
         body = "".join(f"<tr><th>{_e(a)}</th><td>{_e(b)}</td></tr>" for a, b in rows)
         reason = self._flat_reason("monthly KPIs")
-        return self._section("headline", f'<div class="summary"><h3>{_e(self.t("summary_title"))}</h3><ul>'
-                             + "".join(f"<li>{_e(s)}</li>" for s in summary) + "</ul></div>",
+        return self._section("headline", self._summary_html(None, None),
                              f'<table class="report-table">{body}</table>',
                              _p(_e(self.t("unavailable_flat", reason=reason))))  # fmt: skip
 
