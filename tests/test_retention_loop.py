@@ -111,6 +111,8 @@ def test_prior_handover_contact_suppresses_the_rm_warning(warned, tmp_path: Path
     5 days before (within handover_lookback_days = 30) it is, and no warning is raised."""
     assert "rm2" in set(early_warnings(warned)["customer_id"])
     warned.con.execute("UPDATE retention_actions SET action_date = DATE '2024-04-25' WHERE action_id = 'a3'")
+    assert "rm2" in set(early_warnings(warned)["customer_id"])  # a loaded source is read-only: derived results stay
+    warned.clear_cache()  # ... until the cache is cleared
     assert "rm2" not in set(early_warnings(warned)["customer_id"])
     shorter = load_params(overrides={"warnings.handover_lookback_days": 3})
     assert "rm2" in set(early_warnings(warned, shorter)["customer_id"])

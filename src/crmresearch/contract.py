@@ -20,16 +20,18 @@ import datetime as dt
 import shutil
 import tempfile
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import duckdb
 import pandas as pd
 
 from .errors import InputError
 from .params import Params
+
+T = TypeVar("T")
 
 __all__ = [
     "TABLES",
@@ -593,6 +595,59 @@ class Source:
         >>> src.df("branches").head()  # doctest: +SKIP
         """
         return self.con.execute(f'SELECT * EXCLUDE (__row) FROM "{table}"').df()
+
+    def memo(self, name: str, key: Hashable, compute: Callable[[], T]) -> T:
+        """A derived result computed once per source and key, then reused.
+
+        A report asks for the same analysis from several sections (the
+        warnings for the headline, the retention section and the RM table;
+        product coverage for metrics.json and §3): the analysis runs once.
+        The key must hold everything the result depends on besides the
+        source's data (parameters, as-of date, branch …); callers must not
+        change the object returned.
+
+        Parameters
+        ----------
+        name : str
+            The analysis (one cache per name).
+        key : hashable
+            What the result depends on.
+        compute : callable
+            Computes the result on a miss.
+
+        Returns
+        -------
+        object
+            ``compute()``'s result, from the cache when present.
+
+        Examples
+        --------
+        >>> src = load_source("data/demo")  # doctest: +SKIP
+        >>> src.memo("n", "all", lambda: len(src.df("customers")))  # doctest: +SKIP
+        24000
+        """
+        cache = self.cache.setdefault(f"memo:{name}", {})
+        if key not in cache:
+            cache[key] = compute()
+        return cache[key]
+
+    def clear_cache(self) -> None:
+        """Forget every derived result (memos, survival tables): call it after changing a table in place.
+
+        Analyses treat a loaded source as read-only and reuse what they
+        derived from it (:meth:`memo`); a caller who updates a table through
+        :attr:`con` must clear the cache, or later analyses see the old data.
+
+        Examples
+        --------
+        >>> src.con.execute("UPDATE retention_actions SET action_date = DATE '2024-04-25'")  # doctest: +SKIP
+        >>> src.clear_cache()  # doctest: +SKIP
+        """
+        for tables in self.cache.get("survival", {}).values():
+            for t in tables:
+                self.con.execute(f"DROP TABLE IF EXISTS {t}")
+        for k in [k for k in self.cache if k != "slice_of"]:
+            del self.cache[k]
 
     def sql(self, query: str, params: list | None = None) -> pd.DataFrame:
         """Run SQL against the source's tables and return a DataFrame.

@@ -254,20 +254,26 @@ def early_warnings(source: Source, params: Params | None = None, *, month: str |
             raise InputError("give either month or as_of, not both")
         first, as_of = month_bounds(month)
     ctx = context(source, params, as_of)
+    out = source.memo("early_warnings", (ctx.as_of, params.model_dump_json()), lambda: _all_warnings(source, ctx))
+    if month is not None:
+        out = out[out["warning_date"] >= pd.Timestamp(first)]
+    if branch is not None:
+        out = out[out["branch_id"] == branch]
+    return out.reset_index(drop=True)
+
+
+def _all_warnings(source: Source, ctx: Context) -> pd.DataFrame:
+    """Every warning up to ``ctx.as_of`` (all branches), as :func:`early_warnings` returns them."""
     cust, _ = _materialize(source, ctx)
     sql = _warnings_sql(ctx, cust)
     if sql is None:
         out = pd.DataFrame(columns=WARNING_COLUMNS)
     else:
         out = ctx.con.execute(sql + " ORDER BY warning_date, customer_id, rule").df()
-    if month is not None:
-        out = out[pd.to_datetime(out["warning_date"]) >= pd.Timestamp(first)]
-    if branch is not None:
-        out = out[out["branch_id"] == branch]
-    out = out.reset_index(drop=True)
     for c in ("warning_date", "active_until", "first_contact_date"):
-        out[c] = pd.to_datetime(out[c])
-    target = params.retention.response_target_days
+        if not pd.api.types.is_datetime64_dtype(out[c]):
+            out[c] = pd.to_datetime(out[c])
+    target = ctx.params.retention.response_target_days
     out["days_to_contact"] = (out["first_contact_date"] - out["warning_date"]).dt.days
     out["target_closed"] = out["warning_date"] + pd.Timedelta(days=target) <= pd.Timestamp(ctx.as_of)
     in_target = out["days_to_contact"] <= target

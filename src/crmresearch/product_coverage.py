@@ -17,12 +17,11 @@ and it is read as tenure at exit for churners.
 from __future__ import annotations
 
 import datetime as dt
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from lifelines import AalenJohansenFitter, KaplanMeierFitter
+from lifelines import KaplanMeierFitter
 from lifelines.statistics import multivariate_logrank_test
 from scipy import stats
 
@@ -226,6 +225,13 @@ def product_coverage(source: Source, params: Params | None = None, *, month: str
     >>> r = product_coverage(src, month="2026-10")   # doctest: +SKIP
     >>> r.table; r.summary; r.logrank; r.plot()       # doctest: +SKIP
     """
+    params = params or Params()
+    return source.memo("product_coverage", (month, branch, horizon_months, params.model_dump_json()),
+                       lambda: _product_coverage(source, params, month, branch, horizon_months))  # fmt: skip
+
+
+def _product_coverage(source: Source, params: Params, month: str | None, branch: str | None,
+                      horizon_months: int) -> CoverageResult:  # fmt: skip
     if source.flat:
         if not source.has_column("customers", "n_products"):
             raise not_on_flat("product coverage", source)
@@ -267,14 +273,19 @@ def product_coverage(source: Source, params: Params | None = None, *, month: str
     return CoverageResult(landmark, float((pd.Timestamp(last) - L).days), data)
 
 
-def cumulative_incidence(result: CoverageResult, churn_types: pd.Series, *, seed: int = 0,
+def cumulative_incidence(result: CoverageResult, churn_types: pd.Series, *,
                          causes: tuple[str, ...] = ("transfer", "natural")) -> pd.DataFrame:  # fmt: skip
     """Cumulative incidence of each churn type by coverage group (Aalen–Johansen), competing risks.
 
     Transfer and natural churn compete: a customer who died cannot later move
     their assets.  ``1 - KM`` per cause would overstate each; the
-    Aalen–Johansen estimator does not.  lifelines breaks tied times with a
-    small random jitter: it is seeded, so results are reproducible.
+    Aalen–Johansen estimator does not.  It is statsmodels'
+    ``CumIncidenceRight``, which takes tied days as they are (the estimator
+    needs no tie-breaking: events of a day share that day's risk set; the
+    jitter lifelines' ``AalenJohansenFitter`` applies to ties makes its
+    estimate depend on the random draw, and it is ten times slower).  The
+    interval is the delta-method standard error on the log(−log) scale, as
+    R's ``cmprsk`` reports it, so it stays within (0, 1).
 
     Parameters
     ----------
@@ -282,6 +293,9 @@ def cumulative_incidence(result: CoverageResult, churn_types: pd.Series, *, seed
         From :func:`product_coverage` (its landmark data).
     churn_types : Series
         ``churn_type`` by ``customer_id`` (from the customer table).
+    causes : tuple of str
+        The churn types of interest; every other or unknown churn type
+        competes with them.
 
     Returns
     -------
@@ -293,33 +307,40 @@ def cumulative_incidence(result: CoverageResult, churn_types: pd.Series, *, seed
     >>> r = product_coverage(src, month="2026-10")                       # doctest: +SKIP
     >>> cumulative_incidence(r, customer_table(src).set_index("customer_id").churn_type)  # doctest: +SKIP
     """
+    from statsmodels.duration.survfunc import CumIncidenceRight
+
     d = result.data
     if "customer_id" not in d:
         raise not_on_flat("competing risks")
     kind = d["customer_id"].map(churn_types).where(d["event"] == 1)
     code = {c: i + 1 for i, c in enumerate(causes)}
-    # other or unknown churn types compete too (code 99); censored customers are 0
-    ev = np.where(d["event"] == 1, kind.map(code).fillna(99), 0).astype(int)
+    # other or unknown churn types compete too (the next code); censored customers are 0
+    ev = np.where(d["event"] == 1, kind.map(code).fillna(len(causes) + 1), 0).astype(int)
+    duration = d["duration"].to_numpy(float)
+    z = stats.norm.ppf(1 - result.alpha / 2)
     rows = []
     for g in d["group"].cat.categories:
         m = (d["group"] == g).to_numpy()
         if not m.any():
             continue
+        fit = CumIncidenceRight(duration[m], ev[m]) if (ev[m] > 0).any() else None
+        at = -1 if fit is None else int(np.searchsorted(fit.times, result.horizon_days, side="right")) - 1
         for cause, k in code.items():
-            if not (ev[m] == k).any():
+            if fit is None or at < 0 or k > len(fit.cinc) or fit.cinc[k - 1][at] <= 0:
                 rows.append({"group": g, "cause": cause, "cif": 0.0, "lower": 0.0, "upper": 0.0})
                 continue
-            with warnings.catch_warnings():  # "data is randomly jittered": expected, and seeded
-                warnings.simplefilter("ignore")
-                aj = AalenJohansenFitter(seed=seed, alpha=result.alpha).fit(
-                    pd.Series(d.loc[m, "duration"].to_numpy()), pd.Series(ev[m]), event_of_interest=k)
-            cif = aj.cumulative_density_
-            ci = aj.confidence_interval_
-            at = cif[cif.index <= result.horizon_days].iloc[-1, 0]
-            ci_at = ci[ci.index <= result.horizon_days].iloc[-1]
-            rows.append({"group": g, "cause": cause, "cif": float(at), "lower": float(ci_at.iloc[0]),
-                         "upper": float(ci_at.iloc[1])})  # fmt: skip
-    return pd.DataFrame(rows)
+            f, se = float(fit.cinc[k - 1][at]), float(fit.cinc_se[k - 1][at])
+            lower, upper = _loglog_interval(f, se, z)
+            rows.append({"group": g, "cause": cause, "cif": f, "lower": lower, "upper": upper})
+    return pd.DataFrame(rows, columns=["group", "cause", "cif", "lower", "upper"])
+
+
+def _loglog_interval(f: float, se: float, z: float) -> tuple[float, float]:
+    """The interval of a probability ``f`` with standard error ``se`` on the log(−log) scale."""
+    if f >= 1.0 or not np.isfinite(se):
+        return float("nan"), float("nan")
+    w = np.exp(z * se / (f * np.log(f)))  # log f < 0: w < 1
+    return float(f ** (1 / w)), float(f**w)
 
 
 # --------------------------------------------------------------------------- sticky products

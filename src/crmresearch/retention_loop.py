@@ -251,11 +251,18 @@ def retention_cohort(source: Source, params: Params | None = None, *, month: str
     --------
     >>> cohort, first, last = retention_cohort(src, month="2026-10")  # doctest: +SKIP
     """
+    params = params or Params()
+    cohort, first, latest = source.memo("retention_cohort", (month, branch, params.model_dump_json()),
+                                        lambda: _retention_cohort(source, params, month, branch))  # fmt: skip
+    return cohort.copy(), first, latest
+
+
+def _retention_cohort(source: Source, params: Params, month: str,
+                      branch: str | None) -> tuple[pd.DataFrame, pd.Timestamp, pd.Timestamp]:  # fmt: skip
     from .flat import not_on_flat
 
     if source.flat:
         raise not_on_flat("retention outcomes", source)
-    params = params or Params()
     if not source.has("retention_actions"):
         raise InputError("the retention outcome needs retention_actions, which was not supplied")
     check_branch(source, branch)
