@@ -62,9 +62,11 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -433,30 +435,93 @@ class _WarmKernel:
 
 _WARM: dict[tuple[int, int], _WarmKernel] = {}
 _WARM_EXIT_REGISTERED: set[int] = set()
+# kernels being started in the background (prestart_warm_kernel), by the worker that will use them;
+# a start no longer wanted (the run ended first) is abandoned: its kernel is shut down once up
+_PRESTART: dict[tuple[int, int], Future] = {}
+_ABANDONED: set[int] = set()
+_PRESTART_LOCK = threading.Lock()
 
 
 def _warm_key() -> tuple[int, int]:
-    import threading
-
     return os.getpid(), threading.get_ident()
 
 
+def _register_exit() -> None:
+    if os.getpid() not in _WARM_EXIT_REGISTERED:  # process pool workers skip atexit: Finalize runs there
+        import atexit
+        from multiprocessing import util
+
+        _WARM_EXIT_REGISTERED.add(os.getpid())
+        atexit.register(shutdown_warm_kernels)
+        util.Finalize(None, shutdown_warm_kernels, exitpriority=10)
+
+
+def prestart_warm_kernel(key: tuple[int, int] | None = None) -> None:
+    """Start the warm kernel of a worker in the background, so its start-up overlaps other work.
+
+    The run calls it before the bank stage (for itself, or in each local
+    worker process as it spawns): the kernel imports the libraries while the
+    month bundle is read or built.  The worker's first report waits for it
+    (or starts a kernel itself if this one failed).  No-op with
+    ``CRMRESEARCH_FRESH_KERNELS=1`` or when the worker has a kernel.
+
+    Parameters
+    ----------
+    key : tuple of int, optional
+        The worker (process id, thread id) that will use the kernel
+        (default: the calling thread).
+
+    Examples
+    --------
+    >>> prestart_warm_kernel()  # doctest: +SKIP
+    """
+    if os.environ.get(FRESH_ENV, "") not in ("", "0"):
+        return
+    key = key or _warm_key()
+    if key in _WARM or key in _PRESTART:
+        return
+    # imported here, not in the thread: a module imported by two threads at once can be seen half-made
+    import jupyter_client.blocking  # noqa: F401
+    import jupyter_core.utils  # noqa: F401
+    import papermill  # noqa: F401
+    from jupyter_client import AsyncKernelManager  # noqa: F401
+
+    fut: Future = Future()
+
+    def start() -> None:
+        try:
+            k = _WarmKernel()
+        except BaseException as exc:  # noqa: BLE001 - the first report starts a kernel itself
+            fut.set_exception(exc)
+            return
+        with _PRESTART_LOCK:
+            abandoned = id(fut) in _ABANDONED
+            _ABANDONED.discard(id(fut))
+            if not abandoned:
+                fut.set_result(k)
+        if abandoned:
+            k.shutdown()
+            fut.set_exception(RuntimeError("the run ended before its warm kernel was used"))
+
+    _PRESTART[key] = fut
+    _register_exit()
+    threading.Thread(target=start, name="crmresearch-warm-kernel", daemon=True).start()
+
+
 def _warm_kernel() -> _WarmKernel:
-    """This worker's warm kernel (started on first use; a dead one is replaced)."""
+    """This worker's warm kernel (the prestarted one, else started on first use; a dead one is replaced)."""
     key = _warm_key()
     k = _WARM.get(key)
     if k is not None and not k.alive():
         _drop_warm_kernel()
         k = None
     if k is None:
-        k = _WARM[key] = _WarmKernel()
-        if os.getpid() not in _WARM_EXIT_REGISTERED:  # process pool workers skip atexit: Finalize runs there
-            import atexit
-            from multiprocessing import util
-
-            _WARM_EXIT_REGISTERED.add(os.getpid())
-            atexit.register(shutdown_warm_kernels)
-            util.Finalize(None, shutdown_warm_kernels, exitpriority=10)
+        fut = _PRESTART.pop(key, None)
+        if fut is not None:
+            with contextlib.suppress(Exception):
+                k = fut.result()
+        k = _WARM[key] = k if k is not None and k.alive() else _WarmKernel()
+        _register_exit()
     return k
 
 
@@ -468,8 +533,16 @@ def _drop_warm_kernel() -> None:
 
 
 def shutdown_warm_kernels() -> None:
-    """Shut down every warm kernel of this process."""
+    """Shut down every warm kernel of this process (waiting for any still starting)."""
     pid = os.getpid()
+    for key in [k for k in _PRESTART if k[0] == pid]:
+        fut = _PRESTART.pop(key)
+        with _PRESTART_LOCK:
+            if not fut.done():  # still starting: not waited for; shut down as soon as it is up
+                _ABANDONED.add(id(fut))
+                continue
+        if fut.exception() is None:
+            fut.result().shutdown()
     for key in [k for k in _WARM if k[0] == pid]:
         _WARM.pop(key).shutdown()
 
@@ -1075,50 +1148,80 @@ def _kill_warm_kernels() -> None:
     """Kill this process's warm kernels at once (the test-only abort: no orderly shutdown)."""
     import signal
 
-    for k in list(_WARM.values()):
+    starting = [f.result() for f in _PRESTART.values() if f.done() and f.exception() is None]
+    for k in [*_WARM.values(), *starting]:
         pid = getattr(k.km.provisioner, "pid", None)
         if pid:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
 
 
-def _execute(tasks: list[ReportTask], workers: int, scheduler: str | None,
-             on_result: Callable[[dict, object], None]) -> None:  # fmt: skip
-    """Run ``tasks`` (in-process, in a local process pool or on a Dask cluster), calling ``on_result`` per report."""
-    if not tasks:
-        return
-    if scheduler:
-        from distributed import Client
-        from distributed import as_completed as dask_completed
+def _noop() -> None:
+    """A task that makes a process pool spawn a worker (its initializer starts the warm kernel)."""
 
-        with Client(scheduler) as client:
-            tag = uuid.uuid4().hex[:8]
-            futures = {client.submit(run_task, t, key=f"crmresearch-report-{t.name}-{tag}", pure=False): t
-                       for t in tasks}  # fmt: skip
-            for fut in dask_completed(futures):
-                try:
-                    res = fut.result()
-                except Exception as exc:  # noqa: BLE001 - a lost worker fails that report only
-                    res = _lost(futures[fut], exc)
-                on_result(res, None)
-        return
-    if workers <= 1 or len(tasks) == 1:
-        for t in tasks:
-            on_result(run_task(t), None)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    # spawn: the parent holds DuckDB and BLAS threads, which forked children must not inherit
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)),
-                             mp_context=multiprocessing.get_context("spawn")) as ex:  # fmt: skip
-        futures = {ex.submit(run_task, t): t for t in tasks}
+class _Workers:
+    """Where a run's reports execute: this process, a local process pool or a Dask cluster.
+
+    Local workers (and their warm kernels) are started when the run begins,
+    before the bank stage, so that their start-up (importing the libraries in
+    each kernel) overlaps reading or building the month bundle.
+    """
+
+    def __init__(self, workers: int, scheduler: str | None) -> None:
+        self.workers, self.scheduler, self.executor = workers, scheduler, None
+        if scheduler:
+            return
+        if workers <= 1:
+            prestart_warm_kernel()
+            return
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn: the parent holds DuckDB and BLAS threads, which forked children must not inherit
+        self.executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=prestart_warm_kernel)  # fmt: skip
+        for _ in range(workers):  # one at a time while none is idle: every worker spawns now
+            self.executor.submit(_noop)
+
+    def run(self, tasks: list[ReportTask], on_result: Callable[[dict, object], None]) -> None:
+        """Run ``tasks``, calling ``on_result`` per report as each completes."""
+        if not tasks:
+            return
+        if self.scheduler:
+            from distributed import Client
+            from distributed import as_completed as dask_completed
+
+            with Client(self.scheduler) as client:
+                tag = uuid.uuid4().hex[:8]
+                futures = {client.submit(run_task, t, key=f"crmresearch-report-{t.name}-{tag}", pure=False): t
+                           for t in tasks}  # fmt: skip
+                for fut in dask_completed(futures):
+                    try:
+                        res = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - a lost worker fails that report only
+                        res = _lost(futures[fut], exc)
+                    on_result(res, None)
+            return
+        if self.executor is None:
+            for t in tasks:
+                on_result(run_task(t), None)
+            return
+        from concurrent.futures import as_completed
+
+        futures = {self.executor.submit(run_task, t): t for t in tasks}
         for fut in as_completed(futures):
             try:
                 res = fut.result()
             except Exception as exc:  # noqa: BLE001 - a crashed worker fails that report only
                 res = _lost(futures[fut], exc)
-            on_result(res, ex)
+            on_result(res, self.executor)
+
+    def close(self) -> None:
+        """Stop the workers and their kernels."""
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+        shutdown_warm_kernels()
 
 
 def _lost(task: ReportTask, exc: BaseException) -> dict:
@@ -1195,9 +1298,7 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
     >>> s.index, s.exit_code  # doctest: +SKIP
     (PosixPath('reports/2026-10/index.html'), 0)
     """
-    from .bundle import build_bundle, default_cache_dir, open_bundle, prune
-    from .contract import load_source
-    from .fingerprint import report_fingerprint, source_fingerprint
+    from .bundle import default_cache_dir
     from .privacy import load_key
 
     say = log or (lambda m: print(m, file=sys.stderr, flush=True))
@@ -1231,6 +1332,26 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
     if manifest is not None and manifest.get("language") != language and not force:
         raise InputError(f"{out_dir} holds {manifest.get('language')} reports and this run is {language}: an "
                          "output folder holds one language (use another --out, or --force to replace them)")  # fmt: skip
+
+    # ---- the workers start now: their kernels import the libraries while the bank stage runs
+    pool = _Workers(min(workers, len(requested)) if requested else workers, scheduler)
+    try:
+        return _run(pool, source=source, month=month, requested=requested, params=params, params_path=params_path,
+                    overrides=overrides, language=language, timeout=timeout, workers=workers, scheduler=scheduler,
+                    force=force, cache=cache, key_file=key_file, key_digest=key_digest, out_dir=out_dir,
+                    manifest=manifest, nbs=nbs, progress=progress, say=say)  # fmt: skip
+    finally:
+        pool.close()
+
+
+def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: list[str] | None, params: Params,
+         params_path: str | Path | None, overrides: dict, language: str, timeout: float, workers: int,
+         scheduler: str | None, force: bool, cache: Path, key_file: str | None, key_digest: str, out_dir: Path,
+         manifest: dict | None, nbs: dict[str, Path], progress: bool, say: Callable[[str], None]) -> RunSummary:  # fmt: skip
+    """:func:`run_report` after its input guards: the bank stage, the reports and the index."""
+    from .bundle import build_bundle, open_bundle, prune
+    from .contract import load_source
+    from .fingerprint import report_fingerprint, source_fingerprint
 
     # ---- the month bundle: reuse the cached one for these inputs, else run the bank stage
     t0 = time.perf_counter()
@@ -1357,7 +1478,7 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
     try:
         scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(work, 0o700)
-        _execute(todo, workers, scheduler, on_result)
+        pool.run(todo, on_result)
     finally:
         bar.close()
         shutil.rmtree(scratch, ignore_errors=True)
