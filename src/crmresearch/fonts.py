@@ -26,14 +26,22 @@ and the vertical metrics.
 from __future__ import annotations
 
 import base64
+import contextlib
+import hashlib
 import io
+import os
 import re
+import tempfile
 from functools import lru_cache
+from pathlib import Path
 
 from fontTools import subset
 from fontTools.ttLib import TTCollection, TTFont
 
-__all__ = ["font_face_css", "report_characters"]
+__all__ = ["CJK_FONT_FAMILY", "chinese_font_path", "font_face_css", "report_characters"]
+
+CJK_FONT_FAMILY = "Noto Sans CJK SC"
+_CJK_FONT_PACKAGE = "noto-cjk-sans-otc"
 
 # Characters below U+0250 (Basic Latin, Latin-1 Supplement, Latin Extended-A and -B) are drawn
 # by the page's Latin font, which every machine has; only the others go into the subset.
@@ -44,6 +52,32 @@ _NAME_IDS = [0, 1, 2, 3, 4, 5, 6, 13, 14]  # the defaults, and 13-14: the OFL no
 _FLAVOR = "woff"
 
 
+def chinese_font_path() -> Path:
+    """The Noto Sans CJK collection shipped by the ``noto-cjk-sans-otc`` package.
+
+    Returns
+    -------
+    Path
+        The ``.ttc`` font file inside the installed package.
+
+    Raises
+    ------
+    ImportError
+        When the package is missing (it is a dependency of crmresearch).
+
+    Examples
+    --------
+    >>> chinese_font_path().name
+    'NotoSansCJK-Regular.ttc'
+    """
+    try:
+        import noto_cjk_sans_otc
+    except ImportError as exc:  # pragma: no cover - it is a dependency
+        raise ImportError(f"Chinese figures need the font package {_CJK_FONT_PACKAGE} "
+                          f"(pip install {_CJK_FONT_PACKAGE})") from exc  # fmt: skip
+    return Path(str(noto_cjk_sans_otc.FONT_PATH))
+
+
 @lru_cache(maxsize=1)
 def _sc_face() -> tuple[str, int, frozenset[int]]:
     """The collection's path, the index of its Noto Sans CJK SC face, and the code points it maps.
@@ -51,9 +85,6 @@ def _sc_face() -> tuple[str, int, frozenset[int]]:
     Read once per process (about 0.1 s): which face is SC comes from the
     name table (family name ID 1), not from a hard-coded index.
     """
-    # here, not at import: crmresearch.plots imports matplotlib, which an HTML page does not need
-    from .plots import CJK_FONT_FAMILY, chinese_font_path
-
     path = str(chinese_font_path())
     with TTCollection(path, lazy=True) as collection:
         for index, font in enumerate(collection.fonts):
@@ -89,40 +120,30 @@ def _subset_font(chars: str) -> bytes:
     return out.getvalue()
 
 
-def _strings(obj: object, depth: int = 0) -> list[str]:
-    """Every string in ``obj`` (nested dicts, lists, tuples, sets)."""
-    if isinstance(obj, str):
-        return [obj]
-    if depth > 6:
-        return []
-    if isinstance(obj, dict):
-        return [t for k, v in obj.items() for x in (k, v) for t in _strings(x, depth + 1)]
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [t for x in obj for t in _strings(x, depth + 1)]
-    return []
-
-
 @lru_cache(maxsize=1)
 def report_characters() -> str:
-    """Every character of the reports' fixed texts (labels, section titles, notes, glossary), sorted.
+    """Every character of the package's own texts (labels, titles, notes, messages, glossary), sorted.
 
-    The strings held in the module-level tables of :mod:`crmresearch.i18n`
-    and :mod:`crmresearch.reporting`: passed as ``cover`` to
-    :func:`font_face_css`, the pages of a run (with the run's branch and
-    region names) get one font, subset once per process.
+    Read from the string literals of the package's source files (parsed,
+    not imported: no plotting library is loaded for it), so a text built
+    inside a function (a caveat, a column header, a summary sentence) is
+    covered as well as the label tables.  Passed as ``cover`` to
+    :func:`font_face_css` with the run's branch and region names, it gives
+    every page of a run one font subset: a page needs its own only when the
+    data brings characters the package and those names do not have.
     """
-    import importlib
+    import ast
 
     chars: set[str] = set()
-    for name in ("crmresearch.i18n", "crmresearch.reporting"):
-        mod = importlib.import_module(name)
-        for value in vars(mod).values():
-            if isinstance(value, (dict, list, tuple)):
-                chars.update(c for t in _strings(value) for c in t if ord(c) >= _FIRST_EMBEDDED)
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                chars.update(c for c in node.value if ord(c) >= _FIRST_EMBEDDED)
     return "".join(sorted(chars))
 
 
-def font_face_css(text: str, family: str = "crmresearch-cjk", cover: str = "") -> str:
+def font_face_css(text: str, family: str = "crmresearch-cjk", cover: str = "",
+                  cache_dir: str | Path | None = None) -> str:  # fmt: skip
     """An ``@font-face`` rule embedding the Chinese font, cut down to the characters of ``text``.
 
     The font is a subset of Noto Sans CJK SC holding the characters of
@@ -147,6 +168,11 @@ def font_face_css(text: str, family: str = "crmresearch-cjk", cover: str = "") -
         and the run's branch names: pages whose characters all lie in
         ``text``'s own plus ``cover`` share one font, subset once per
         process (about 1 s saved per page), at the cost of a larger page.
+    cache_dir : str or Path, optional
+        A folder where subsets are kept between processes and runs (one
+        file per character set, font file and family; written atomically):
+        the workers of a report run, and next month's run, reuse the subset
+        instead of cutting it again (about 2 s each).
 
     Returns
     -------
@@ -186,7 +212,36 @@ def font_face_css(text: str, family: str = "crmresearch-cjk", cover: str = "") -
     if not own:
         return ""
     chars = "".join(sorted(own | {c for c in cover if ord(c) >= _FIRST_EMBEDDED and ord(c) in cmap}))
-    return _css(chars, family)
+    if cache_dir is None:
+        return _css(chars, family)
+    return _css_on_disk(chars, family, str(cache_dir))
+
+
+@lru_cache(maxsize=32)
+def _css_on_disk(chars: str, family: str, cache_dir: str) -> str:
+    """:func:`_css`, kept in ``cache_dir`` (keyed by the font file, the options, the family and the characters)."""
+    path, index, _ = _sc_face()
+    st = os.stat(path)
+    key = hashlib.sha256(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{index}\0{_FLAVOR}\0{_DROPPED_TABLES}\0"
+                         f"{_NAME_IDS}\0{family}\0{chars}".encode()).hexdigest()[:32]  # fmt: skip
+    target = Path(cache_dir) / f"cjk-{key}.css"
+    try:
+        return target.read_text(encoding="ascii")
+    except OSError:
+        pass
+    css = _css(chars, family)
+    tmp = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".cjk-", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(css)
+        os.replace(tmp, target)
+    except OSError:  # a read-only or full cache folder: the subset is still returned
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    return css
 
 
 @lru_cache(maxsize=32)

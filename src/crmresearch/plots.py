@@ -23,7 +23,6 @@ import base64
 import html
 import io
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
@@ -34,6 +33,7 @@ import seaborn as sns
 from matplotlib import font_manager, ticker
 from matplotlib.figure import Figure
 
+from .fonts import CJK_FONT_FAMILY, chinese_font_path
 from .i18n import (
     COVERAGE_GROUPS,
     check_language,
@@ -66,38 +66,10 @@ __all__ = [
 ]
 
 REPORT_WIDTH_INCHES = 9.0  # 900 px at 100 dpi
-CJK_FONT_FAMILY = "Noto Sans CJK SC"
-_CJK_FONT_PACKAGE = "noto-cjk-sans-otc"
 _STAGE_SHADES = ("#fde0dd", "#fff7bc", "#e5f5e0")
 
 
 # --------------------------------------------------------------------------- font
-def chinese_font_path() -> Path:
-    """The Noto Sans CJK collection shipped by the ``noto-cjk-sans-otc`` package.
-
-    Returns
-    -------
-    Path
-        The ``.ttc`` font file inside the installed package.
-
-    Raises
-    ------
-    ImportError
-        When the package is missing (it is a dependency of crmresearch).
-
-    Examples
-    --------
-    >>> chinese_font_path().name
-    'NotoSansCJK-Regular.ttc'
-    """
-    try:
-        import noto_cjk_sans_otc
-    except ImportError as exc:  # pragma: no cover - it is a dependency
-        raise ImportError(f"Chinese figures need the font package {_CJK_FONT_PACKAGE} "
-                          f"(pip install {_CJK_FONT_PACKAGE})") from exc  # fmt: skip
-    return Path(str(noto_cjk_sans_otc.FONT_PATH))
-
-
 def use_chinese_font() -> str:
     """Register the bundled CJK font with matplotlib and add it as a fallback family.
 

@@ -223,13 +223,14 @@ table.sortable th[aria-sort="descending"]::after {{ content: " \\25BC"; }}
 """
 
 
-def _page(title: str, body: str, language: str, script: str = "", font_cover: str = "") -> str:
+def _page(title: str, body: str, language: str, script: str = "", font_cover: str = "",
+          font_cache: str | None = None) -> str:  # fmt: skip
     """A complete, self-contained HTML page: inline CSS (and an embedded CJK font subset when needed)."""
     css = STYLE
     try:
         from .fonts import font_face_css
 
-        css = font_face_css(title + body, cover=font_cover) + "\n" + css
+        css = font_face_css(title + body, cover=font_cover, cache_dir=font_cache) + "\n" + css
     except ImportError:  # pragma: no cover - fonts.py not installed yet
         pass
     lang = "zh-CN" if language == "zh" else "en"
@@ -256,7 +257,45 @@ def font_cover(language: str, names: Iterable[object] = ()) -> str:
     return "".join(sorted(set(fixed) | extra))
 
 
-def render_html(executed_nb: str | Path, title: str, language: str = "en", font_cover: str = "") -> str:
+_LOCAL = threading.local()
+
+
+def _exporter():
+    """This thread's nbconvert exporter (its templates compiled once, on first use)."""
+    from nbconvert import HTMLExporter
+
+    if getattr(_LOCAL, "exporter", None) is None:
+        _LOCAL.exporter = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True,
+                                       exclude_output_prompt=True)  # fmt: skip
+    return _LOCAL.exporter
+
+
+def prepare_worker() -> None:
+    """Get a local worker ready before its first report: start its warm kernel, warm up the renderer.
+
+    The kernel starts in the background (:func:`prestart_warm_kernel`);
+    meanwhile nbconvert's templates are compiled on an empty notebook.  Run
+    when the worker spawns, while the parent reads or builds the month bundle.
+
+    Examples
+    --------
+    >>> prepare_worker()  # doctest: +SKIP
+    """
+    import nbformat
+
+    prestart_warm_kernel()
+    _exporter().from_notebook_node(nbformat.v4.new_notebook())
+
+
+def _shared_font(cover: str, font_cache: str) -> None:
+    """Cut the run's shared font subset once, before the reports (their workers read it from ``font_cache``)."""
+    from .fonts import font_face_css
+
+    font_face_css(cover, cover=cover, cache_dir=font_cache)
+
+
+def render_html(executed_nb: str | Path, title: str, language: str = "en", font_cover: str = "",
+                font_cache: str | None = None) -> str:  # fmt: skip
     """An executed notebook as one self-contained HTML page: outputs only, no code, no external request.
 
     The body comes from nbconvert's ``basic`` template (outputs and markdown,
@@ -278,7 +317,10 @@ def render_html(executed_nb: str | Path, title: str, language: str = "en", font_
         The page's ``lang``.
     font_cover : str
         More characters for the embedded font (:func:`font_cover`): pages
-        of a run share one font subset, made once per process.
+        of a run share one font subset.
+    font_cache : str, optional
+        Where font subsets are kept between processes and runs
+        (:func:`crmresearch.fonts.font_face_css`'s ``cache_dir``).
 
     Returns
     -------
@@ -291,7 +333,6 @@ def render_html(executed_nb: str | Path, title: str, language: str = "en", font_
     False
     """
     import nbformat
-    from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(executed_nb), as_version=4)
     nb.cells = [c for c in nb.cells if HIDE_TAG not in c.get("metadata", {}).get("tags", [])]
@@ -299,10 +340,8 @@ def render_html(executed_nb: str | Path, title: str, language: str = "en", font_
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.get("outputs", [])
                             if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]  # fmt: skip
-    exporter = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True,
-                            exclude_output_prompt=True)  # fmt: skip
-    body, _ = exporter.from_notebook_node(nb)
-    return _page(title, body, language, font_cover=font_cover)
+    body, _ = _exporter().from_notebook_node(nb)
+    return _page(title, body, language, font_cover=font_cover, font_cache=font_cache)
 
 
 # --------------------------------------------------------------------------- warm kernels
@@ -483,6 +522,7 @@ def prestart_warm_kernel(key: tuple[int, int] | None = None) -> None:
     # imported here, not in the thread: a module imported by two threads at once can be seen half-made
     import jupyter_client.blocking  # noqa: F401
     import jupyter_core.utils  # noqa: F401
+    import nbconvert  # noqa: F401
     import papermill  # noqa: F401
     from jupyter_client import AsyncKernelManager  # noqa: F401
 
@@ -494,6 +534,9 @@ def prestart_warm_kernel(key: tuple[int, int] | None = None) -> None:
         except BaseException as exc:  # noqa: BLE001 - the first report starts a kernel itself
             fut.set_exception(exc)
             return
+        finally:  # the event loop jupyter_client's calls made for this thread: not used again
+            with contextlib.suppress(Exception):
+                jupyter_core.utils.ensure_event_loop().close()
         with _PRESTART_LOCK:
             abandoned = id(fut) in _ABANDONED
             _ABANDONED.discard(id(fut))
@@ -608,6 +651,7 @@ class ReportTask:
     language: str
     timeout: float
     font_cover: str = ""  # characters for the shared font subset (:func:`font_cover`)
+    font_cache: str | None = None  # where that subset is kept (made once, by the run's parent process)
 
     @property
     def html(self) -> str:
@@ -711,7 +755,7 @@ def run_task(task: ReportTask) -> dict[str, Any]:
             error = "RuntimeError: the notebook finished without writing metrics.json (metrics_out)"
         if error is None:
             try:
-                page = render_html(executed, task.title, task.language, task.font_cover)
+                page = render_html(executed, task.title, task.language, task.font_cover, task.font_cache)
             except Exception as exc:  # noqa: BLE001
                 error = f"rendering HTML failed: {type(exc).__name__}: {exc}"
         try:
@@ -814,7 +858,8 @@ def _fmt(value: object, kind: str, language: str, hidden: object, min_cell: int)
 
 
 def render_index(rows: pd.DataFrame, *, month: str | None, language: str, min_cell: int,
-                 meta: dict[str, str], bank_link: bool) -> str:  # fmt: skip
+                 meta: dict[str, str], bank_link: bool, font_cover: str = "",
+                 font_cache: str | None = None) -> str:  # fmt: skip
     """The index page: every branch's KPIs (sortable, linked), the regional roll-up, a link to the bank summary.
 
     Counts below ``min_cell`` read "fewer than N" (with their rate and
@@ -943,7 +988,7 @@ def render_index(rows: pd.DataFrame, *, month: str | None, language: str, min_ce
     if month is not None and not complete.all():
         parts.append(f'<p class="note">{L("index_partial_regions")}</p>')
     parts.append(f'<p class="note">{L("index_suppression_note", n=min_cell)}</p>')
-    return _page(title, "\n".join(parts), language, script=_SORT_SCRIPT)
+    return _page(title, "\n".join(parts), language, script=_SORT_SCRIPT, font_cover=font_cover, font_cache=font_cache)
 
 
 # --------------------------------------------------------------------------- the run
@@ -1173,14 +1218,14 @@ class _Workers:
         if scheduler:
             return
         if workers <= 1:
-            prestart_warm_kernel()
+            prepare_worker()
             return
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         # spawn: the parent holds DuckDB and BLAS threads, which forked children must not inherit
         self.executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=prestart_warm_kernel)  # fmt: skip
+                                            initializer=prepare_worker)  # fmt: skip
         for _ in range(workers):  # one at a time while none is idle: every worker spawns now
             self.executor.submit(_noop)
 
@@ -1411,7 +1456,12 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
     fail_branch = os.environ.get(FAIL_ENV)
     code = code_digest()
     table = bundle.context.branches
-    cover = font_cover(language, [*names.values(), *(table["region"] if "region" in table else [])])
+    # the names a page may show from the data: branches, regions and the breakdowns' codes (reasons, segments …)
+    groups = bundle.context.breakdowns
+    cover = font_cover(language, [*names.values(), *(table["region"] if "region" in table else []),
+                                  *(groups["group"].dropna().astype(str).unique() if groups is not None else [])])  # fmt: skip
+    font_cache = str(cache / "fonts")
+    _shared_font(cover, font_cache)
     planned: list[tuple[ReportTask, str]] = []
     for name in ([] if requested else ["bank"]) + todo_branches:
         scope = "bank" if name == "bank" else "branch"
@@ -1426,7 +1476,7 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
                 parameters["bundle"] = str(scratch / "no-such-bundle")
         task = ReportTask(name=name, scope=scope, notebook=str(nbs[scope].resolve()), parameters=parameters,
                           out_dir=str(out_dir.resolve()), scratch=str(scratch), title=_title(name, names, month, language),
-                          language=language, timeout=timeout, font_cover=cover)  # fmt: skip
+                          language=language, timeout=timeout, font_cover=cover, font_cache=font_cache)  # fmt: skip
         planned.append((task, fp))
 
     todo: list[ReportTask] = []
@@ -1490,7 +1540,8 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
         _write_text(out_dir / "manifest.json", _manifest_text(manifest))
 
     # ---- the index, last
-    _write_index(bundle, out_dir, manifest, month, language, params, key_digest, summary, generated_at, say)
+    _write_index(bundle, out_dir, manifest, month, language, params, key_digest, summary, generated_at, say,
+                 font_cover=cover, font_cache=font_cache)  # fmt: skip
     return summary
 
 
@@ -1539,7 +1590,8 @@ def _remove_reports(out_dir: Path, manifest: dict) -> None:
 
 
 def _write_index(bundle, out_dir: Path, manifest: dict, month: str | None, language: str, params: Params,
-                 key_digest: str, summary: RunSummary, generated_at: str, say: Callable[[str], None]) -> None:  # fmt: skip
+                 key_digest: str, summary: RunSummary, generated_at: str, say: Callable[[str], None], *,
+                 font_cover: str = "", font_cache: str | None = None) -> None:  # fmt: skip
     from .i18n import label
 
     ctx = bundle.context
@@ -1582,7 +1634,7 @@ def _write_index(bundle, out_dir: Path, manifest: dict, month: str | None, langu
         started, t0 = _now(), time.perf_counter()
         meta[label("index_generated", language)] = generated_at
         page = render_index(rows, month=month, language=language, min_cell=params.min_cell_size, meta=meta,
-                            bank_link=bank_ok)  # fmt: skip
+                            bank_link=bank_ok, font_cover=font_cover, font_cache=font_cache)  # fmt: skip
         _write_text(target, page)
         manifest["reports"]["index"] = {"scope": "index", "status": "done",
                                         "duration_seconds": round(time.perf_counter() - t0, 2), "fingerprint": fp,
