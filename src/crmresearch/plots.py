@@ -752,7 +752,8 @@ def figure_to_html(fig: Figure | Axes, *, alt: str = "", dpi: int = 150, close: 
 
     # a constrained layout already fits the figure: a "tight" box would draw it a second time
     tight = None if isinstance(figure.get_layout_engine(), ConstrainedLayoutEngine) else "tight"
-    figure.savefig(buf, format="png", dpi=dpi, bbox_inches=tight, facecolor="white")
+    # zlib level 1: as small as the default level here (flat colours), and 3x faster to encode
+    figure.savefig(buf, format="png", dpi=dpi, bbox_inches=tight, facecolor="white", pil_kwargs={"compress_level": 1})
     png = buf.getvalue()
     if close:
         plt.close(figure)

@@ -590,16 +590,43 @@ def shutdown_warm_kernels() -> None:
         _WARM.pop(key).shutdown()
 
 
-def _warm_engine() -> str:
-    """Register (once) the papermill engine that executes on a given warm kernel; its name."""
-    from papermill.clientwrap import PapermillNotebookClient
-    from papermill.engines import NBClientEngine, papermill_engines
+def _engine(warm: bool) -> str:
+    """Register (once) the papermill engines of the reports; the name of the warm or the fresh one.
 
-    name = "crmresearch-warm"
+    Both write the executed notebook once, when it completes or fails
+    (papermill's own engines rewrite the whole notebook, figures included,
+    at the start and end of every cell: about a second per report); a
+    notebook that fails or times out is still written, with what ran.  The
+    warm one executes on a given warm kernel (:class:`_WarmKernel`), which
+    it neither starts nor shuts down.
+    """
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+
+    name = "crmresearch-warm" if warm else "crmresearch-fresh"
     if name in papermill_engines._engines:
         return name
 
-    class WarmEngine(NBClientEngine):
+    class FinalSave(NotebookExecutionManager):
+        def save(self, **kwargs):
+            if self.end_time is not None:  # set by notebook_complete, which runs whatever happened
+                super().save(**kwargs)
+
+    class FreshEngine(NBClientEngine):
+        @classmethod
+        def execute_notebook(cls, nb, kernel_name, output_path=None, progress_bar=True, log_output=False,
+                             autosave_cell_every=30, **kwargs):  # fmt: skip
+            nb_man = FinalSave(nb, output_path=output_path, progress_bar=progress_bar, log_output=log_output,
+                               autosave_cell_every=autosave_cell_every)  # fmt: skip
+            nb_man.notebook_start()
+            try:
+                cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
+            finally:
+                nb_man.cleanup_pbar()
+                nb_man.notebook_complete()
+            return nb_man.nb
+
+    class WarmEngine(FreshEngine):
         @classmethod
         def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
                                      stderr_file=None, start_timeout=60, execution_timeout=None,
@@ -618,7 +645,8 @@ def _warm_engine() -> str:
                 if client.kc is not None:
                     client.kc.stop_channels()
 
-    papermill_engines.register(name, WarmEngine)
+    papermill_engines.register("crmresearch-fresh", FreshEngine)
+    papermill_engines.register("crmresearch-warm", WarmEngine)
     return name
 
 
@@ -737,11 +765,11 @@ def run_task(task: ReportTask) -> dict[str, Any]:
     try:
         try:
             # nbclient's timeout is per cell; asking for the time left at each cell makes it per notebook
-            kw: dict[str, Any] = {"extra_arguments": ["--IPKernelApp.log_level=CRITICAL"]}
+            kw: dict[str, Any] = {"engine_name": _engine(False), "extra_arguments": ["--IPKernelApp.log_level=CRITICAL"]}
             if warm:
                 kernel = _warm_kernel()
                 kernel.reset(str(scratch), max(deadline - time.monotonic(), 1.0))
-                kw = {"engine_name": _warm_engine(), "warm_kernel": kernel}
+                kw = {"engine_name": _engine(True), "warm_kernel": kernel}
             pm.execute_notebook(task.notebook, str(executed), parameters={**task.parameters, "metrics_out": str(metrics_tmp)},
                                 kernel_name="python3", progress_bar=False, cwd=str(scratch),
                                 request_save_on_cell_execute=True, execution_timeout=task.timeout,
