@@ -231,9 +231,10 @@ def test_a_killed_run_leaves_only_complete_files_and_a_rerun_completes(full_run:
     assert not [f for f in left if ".tmp" in f], "temporary files left in the output folder"
     manifest = json.loads(left["manifest.json"])
     done = [n for n, e in manifest["reports"].items() if e["status"] == "done"]
-    assert done == ["bank"], "one report, the first, completed before the kill"
-    assert {"bank.html", "bank.metrics.json", "notebooks/bank.ipynb"} <= set(left)
-    assert not any(f.startswith("branches/") for f in left) and "index.html" not in left
+    # branch reports run first, the bank summary after them
+    assert done == ["B001"], "one report, the first, completed before the kill"
+    assert {"branches/B001.html", "branches/B001.metrics.json", "notebooks/B001.ipynb"} <= set(left)
+    assert not any(f.startswith(("branches/B002", "bank")) for f in left) and "index.html" not in left
     for f, data in left.items():  # whatever is there is complete
         if f.endswith(".json"):
             json.loads(data)
@@ -243,8 +244,10 @@ def test_a_killed_run_leaves_only_complete_files_and_a_rerun_completes(full_run:
             assert data.rstrip().endswith(b"</html>")
     # the rerun skipped the finished report and did the rest
     assert full_run.code == 0
-    assert "skipped 1 unchanged report(s)" in full_run.stderr and "bank" in full_run.stderr
-    assert (full_run.out / "bank.metrics.json").read_bytes() == left["bank.metrics.json"]
+    assert "skipped 1 unchanged report(s)" in full_run.stderr and "B001" in full_run.stderr
+    assert (full_run.out / "branches" / "B001.metrics.json").read_bytes() == left["branches/B001.metrics.json"]
+    final = json.loads((full_run.out / "manifest.json").read_text())
+    assert final["branch_stage_reports"] == 1 and final["bank_summary_seconds"] > 0  # B002, then the bank summary
 
 
 @pytest.mark.slow

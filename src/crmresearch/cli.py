@@ -148,7 +148,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     counts = {s: sum(v == s for v in summary.status.values()) for s in ("done", "skipped", "failed")}
     _say(f"{counts['done']} report(s) done, {counts['skipped']} skipped (unchanged), {counts['failed']} failed "
          f"in {time.perf_counter() - t0:.1f} s (bank stage {summary.bank_stage_seconds:.1f} s"
-         f"{', bundle reused' if summary.bundle_reused else ''}; branch stage {summary.branch_stage_seconds:.1f} s)")  # fmt: skip
+         f"{', bundle reused' if summary.bundle_reused else ''}; branch stage {summary.branch_stage_seconds:.1f} s"
+         + (f"; bank summary {summary.bank_summary_seconds:.1f} s" if summary.bank_summary_seconds else "") + ")")  # fmt: skip
     if summary.errors:
         _say("failed reports (their executed notebooks, with the error, are in "
              f"{summary.out_dir / 'notebooks'}):")  # fmt: skip
