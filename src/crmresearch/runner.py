@@ -576,7 +576,7 @@ def _drop_warm_kernel() -> None:
 
 
 def shutdown_warm_kernels() -> None:
-    """Shut down every warm kernel of this process (waiting for any still starting)."""
+    """Shut down every warm kernel of this process (one still starting is shut down as soon as it is up)."""
     pid = os.getpid()
     for key in [k for k in _PRESTART if k[0] == pid]:
         fut = _PRESTART.pop(key)
