@@ -905,11 +905,11 @@ def test_missing_column_names_a_near_miss(tmp_path):
     (f,) = run.report.errors
     assert (f.table, f.column, f.rule) == ("customers", "open_date", "missing_column")
     assert "Open_Date" in f.message
-    assert run.exit_code == cli.EXIT_INVALID
+    assert run.exit_code == cli.EXIT_BAD_INPUT
 
 
 def test_not_a_source_is_a_usage_error(tmp_path, capsys):
-    assert cli.main(["validate", str(tmp_path / "nowhere")]) == cli.EXIT_USAGE
+    assert cli.main(["validate", str(tmp_path / "nowhere")]) == cli.EXIT_BAD_INPUT
     assert "error:" in capsys.readouterr().err
 
 
@@ -924,7 +924,7 @@ def test_broken_rule_is_reported(case: Case, fmt: str, runs):
         raise run.error
     report = run.report
     assert report is not None
-    assert run.exit_code == cli.EXIT_INVALID, run.stdout
+    assert run.exit_code == cli.EXIT_BAD_INPUT, run.stdout
     assert not report.ok
 
     matching = [f for f in report.errors
@@ -1051,7 +1051,7 @@ def test_examples_are_capped_at_five_and_name_keys(tmp_path):
     add_row("customers", 0, customer_id="000123")(t)
     set_rows("monthly_balances", list(range(7)), "txn_count", "many")(t)
     run = validate_cli(write_source(t, tmp_path / "src", "csv"))
-    assert run.exit_code == cli.EXIT_INVALID
+    assert run.exit_code == cli.EXIT_BAD_INPUT
     by_rule = {(f.table, f.column, f.rule): f for f in run.report.errors}
     aum = by_rule[("monthly_balances", "aum", "min_value")]
     assert aum.n_rows == 12
@@ -1273,7 +1273,7 @@ def test_nothing_written_when_validation_fails(tmp_path, monkeypatch, capsys, ca
         monkeypatch.setitem(sys.modules, "crmresearch.survival", _stub_survival(calls))
     bad = build_case_source(next(c for c in CASES if c.id == case_id), "csv", tmp_path)
     out = tmp_path / "x.parquet"
-    assert cli.main(["survival-table", str(bad), "--out", str(out)]) == cli.EXIT_INVALID
+    assert cli.main(["survival-table", str(bad), "--out", str(out)]) == cli.EXIT_BAD_INPUT
     assert not out.exists()
     assert calls == []
     assert sorted(p.name for p in tmp_path.iterdir()) == [bad.name]

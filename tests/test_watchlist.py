@@ -75,7 +75,7 @@ def test_keygen_and_unmask_cli(small_demo: Path, tmp_path: Path, capsys: pytest.
     out = capsys.readouterr().out.split()
     assert out == [tokens[0], ids[0], tokens[1], ids[1]]
     monkeypatch.setenv("CRMRESEARCH_PSEUDONYM_KEY", "another-key")
-    assert main(["unmask", str(small_demo), tokens[0]]) == 1  # the wrong key resolves nothing
+    assert main(["unmask", str(small_demo), tokens[0]]) == 2  # the wrong key resolves nothing: bad input
     assert "(not found)" in capsys.readouterr().out
 
 

@@ -2,13 +2,17 @@
 
 Every command takes ``--params FILE``; user errors (bad data, bad parameters,
 bad paths) end with a clear message and a non-zero exit code, and nothing is
-written.
+written.  Exit status, the same for every command (decided in :func:`main`
+only): 0 success, 1 some report failed (``report``), 2 bad input or usage
+(including a source that breaks the data contract or has an unreadable
+file), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import enum
 import sys
 import time
 from pathlib import Path
@@ -16,9 +20,18 @@ from pathlib import Path
 from . import __version__
 from .contract import ContractError, load_source, validate_source
 from .errors import InputError
+from .io import check_output
 from .params import Params, load_params
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_REPORT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class Outcome(enum.Enum):
+    """How a command ended; :func:`main` turns it into the exit status."""
+
+    OK = "ok"
+    REPORT_FAILED = "some report failed"
+    BAD_INPUT = "bad input"
 
 
 class UserError(InputError):
@@ -56,19 +69,20 @@ def _print_support(path: Path, params: Params | None = None) -> None:
         print(f"  - {row.analysis}: {row.reason}")
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
+def cmd_validate(args: argparse.Namespace) -> Outcome:
     params = _params(args)
     _say(f"reading and checking {args.source} ...")
     report = validate_source(args.source, params)
     print(report.to_text())
     if report.ok and report.flat:
         _print_support(args.source, params)
-    return EXIT_OK if report.ok else EXIT_INVALID
+    return Outcome.OK if report.ok else Outcome.BAD_INPUT
 
 
-def cmd_demo_data(args: argparse.Namespace) -> int:
+def cmd_demo_data(args: argparse.Namespace) -> Outcome:
     from .demo import DemoConfig, write_demo_bank
 
+    check_output(args.out_dir, "OUT_DIR", kind="dir")
     cfg = DemoConfig(
         branches=args.branches,
         customers_per_branch=args.customers_per_branch,
@@ -79,16 +93,17 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     out = write_demo_bank(args.out_dir, cfg, fmt=args.format, force=args.force, progress=True)
     _say(f"demo bank written to {out} ({time.perf_counter() - t0:.1f} s)")
-    return EXIT_OK
+    return Outcome.OK
 
 
-def cmd_survival_table(args: argparse.Namespace) -> int:
+def cmd_survival_table(args: argparse.Namespace) -> Outcome:
     from .survival import write_survival_table
 
     params = _params(args, {"churn.definition": args.churn_definition})
     out = Path(args.out)
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise UserError(f"--out {out}: must end in .parquet or .csv")
+    check_output(out, "--out")
     if out.exists() and not args.force:
         raise UserError(f"--out {out} exists; pass --force to replace it")
     t0 = time.perf_counter()
@@ -105,19 +120,19 @@ def cmd_survival_table(args: argparse.Namespace) -> int:
              f"churn definition {params.churn.definition}")  # fmt: skip
     what, n = write_survival_table(source, params, out, as_of=args.as_of, episodes=args.episodes)
     _say(f"{what}: {n:,} rows written to {out} ({time.perf_counter() - t0:.1f} s)")
-    return EXIT_OK
+    return Outcome.OK
 
 
-def cmd_import_flat(args: argparse.Namespace) -> int:
+def cmd_import_flat(args: argparse.Namespace) -> Outcome:
     from .flat import import_flat
 
-    out = import_flat(args.csv, args.mapping, args.out, force=args.force)
+    out = import_flat(args.csv, args.mapping, check_output(args.out, "--out", kind="dir"), force=args.force)
     _say(f"flat extract imported to {out}")
     _print_support(out, _params(args))
-    return EXIT_OK
+    return Outcome.OK
 
 
-def cmd_metrics(args: argparse.Namespace) -> int:
+def cmd_metrics(args: argparse.Namespace) -> Outcome:
     from .metrics import metrics, write_metrics
 
     if args.branch is None and not args.bank:
@@ -125,6 +140,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".json":
         raise UserError(f"--out {out}: must end in .json")
+    check_output(out, "--out")
     params = _params(args, {"language": args.language})
     t0 = time.perf_counter()
     _say(f"reading and checking {args.source} ...")
@@ -134,10 +150,10 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     content = metrics(source, params, month=args.month, branch=args.branch)
     status = write_metrics(content, out, force=args.force)
     _say(f"metrics.json {status}: {out} ({time.perf_counter() - t0:.1f} s)")
-    return EXIT_OK
+    return Outcome.OK
 
 
-def cmd_report(args: argparse.Namespace) -> int:
+def cmd_report(args: argparse.Namespace) -> Outcome:
     from .runner import run_report
 
     t0 = time.perf_counter()
@@ -156,18 +172,18 @@ def cmd_report(args: argparse.Namespace) -> int:
         for name, err in summary.errors.items():
             _say(f"  - {name}: {err.splitlines()[0][:500]}")
     print(f"index: {summary.index.resolve()}")
-    return summary.exit_code
+    return Outcome.REPORT_FAILED if summary.errors else Outcome.OK
 
 
-def cmd_keygen(args: argparse.Namespace) -> int:
+def cmd_keygen(args: argparse.Namespace) -> Outcome:
     from .privacy import new_key_file
 
-    path = new_key_file(args.file, force=args.force)
+    path = new_key_file(check_output(args.file, "key file"), force=args.force)
     _say(f"pseudonym key written to {path} (readable by you only); keep it outside the published reports")
-    return EXIT_OK
+    return Outcome.OK
 
 
-def cmd_unmask(args: argparse.Namespace) -> int:
+def cmd_unmask(args: argparse.Namespace) -> Outcome:
     from .privacy import load_key, resolve_pseudonyms
 
     key = load_key(args.key_file)
@@ -180,8 +196,8 @@ def cmd_unmask(args: argparse.Namespace) -> int:
         print(f"{row.pseudonym}\t{row.customer_id if row.customer_id is not None else '(not found)'}")
     missing = int(found["customer_id"].isna().sum())
     if missing:
-        _say(f"{missing} pseudonym(s) match no customer of {args.source} with this key")
-    return EXIT_OK if not missing else EXIT_INVALID
+        _say(f"error: {missing} pseudonym(s) match no customer of {args.source} with this key")
+    return Outcome.BAD_INPUT if missing else Outcome.OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -195,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="parameters YAML (partial files are merged over the defaults)")
         return sp
 
-    sp = add("validate", "check a source against the data contract; exit 1 on any violation")
+    sp = add("validate", "check a source against the data contract; exit 2 on any violation or unreadable file")
     sp.add_argument("source", type=Path)
     sp.set_defaults(func=cmd_validate)
 
@@ -280,21 +296,47 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: the exit status of each outcome: the one place it is decided (docs/reports.md, README)
+EXIT_STATUS = {Outcome.OK: EXIT_OK, Outcome.REPORT_FAILED: EXIT_REPORT_FAILED, Outcome.BAD_INPUT: EXIT_BAD_INPUT}
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; return its exit status.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 success; 1 some report failed; 2 bad input or usage: a bad option,
+        parameters file or path, or a source that breaks the data contract
+        (unreadable files included), with nothing written; 130 interrupted.
+        A bad option (argparse) exits 2 too.
+
+    Examples
+    --------
+    >>> main(["validate", "no/such/source"])  # doctest: +SKIP
+    error: source no/such/source is neither a directory of <table>.parquet/.csv files nor a DuckDB database file (*.duckdb)
+    2
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        outcome = args.func(args)
     except ContractError as exc:
         print(exc.report.to_text(), file=sys.stderr)
         _say("nothing was written.")
-        return EXIT_INVALID
+        outcome = Outcome.BAD_INPUT
     except (InputError, FileNotFoundError, FileExistsError) as exc:
         _say(f"error: {exc}")
-        return EXIT_USAGE
+        outcome = Outcome.BAD_INPUT
     except KeyboardInterrupt:
         _say("interrupted: files already written are complete; a rerun continues where this one stopped")
         return EXIT_INTERRUPTED
+    return EXIT_STATUS[outcome]
 
 
 if __name__ == "__main__":  # pragma: no cover

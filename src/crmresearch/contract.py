@@ -16,7 +16,9 @@ for users.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import re
 import shutil
 import tempfile
 import weakref
@@ -29,6 +31,7 @@ import duckdb
 import pandas as pd
 
 from .errors import InputError
+from .io import first_undecodable
 from .params import Params
 
 T = TypeVar("T")
@@ -727,41 +730,133 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _discover(path: Path, con: duckdb.DuckDBPyConnection, report: ValidationReport) -> dict[str, str]:
-    """Map table name -> a SQL expression reading the raw table."""
+class _Unreadable(Exception):
+    """A table file that cannot be read; the message says why (it becomes an ``unreadable`` finding)."""
+
+
+def _unreadable(report: ValidationReport, table: str, file: str, reason: str) -> None:
+    report.findings.append(Finding(table, None, "unreadable", 0, message=f"{file}: {reason}"))
+
+
+def _read_reason(exc: duckdb.Error, file: Path | None, kind: str) -> str:
+    """One line saying why DuckDB could not read ``file`` (a ``kind`` file), from its error."""
+    text = str(exc)
+    line = re.search(r"CSV Error on Line: (\d+)", text)
+    fields = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
+    if line and fields:
+        return (f"line {line[1]} has {fields[2]} field(s), the header has {fields[1]}; every row needs one "
+                "field per column")  # fmt: skip
+    if "Invalid unicode" in text or "not utf-8 encoded" in text:
+        where = first_undecodable(file) if file is not None else None
+        at = f"byte 0x{where[1]:02x} on line {where[0]}" if where else (f"line {line[1]}" if line else "")
+        return f"not UTF-8 text{f' ({at})' if at else ''}; save it as UTF-8"
+    if "magic bytes" in text or "too small to be a Parquet file" in text:
+        return "not a complete Parquet file (truncated, or another format)"
+    if "not a valid DuckDB database file" in text:
+        return "not a valid DuckDB database file (corrupt, or another format)"
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return f"cannot be read as {kind}: {re.sub(r'^[A-Za-z ]*Error: ', '', first)}"
+
+
+def _csv_reader(csv_path: Path) -> str:
+    """The ``read_csv`` of a table file: its own header, every column as text, every row checked.
+
+    The header is read here, so DuckDB guesses nothing (its sniffer would skip
+    leading rows of a ragged file, or take ``#`` for a comment); every row must
+    have one field per header column and be UTF-8.
+    """
+    try:
+        with csv_path.open("rb") as f:
+            first = f.readline(1 << 20)
+    except OSError as exc:
+        raise _Unreadable(f"cannot be read ({exc.strerror or exc})") from None
+    if not first:
+        raise _Unreadable("empty file (0 bytes): a CSV table needs a header row")
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _Unreadable(f"not UTF-8 text (byte 0x{first[exc.start]:02x} on line 1); save it as UTF-8") from None
+    header = next(csv.reader([text.rstrip("\r\n")]), [])
+    header = [h if h.strip() else f"column{i}" for i, h in enumerate(header)]  # a blank name: an extra column
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:
+        raise _Unreadable(f"the header names column(s) {', '.join(map(repr, twice))} more than once")
+    columns = ", ".join(f"{_lit(h)}: 'VARCHAR'" for h in header)
+    # every column as text: identifiers keep their leading zeros, and
+    # values that do not parse become findings instead of load errors
+    return (f"read_csv({_lit(str(csv_path))}, header = true, skip = 0, auto_detect = false, "
+            f"columns = {{{columns}}}, delim = ',', quote = '\"', escape = '\"', encoding = 'utf-8', "
+            "strict_mode = true, null_padding = false)")  # fmt: skip
+
+
+def _discover(path: Path, con: duckdb.DuckDBPyConnection, report: ValidationReport
+              ) -> tuple[dict[str, str], dict[str, Path | None]] | None:  # fmt: skip
+    """Map table name -> a SQL expression reading the raw table, and table name -> its file.
+
+    A table file that cannot be read becomes an ``unreadable`` finding (and is
+    left out); a DuckDB database that cannot be opened gives None.
+    """
     known = list(TABLES)
     found: dict[str, str] = {}
+    files: dict[str, Path | None] = {}
     if path.is_dir():
         for name in known:
-            pq, csv = path / f"{name}.parquet", path / f"{name}.csv"
-            if pq.exists() and csv.exists():
+            pq, csv_file = path / f"{name}.parquet", path / f"{name}.csv"
+            if pq.exists() and csv_file.exists():
                 report.findings.append(Finding(
                     name, None, "ambiguous_table", 0,
-                    message=f"both {pq.name} and {csv.name} exist; keep one"))  # fmt: skip
+                    message=f"both {pq.name} and {csv_file.name} exist; keep one"))  # fmt: skip
                 continue
-            if pq.exists():
-                found[name] = f"read_parquet({_lit(str(pq))}, file_row_number = true)"
-            elif csv.exists():
-                # every column as text: identifiers keep their leading zeros, and
-                # values that do not parse become findings instead of load errors
-                found[name] = (
-                    f"read_csv({_lit(str(csv))}, header = true, all_varchar = true, "
-                    "delim = ',', quote = '\"', escape = '\"', encoding = 'utf-8')"
-                )
+            file = pq if pq.exists() else csv_file if csv_file.exists() else None
+            if file is None:
+                continue
+            try:
+                if not file.is_file():
+                    raise _Unreadable("is a folder, not a file")
+                if file is pq:
+                    if file.stat().st_size == 0:
+                        raise _Unreadable("empty file (0 bytes)")
+                    found[name] = f"read_parquet({_lit(str(pq))}, file_row_number = true)"
+                else:
+                    found[name] = _csv_reader(csv_file)
+            except _Unreadable as exc:
+                _unreadable(report, name, str(file), str(exc))
+                continue
+            files[name] = file
     elif path.is_file() and path.suffix.lower() in {".duckdb", ".db", ".ddb"}:
-        con.execute(f"ATTACH {_lit(str(path))} AS src (READ_ONLY)")
+        try:
+            con.execute(f"ATTACH {_lit(str(path))} AS src (READ_ONLY)")
+        except duckdb.Error as exc:
+            why = "empty file (0 bytes)" if path.stat().st_size == 0 else _read_reason(exc, None, "a DuckDB database")
+            _unreadable(report, path.name, str(path), why)
+            return None
         present = {r[0] for r in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'src'"
         ).fetchall()}  # fmt: skip
         for name in known:
             if name in present:
                 found[name] = f"src.main.{_q(name)}"
+                files[name] = None
     else:
         raise FileNotFoundError(
             f"source {path} is neither a directory of <table>.parquet/.csv files "
             "nor a DuckDB database file (*.duckdb)"
         )
-    return found
+    for name in list(found):  # a file DuckDB cannot open (not Parquet, corrupt footer …) is a finding now
+        try:
+            con.execute(f"DESCRIBE SELECT * FROM {found[name]}").fetchall()
+        except duckdb.Error as exc:
+            _unreadable(report, name, _file_name(path, name, files[name]), _read_reason(exc, files[name], _kind(files[name])))
+            del found[name], files[name]
+    return found, files
+
+
+def _kind(file: Path | None) -> str:
+    return "a DuckDB table" if file is None else "Parquet" if file.suffix == ".parquet" else "CSV"
+
+
+def _file_name(source: Path, table: str, file: Path | None) -> str:
+    return str(file) if file is not None else f"{source} table {table}"
 
 
 def _parse_expr(col: Column, raw: str, raw_type: str) -> tuple[str, str | None]:
@@ -945,6 +1040,28 @@ def _load_tables(con: duckdb.DuckDBPyConnection, found: dict[str, str], report: 
     return specs
 
 
+def _load_readable(con: duckdb.DuckDBPyConnection, source: Path, found: dict[str, str],
+                   files: dict[str, Path | None], report: ValidationReport, flat: bool) -> dict[str, TableSpec]:  # fmt: skip
+    """:func:`_load_tables`, one table at a time: a table whose file turns out unreadable while it is
+    read in full (a ragged row, a byte that is not UTF-8, a corrupt page) becomes an ``unreadable``
+    finding and is left out; the other tables are still loaded and checked."""
+    specs: dict[str, TableSpec] = {}
+    for name, reader in found.items():
+        n_findings = len(report.findings)
+        try:
+            specs.update(_load_tables(con, {name: reader}, report, flat))
+        except duckdb.Error as exc:
+            del report.findings[n_findings:]  # nothing found in a half-read table counts
+            for obj in (f"__raw_{name}", name):
+                kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = ?",
+                                   [obj]).fetchone()  # fmt: skip
+                if kind is not None:
+                    con.execute(f"DROP {'VIEW' if kind[0] == 'VIEW' else 'TABLE'} {_q(obj)}")
+            file = files[name]
+            _unreadable(report, name, _file_name(source, name, file), _read_reason(exc, file, _kind(file)))
+    return specs
+
+
 def _extract_settings(con: duckdb.DuckDBPyConnection, specs: dict[str, TableSpec],
                       report: ValidationReport) -> tuple[dt.date | None, dt.date | None]:  # fmt: skip
     """as_of and observation_start: from the extract table or their defaults."""
@@ -1125,9 +1242,13 @@ def _validate(path: Path, params: Params | None) -> tuple[duckdb.DuckDBPyConnect
     report = ValidationReport(source=str(path))
     con = _connect(params)
     try:
-        found = _discover(path, con, report)
+        discovered = _discover(path, con, report)
+        if discovered is None:  # the database itself cannot be opened: that is the one finding
+            return con, report, None, None
+        found, files = discovered
+        unreadable = {f.table for f in report.findings if f.rule == "unreadable"}
         for name, spec in TABLES.items():
-            if spec.required and name not in found:
+            if spec.required and name not in found and name not in unreadable:
                 report.findings.append(Finding(name, None, "missing_table", 0,
                                                message="required table is missing"))
             if spec.needs and name in found and spec.needs not in found:
@@ -1144,7 +1265,7 @@ def _validate(path: Path, params: Params | None) -> tuple[duckdb.DuckDBPyConnect
                     name, None, "flat_calendar_table", 0, severity="warning",
                     message="a flat extract has no calendar: this table is ignored"))  # fmt: skip
                 del found[name]
-        specs = _load_tables(con, found, report, flat)
+        specs = _load_readable(con, path, found, files, report, flat)
         if flat:
             as_of = obs = None
             report.settings["calendar"] = ("none (flat extract): no dates, so no monthly KPIs and "

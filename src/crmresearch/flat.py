@@ -27,6 +27,8 @@ extract raise :func:`not_on_flat`, which quotes it.
 
 from __future__ import annotations
 
+import codecs
+import csv as csv_module
 import hashlib
 import re
 from collections.abc import Sequence
@@ -50,7 +52,7 @@ from pydantic import (
 
 from .contract import FLAT_CUSTOMERS, TABLES, ContractError, Source, load_source
 from .errors import InputError
-from .io import atomic_dir
+from .io import atomic_dir, first_undecodable, read_yaml
 
 __all__ = [
     "ANALYSES",
@@ -114,7 +116,7 @@ class _Model(BaseModel):
 class CsvOptions(_Model):
     """How to read the CSV file."""
 
-    sep: str = Field(",", min_length=1, description="field separator")
+    sep: str = Field(",", min_length=1, max_length=1, description="field separator (one character)")
     encoding: str = Field("utf-8-sig", min_length=1, description="text encoding (utf-8-sig accepts a BOM)")
 
 
@@ -425,11 +427,9 @@ def load_mapping(mapping: str | Path | FlatMapping) -> FlatMapping:
     p = Path(mapping)
     name = str(mapping)
     if p.is_file():
-        origin, text = str(p), None
-        try:
-            text = p.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise FlatMappingError(f"mapping file {p}: cannot be read: {exc}") from exc
+        origin = str(p)
+        data = read_yaml(p, "mapping file", FlatMappingError)  # one-line errors: unreadable, not UTF-8, not YAML
+        text = p.read_text(encoding="utf-8-sig")
     elif re.fullmatch(r"[A-Za-z0-9_.-]+", name) and not name.endswith((".yaml", ".yml")):
         shipped = shipped_mappings()
         if name not in shipped:
@@ -439,17 +439,10 @@ def load_mapping(mapping: str | Path | FlatMapping) -> FlatMapping:
             )
         res = _mappings_dir().joinpath(f"{name}.yaml")
         origin, text = f"{name} (shipped mapping {res})", res.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
     else:
         raise FlatMappingError(
             f"mapping file not found: {p} (shipped mappings: {', '.join(shipped_mappings()) or 'none'})"
-        )
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise FlatMappingError(f"mapping file {origin}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise FlatMappingError(
-            f"mapping file {origin}: must hold a mapping of keys, not {type(data).__name__}"
         )
     try:
         model = FlatMapping.model_validate(data)
@@ -616,12 +609,30 @@ def _check_columns(raw: pd.DataFrame, mapping: FlatMapping, ctx: _Ctx) -> None:
 
 
 def _read_csv(csv: Path, mapping: FlatMapping) -> pd.DataFrame:
+    sep, encoding = mapping.csv.sep, mapping.csv.encoding
+    how = f"(sep {sep!r}, encoding {encoding!r}, mapping {mapping.origin})"
     try:
-        raw = pd.read_csv(csv, dtype=str, keep_default_na=False, na_filter=False,
-                          sep=mapping.csv.sep, encoding=mapping.csv.encoding)  # fmt: skip
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, LookupError) as exc:
-        raise InputError(f"{csv}: cannot be read as CSV (sep {mapping.csv.sep!r}, encoding "
-                         f"{mapping.csv.encoding!r}, mapping {mapping.origin}): {exc}") from exc  # fmt: skip
+        codecs.lookup(encoding)
+    except LookupError:
+        raise InputError(f"{csv}: unknown encoding {encoding!r} (csv.encoding of mapping {mapping.origin})") from None
+    try:
+        # every row must have the header's fields: pandas would pad a short row with blanks silently
+        with csv.open(newline="", encoding=encoding) as f:
+            reader = csv_module.reader(f, delimiter=sep)
+            header = next(reader, None)
+            if header is None:
+                raise InputError(f"{csv}: empty file (no header row)")
+            for row in reader:
+                if row and len(row) != len(header):
+                    raise InputError(f"{csv}: line {reader.line_num} has {len(row)} fields, the header has "
+                                     f"{len(header)}; every row must have one field per column {how}")  # fmt: skip
+        raw = pd.read_csv(csv, dtype=str, keep_default_na=False, na_filter=False, sep=sep, encoding=encoding)
+    except UnicodeDecodeError:
+        line, byte = first_undecodable(csv, encoding) or (0, 0)
+        raise InputError(f"{csv}: not {encoding} text (byte 0x{byte:02x} on line {line}); save it as "
+                         f"{encoding} or set csv.encoding in the mapping ({mapping.origin})") from None  # fmt: skip
+    except (csv_module.Error, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(f"{csv}: cannot be read as CSV {how}: {' '.join(str(exc).split())}") from None
     if raw.empty:
         raise InputError(f"{csv}: holds no data rows")
     return raw

@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import InputError
+from .io import read_yaml
 
 __all__ = [
     "AssetAttrition",
@@ -176,16 +176,20 @@ class EngineParams(_Strict):
     temporary folder).  ``report_timeout_seconds`` is how long one report
     notebook may run before the report run stops it and marks it failed
     (``crmresearch report --timeout`` overrides it).
+    ``scheduler_connect_seconds`` is how long ``crmresearch report
+    --scheduler`` waits for the Dask scheduler to answer before it gives up
+    with an error (before anything is written).
 
     Examples
     --------
     >>> EngineParams(threads=2, memory_limit="4GB")
-    EngineParams(threads=2, memory_limit='4GB', report_timeout_seconds=600)
+    EngineParams(threads=2, memory_limit='4GB', report_timeout_seconds=600, scheduler_connect_seconds=30)
     """
 
     threads: int | None = Field(None, ge=1, le=256)
     memory_limit: str | None = Field(None, pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
     report_timeout_seconds: int = Field(600, ge=10, le=86400)
+    scheduler_connect_seconds: int = Field(30, ge=1, le=3600)
 
 
 class Params(_Strict):
@@ -409,8 +413,9 @@ def load_params(
     Raises
     ------
     ParamsError
-        The file is missing or not a YAML mapping, or a key is unknown, of the
-        wrong type or impossible; the message names the file and the key.
+        The file is missing, unreadable, not UTF-8, not valid YAML or not a
+        mapping, or a key is unknown, of the wrong type or impossible; the
+        message names the file and the key (or the line).
 
     Examples
     --------
@@ -437,15 +442,7 @@ def load_params(
         origin = str(p)
         if not p.is_file():
             raise ParamsError(f"parameters file not found: {p}")
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ParamsError(f"{p}: not valid YAML: {exc}") from exc
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, Mapping):
-            raise ParamsError(f"{p}: must hold a mapping of keys, not {type(loaded).__name__}")
-        data = _deep_merge(data, loaded)
+        data = _deep_merge(data, read_yaml(p, "parameters file", ParamsError))
     if overrides:
         origin = f"{origin} + command-line options" if path is not None else "command-line options"
         for key, value in overrides.items():

@@ -75,7 +75,7 @@ import pandas as pd
 
 from . import __version__
 from .errors import InputError
-from .io import atomic_path
+from .io import atomic_path, check_output
 from .params import Params, branch_params, load_params
 
 __all__ = [
@@ -100,6 +100,8 @@ _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 RESERVED = ("bank", "index")
 #: seconds one notebook may run (``--timeout``, else ``engine.report_timeout_seconds``)
 DEFAULT_TIMEOUT = 600.0
+#: the longest ``--timeout`` (a day, as ``engine.report_timeout_seconds``)
+MAX_TIMEOUT = 86400.0
 #: cells with this tag are kept in the executed notebook but left out of the HTML page
 HIDE_TAG = "hide-in-report"
 MANIFEST_SCHEMA = 1
@@ -1242,9 +1244,10 @@ class _Workers:
     each kernel) overlaps reading or building the month bundle.
     """
 
-    def __init__(self, workers: int, scheduler: str | None) -> None:
-        self.workers, self.scheduler, self.executor = workers, scheduler, None
+    def __init__(self, workers: int, scheduler: str | None, connect_seconds: float = 30) -> None:
+        self.workers, self.scheduler, self.executor, self.client = workers, scheduler, None, None
         if scheduler:
+            self.client = _connect_scheduler(scheduler, connect_seconds)
             return
         if workers <= 1:
             prepare_worker()
@@ -1262,20 +1265,18 @@ class _Workers:
         """Run ``tasks``, calling ``on_result`` per report as each completes."""
         if not tasks:
             return
-        if self.scheduler:
-            from distributed import Client
+        if self.client is not None:
             from distributed import as_completed as dask_completed
 
-            with Client(self.scheduler) as client:
-                tag = uuid.uuid4().hex[:8]
-                futures = {client.submit(run_task, t, key=f"crmresearch-report-{t.name}-{tag}", pure=False): t
-                           for t in tasks}  # fmt: skip
-                for fut in dask_completed(futures):
-                    try:
-                        res = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - a lost worker fails that report only
-                        res = _lost(futures[fut], exc)
-                    on_result(res, None)
+            tag = uuid.uuid4().hex[:8]
+            futures = {self.client.submit(run_task, t, key=f"crmresearch-report-{t.name}-{tag}", pure=False): t
+                       for t in tasks}  # fmt: skip
+            for fut in dask_completed(futures):
+                try:
+                    res = fut.result()
+                except Exception as exc:  # noqa: BLE001 - a lost worker fails that report only
+                    res = _lost(futures[fut], exc)
+                on_result(res, None)
             return
         if self.executor is None:
             for t in tasks:
@@ -1292,10 +1293,40 @@ class _Workers:
             on_result(res, self.executor)
 
     def close(self) -> None:
-        """Stop the workers and their kernels."""
+        """Stop the workers and their kernels (or leave the Dask cluster)."""
+        if self.client is not None:
+            self.client.close()
         if self.executor is not None:
             self.executor.shutdown(wait=True, cancel_futures=True)
         shutdown_warm_kernels()
+
+
+def _connect_scheduler(address: str, seconds: float) -> Any:
+    """A Dask client of the scheduler at ``address``, or an InputError when none answers within ``seconds``.
+
+    A bare connection is tried first (in a thread of its own, so it works
+    under a running event loop, as in Jupyter): a ``Client`` that fails to
+    connect prints a second traceback when it is garbage-collected.
+    """
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed import Client
+    from distributed.comm import connect
+
+    async def probe() -> None:
+        comm = await connect(address, timeout=seconds)
+        await comm.close()
+
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, probe()).result()
+        return Client(address, timeout=seconds)
+    except ValueError as exc:  # not an address: no scheme or port, unknown scheme
+        raise InputError(f"--scheduler {address}: not a Dask scheduler address ({exc}); e.g. tcp://host:8786") from None
+    except OSError:
+        raise InputError(f"--scheduler {address}: no Dask scheduler answered within {seconds:g} s "
+                         "(engine.scheduler_connect_seconds); is it running, and is the address right?") from None  # fmt: skip
 
 
 def _lost(task: ReportTask, exc: BaseException) -> dict:
@@ -1361,7 +1392,9 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
     Raises
     ------
     InputError
-        Bad input (month, branch, parameters, key, language of the folder);
+        Bad input (month, branch, parameters, key, timeout, an ``out`` or
+        ``cache_dir`` that is a file, language of the folder, a scheduler
+        that does not answer within ``engine.scheduler_connect_seconds``);
         nothing is written.
     ContractError
         The source breaks the data contract.
@@ -1384,8 +1417,9 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
     params = load_params(params_path, overrides)
     language = params.language
     timeout = float(timeout if timeout is not None else params.engine.report_timeout_seconds)
-    if timeout <= 0:
-        raise InputError(f"--timeout {timeout:g}: must be a positive number of seconds")
+    if not 0 < timeout <= MAX_TIMEOUT:  # refuses nan and inf too
+        raise InputError(f"--timeout {timeout:g}: must be a number of seconds above 0 and at most "
+                         f"{MAX_TIMEOUT:g} (a day)")  # fmt: skip
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise InputError(f"--workers {workers}: must be at least 1")
@@ -1397,7 +1431,10 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
     key_file = str(Path(key_file).resolve()) if key_file is not None else None
     key_digest = hashlib.sha256(b"crmresearch-report-key\0" + key).hexdigest()
     out_dir = Path(out) / (month or "snapshot")  # month checked above; or the flat check below
+    check_output(out, "--out", kind="dir")
+    check_output(out_dir, "--out", kind="dir")
     cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    check_output(cache, "--cache-dir", kind="dir")
     out_abs, cache_abs = Path(out).resolve(), cache.resolve()
     if cache_abs == out_abs or out_abs in cache_abs.parents:
         raise InputError(f"--cache-dir {cache} is inside --out {out}: the cache holds customer-level data and "
@@ -1408,7 +1445,8 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
                          "output folder holds one language (use another --out, or --force to replace them)")  # fmt: skip
 
     # ---- the workers start now: their kernels import the libraries while the bank stage runs
-    pool = _Workers(min(workers, len(requested)) if requested else workers, scheduler)
+    pool = _Workers(min(workers, len(requested)) if requested else workers, scheduler,
+                    params.engine.scheduler_connect_seconds)  # fmt: skip
     try:
         return _run(pool, source=source, month=month, requested=requested, params=params, params_path=params_path,
                     overrides=overrides, language=language, timeout=timeout, workers=workers, scheduler=scheduler,
