@@ -126,9 +126,10 @@ def cmd_survival_table(args: argparse.Namespace) -> Outcome:
 def cmd_import_flat(args: argparse.Namespace) -> Outcome:
     from .flat import import_flat
 
+    params = _params(args)  # a bad parameters file stops the command before anything is written
     out = import_flat(args.csv, args.mapping, check_output(args.out, "--out", kind="dir"), force=args.force)
     _say(f"flat extract imported to {out}")
-    _print_support(out, _params(args))
+    _print_support(out, params)
     return Outcome.OK
 
 
