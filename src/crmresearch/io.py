@@ -136,8 +136,8 @@ def check_output(path: str | Path, what: str, kind: Literal["file", "dir"] = "fi
     ------
     InputError
         ``path`` is a folder where a file must go (or a file where a folder
-        must go), one of its parents is a file, or the nearest existing
-        parent is not writable.
+        must go), one of its parents is a file, or it does not exist and
+        cannot be created (the nearest existing parent is not writable).
 
     Examples
     --------
@@ -163,8 +163,8 @@ def check_output(path: str | Path, what: str, kind: Literal["file", "dir"] = "fi
         parent = parent.parent
     if parent.exists() and not parent.is_dir():
         raise InputError(f"{what} {path}: {parent} is a file, not a folder")
-    if parent.is_dir() and not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"{what} {path}: cannot write in {parent} (permission denied)")
+    if not path.exists() and parent.is_dir() and not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{what} {path}: cannot create it in {parent} (permission denied)")
     return path
 
 
