@@ -1423,7 +1423,7 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
          scheduler: str | None, force: bool, cache: Path, key_file: str | None, key_digest: str, out_dir: Path,
          manifest: dict | None, nbs: dict[str, Path], progress: bool, say: Callable[[str], None]) -> RunSummary:  # fmt: skip
     """:func:`run_report` after its input guards: the bank stage, the reports and the index."""
-    from .bundle import build_bundle, open_bundle, prune
+    from .bundle import BUNDLE_FILE, build_bundle, open_bundle, prune
     from .contract import load_source
     from .fingerprint import report_fingerprint, source_fingerprint
 
@@ -1435,7 +1435,7 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
     bundle_key = f"{month or 'snapshot'}-{_digest(source_fp, bank_settings, __version__, code_digest())[:16]}"
     bundle_path = cache / bundle_key
     bundle = None
-    if (bundle_path / "bundle.pkl").is_file():
+    if (bundle_path / BUNDLE_FILE).is_file():
         try:
             bundle = open_bundle(bundle_path)
         except InputError:
