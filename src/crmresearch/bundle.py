@@ -53,6 +53,7 @@ __all__ = [
     "build_bundle",
     "default_cache_dir",
     "open_bundle",
+    "private_dir",
     "slice_source",
 ]
 
@@ -295,6 +296,72 @@ def default_cache_dir() -> Path:
     return Path(base) / "crmresearch"
 
 
+def private_dir(path: str | Path, *, create: bool = True, what: str = "cache folder") -> Path:
+    """Check (and create, owner-only) a folder that holds customer-level data: the cache or a bundle.
+
+    A missing folder is created with mode 0700 (its parents as usual).  An
+    existing one must be a folder owned by the user running this, and
+    writable by nobody else: in a folder others can write to, they could
+    replace a month bundle (and with it what the reports say).
+
+    Parameters
+    ----------
+    path : str or Path
+        The folder.
+    create : bool
+        Create it when missing (else a missing folder is left alone).
+    what : str
+        What the folder is, for the message.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    InputError
+        The path is not a folder, is owned by someone else, or is writable
+        by its group or by others (the message names the path and what is
+        wrong).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = private_dir(Path(tempfile.mkdtemp()) / "cache")
+    >>> oct(d.stat().st_mode & 0o777)
+    '0o700'
+    """
+    path = Path(path)
+    if create and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:  # made meanwhile (another run): checked below like any existing one
+            pass
+    if not path.exists():
+        return path
+    st = path.stat()  # follows a link: what counts is the folder the data goes into
+    if not path.is_dir():
+        raise InputError(f"{what} {path} is not a folder")
+    problems = []
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        try:
+            import pwd
+
+            owner = pwd.getpwuid(st.st_uid).pw_name
+        except (ImportError, KeyError):
+            owner = f"uid {st.st_uid}"
+        problems.append(f"it is owned by {owner}, not by you")
+    if st.st_mode & 0o022:
+        who = " and ".join(w for w, bit in (("its group", 0o020), ("others", 0o002)) if st.st_mode & bit)
+        problems.append(f"it is writable by {who} (mode {st.st_mode & 0o777:04o})")
+    if problems:
+        raise InputError(f"{what} {path}: {'; '.join(problems)}. It holds customer-level data that other users "
+                         f"could read or replace; use a folder of your own (chmod 700 {path}) or another "
+                         "--cache-dir")  # fmt: skip
+    return path
+
+
 @dataclass
 class Bundle:
     """An opened month bundle (see the module docstring).
@@ -393,8 +460,8 @@ class Bundle:
 
 def _write_tables(source: Source, path: Path, partitions: dict[str, int]) -> dict:
     con = source.con
-    (path / "shared").mkdir(parents=True)
-    (path / "slices").mkdir()
+    (path / "shared").mkdir(parents=True, mode=0o700)
+    (path / "slices").mkdir(mode=0o700)
     pmap = pd.DataFrame({"branch_id": list(partitions), "p": list(partitions.values())})
     con.register("__parts", pmap)
     schemas, shared = {}, []
@@ -453,9 +520,9 @@ def build_bundle(source: Source, params: Params, *, month: str | None, path: str
     context = bank_context(source, params, month=month)
     ids = context.branches.loc[context.branches["customers"] > 0, "branch_id"].tolist()
     partitions = {b: i for i, b in enumerate(ids)}
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(path.parent)
     with atomic_dir(path) as tmp:
-        tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(tmp, 0o700)  # owner-only from the start: it is renamed into place as it is
         layout = _write_tables(source, tmp, partitions)
         meta = {"format": BUNDLE_FORMAT, "version": __version__, "key": key, "month": month,
                 "tables": list(source.tables), "partitions": partitions, "as_of": source.as_of,
@@ -516,6 +583,7 @@ def open_bundle(path: str | Path) -> Bundle:
     from .store import StoreError, load
 
     path = Path(path).expanduser()
+    private_dir(path, create=False, what="month bundle")
     meta, tree = _read_meta(path)
     if meta.get("format") != BUNDLE_FORMAT or meta.get("version") != __version__:
         raise InputError(f"{path} was written by crmresearch {meta.get('version')}; rebuild it")
