@@ -49,7 +49,14 @@ _NUMERIC_KINDS = "biuf"  # arrays of bool, int, unsigned, float go to JSON
 
 
 class StoreError(ValueError):
-    """A value cannot be stored as data, or a stored tree is not one this module wrote."""
+    """A value cannot be stored as data, or a stored tree is not one this module wrote.
+
+    Examples
+    --------
+    >>> load({"t": "obj", "cls": "Popen", "v": []}, ".")
+    Traceback (most recent call last):
+    crmresearch.store.StoreError: unknown stored class 'Popen': only BankContext, TimeVaryingCox, ...
+    """
 
 
 def _class(name: str) -> type:
