@@ -90,7 +90,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Run:
             df[_injection(pwned)] = "v"
         df.to_parquet(f, index=False)
     key = new_key_file(root / "KEYDIR-zq81" / "pseudonym-zq81.key")
-    cache = root / "it's a cache" / "crm"
+    cache = root / "it's a [1] cache" / "crm"
     out = root / "reports"
     code, _, stderr = _cli("report", src, "--month", MONTH, "--out", out, "--key-file", key,
                            "--cache-dir", cache, "--workers", "1")  # fmt: skip

@@ -17,7 +17,14 @@ as much as the whole bank, so the run is split in two stages:
    (:meth:`Bundle.branch_source`), so its cost stays flat as the bank grows.
 
 The bundle holds customer-level rows: it lives in a cache folder outside the
-published ``reports/`` tree (see :func:`default_cache_dir`), owner-only.
+published ``reports/`` tree (see :func:`default_cache_dir`), owner-only
+(:func:`private_dir` refuses a cache others can write to).  It is data only:
+``bundle.json`` (metadata, parameters, the bank-wide results as tagged JSON)
+and Parquet files (the results' tables and the slices), written and read by
+:mod:`crmresearch.store`, which rebuilds a fixed list of result classes from
+their attributes and never runs code named by a file.  Every table and
+column name and every path in its SQL is quoted (:mod:`crmresearch.sql`):
+the extra columns of a source, whatever their names, are carried as they are.
 
 A branch's slice gives the same results for that branch as the whole source
 does (every branch analysis uses only the branch's customers, its RMs and
@@ -538,7 +545,7 @@ def _write_index(folder: Path, meta: dict, context: BankContext, params: Params)
     from .store import dump
 
     (folder / "context").mkdir(mode=0o700)
-    tree = {"meta": dump(meta, folder / "context", "meta"), "params": params.to_dict(),
+    tree = {"meta": dump(meta, folder / "context", "meta"), "params": dump(params.to_dict(), folder / "context", "params"),
             "context": dump(context, folder / "context", "context")}  # fmt: skip
     (folder / BUNDLE_FILE).write_text(json.dumps(tree, ensure_ascii=False, allow_nan=False), encoding="utf-8")
 
@@ -589,7 +596,7 @@ def open_bundle(path: str | Path) -> Bundle:
         raise InputError(f"{path} was written by crmresearch {meta.get('version')}; rebuild it")
     try:
         context = load(tree["context"], path / "context")
-        params = Params.model_validate(tree["params"])
+        params = Params.model_validate(load(tree["params"], path / "context"))
     except (OSError, ValueError, KeyError, TypeError, StoreError) as exc:
         raise InputError(f"{path / BUNDLE_FILE} is not a readable month bundle ({exc}); rebuild it") from None
     if not isinstance(context, BankContext):

@@ -29,6 +29,7 @@ import dataclasses
 import datetime as dt
 import importlib
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,7 @@ def _float(x: float) -> Any:
     return x if math.isfinite(x) else {"t": "float", "v": repr(x)}
 
 
-def dump(value: Any, folder: str | Path, _path: str = "$", _frames: list | None = None) -> Any:
+def dump(value: Any, folder: str | Path, root: str = "value") -> Any:
     """Encode ``value`` as a JSON-able tree; its DataFrames and Series go to Parquet files in ``folder``.
 
     Parameters
@@ -81,7 +82,10 @@ def dump(value: Any, folder: str | Path, _path: str = "$", _frames: list | None 
         string column names), and objects of the classes in :data:`CLASSES`,
         nested in any way.
     folder : str or Path
-        Where the Parquet files go (``frame-<n>.parquet``; must exist).
+        Where the Parquet files go (``<root>-<n>.parquet``; must exist).
+    root : str
+        The value's name: in error messages and the Parquet files' names
+        (dumps of different roots into one folder never collide).
 
     Returns
     -------
@@ -100,7 +104,8 @@ def dump(value: Any, folder: str | Path, _path: str = "$", _frames: list | None 
     {'t': 'dict', 'v': [['as_of', {'t': 'date', 'v': '2026-10-31'}], ['k', {'t': 'tuple', 'v': [1, 2]}]]}
     """
     folder = Path(folder)
-    frames = [] if _frames is None else _frames
+    frames: list[str] = []
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", root) or "value"  # dumps of other roots never overwrite these files
 
     def enc(x: Any, path: str) -> Any:
         if x is None or isinstance(x, (bool, str)):
@@ -113,6 +118,8 @@ def dump(value: Any, folder: str | Path, _path: str = "$", _frames: list | None 
             return x
         if isinstance(x, float):
             return _float(x)
+        if x is pd.NaT:
+            return {"t": "nat"}
         if isinstance(x, pd.Timestamp):
             return {"t": "timestamp", "v": x.isoformat()}
         if isinstance(x, dt.datetime):
@@ -135,7 +142,7 @@ def dump(value: Any, folder: str | Path, _path: str = "$", _frames: list | None 
             df = x.to_frame(name="value") if series else x
             if not all(isinstance(c, str) for c in df.columns):
                 raise StoreError(f"{path}: a table's column names must be strings")
-            name = f"frame-{len(frames)}.parquet"
+            name = f"{stem}-{len(frames)}.parquet"
             try:
                 df.to_parquet(folder / name, engine="pyarrow")
             except Exception as exc:  # noqa: BLE001 - pyarrow's many conversion errors: one message
@@ -151,7 +158,7 @@ def dump(value: Any, folder: str | Path, _path: str = "$", _frames: list | None 
                     "v": [[k, enc(v, f"{path}.{k}")] for k, v in vars(x).items()]}  # fmt: skip
         raise StoreError(f"{path}: a {cls.__module__}.{cls.__qualname__} is not stored (data only)")
 
-    return enc(value, _path)
+    return enc(value, root)
 
 
 def load(tree: Any, folder: str | Path) -> Any:
@@ -193,6 +200,8 @@ def load(tree: Any, folder: str | Path) -> Any:
             return float(x["v"])
         if t == "np":
             return np.dtype(_dtype(x["dtype"])).type(dec(x["v"]))
+        if t == "nat":
+            return pd.NaT
         if t == "date":
             return dt.date.fromisoformat(x["v"])
         if t == "datetime":
