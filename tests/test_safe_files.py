@@ -128,6 +128,23 @@ def test_hostile_column_names_in_every_table_run_no_sql_and_reports_succeed(host
     assert _injection(hostile.pwned) in [r[0] for r in s.con.execute("DESCRIBE branches").fetchall()]
 
 
+def test_a_csv_source_with_hostile_headers_loads_and_slices(tmp_path: Path) -> None:
+    src = write_demo_bank(tmp_path / "csv", DemoConfig(branches=2, customers_per_branch=60, months=13, seed=5),
+                          fmt="csv")  # fmt: skip
+    pwned = tmp_path / "pwned.csv"
+    for f in sorted(src.glob("*.csv")):
+        df = pd.read_csv(f, dtype=str, keep_default_na=False)
+        df[WEIRD] = "w"
+        if f.stem == "branches":
+            df[_injection(pwned)] = "v"
+        df.to_csv(f, index=False)
+    source = load_source(src)
+    b = build_bundle(source, Params(), month=MONTH, path=tmp_path / "cache" / f"{MONTH}-0123456789abcdef")
+    s = b.branch_source("B001")
+    assert all(WEIRD in s.df(t).columns for t in s.tables)
+    assert _injection(pwned) in s.df("branches").columns and not pwned.exists()
+
+
 def test_a_flat_extract_carries_hostile_extra_columns(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     n = 60
