@@ -74,7 +74,7 @@ def test_keygen_and_unmask_cli(small_demo: Path, tmp_path: Path, capsys: pytest.
     assert main(["unmask", str(small_demo), *tokens, "--key-file", str(key_file)]) == 0
     out = capsys.readouterr().out.split()
     assert out == [tokens[0], ids[0], tokens[1], ids[1]]
-    monkeypatch.setenv("CRMRESEARCH_PSEUDONYM_KEY", "another-key")
+    monkeypatch.setenv("CRMRESEARCH_PSEUDONYM_KEY", "another-key-" + "0" * 32)
     assert main(["unmask", str(small_demo), tokens[0]]) == 2  # the wrong key resolves nothing: bad input
     assert "(not found)" in capsys.readouterr().out
 

@@ -19,6 +19,7 @@ month is present again: a gap is not taken as activity or inactivity.
 from __future__ import annotations
 
 from .params import Params
+from .sql import literal
 from .timeline import Context
 
 __all__ = ["monthly_state_changes", "tier_case"]
@@ -48,7 +49,7 @@ def tier_case(params: Params, amount: str) -> str:
     ...                      "t(aum)").fetchall()
     [(5000, 'mass'), (250000, 'key'), (None, 'unknown')]
     """
-    parts = [f"WHEN {amount} >= {t.min_aum!r} THEN '{t.name}'" for t in reversed(params.tiers)]
+    parts = [f"WHEN {amount} >= {t.min_aum!r} THEN {literal(t.name)}" for t in reversed(params.tiers)]
     return f"CASE {' '.join(parts)} ELSE 'unknown' END"
 
 

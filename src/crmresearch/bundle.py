@@ -17,7 +17,14 @@ as much as the whole bank, so the run is split in two stages:
    (:meth:`Bundle.branch_source`), so its cost stays flat as the bank grows.
 
 The bundle holds customer-level rows: it lives in a cache folder outside the
-published ``reports/`` tree (see :func:`default_cache_dir`), owner-only.
+published ``reports/`` tree (see :func:`default_cache_dir`), owner-only
+(:func:`private_dir` refuses a cache others can write to).  It is data only:
+``bundle.json`` (metadata, parameters, the bank-wide results as tagged JSON)
+and Parquet files (the results' tables and the slices), written and read by
+:mod:`crmresearch.store`, which rebuilds a fixed list of result classes from
+their attributes and never runs code named by a file.  Every table and
+column name and every path in its SQL is quoted (:mod:`crmresearch.sql`):
+the extra columns of a source, whatever their names, are carried as they are.
 
 A branch's slice gives the same results for that branch as the whole source
 does (every branch analysis uses only the branch's customers, its RMs and
@@ -29,8 +36,9 @@ path, so the runner and ``crmresearch metrics`` write identical files.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
-import pickle
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +50,7 @@ from .contract import Source, _connect
 from .errors import InputError
 from .io import atomic_dir
 from .params import Params
+from .sql import ident, idents, literal
 
 __all__ = [
     "BREAKDOWN_BY",
@@ -51,10 +60,13 @@ __all__ = [
     "build_bundle",
     "default_cache_dir",
     "open_bundle",
+    "private_dir",
     "slice_source",
 ]
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2  # 2: JSON + Parquet (1 was a pickle, never read any more)
+#: the bundle's index: its metadata, parameters and bank-wide results (tables in ``context/*.parquet``)
+BUNDLE_FILE = "bundle.json"
 BREAKDOWN_BY = ("tier", "segment", "channel", "churn_type", "reason")
 #: tables shared by every slice (no customer rows in them)
 SHARED_TABLES = ("branches", "relationship_managers", "extract")
@@ -204,19 +216,26 @@ def _customer_tables(source: Source) -> list[str]:
             and table_has_column(source.con, t, "customer_id")]  # fmt: skip
 
 
-def _columns(source: Source, table: str) -> str:
+def _columns(source: Source, table: str) -> list[str]:
+    """The columns of ``table`` that go into a slice (every column, extra ones too, but personal data)."""
     drop = DROPPED_COLUMNS.get(table, ())
-    cols = [r[0] for r in source.con.execute(f"DESCRIBE {table}").fetchall() if r[0] not in drop]
-    return ", ".join(f'"{c}"' for c in cols)
+    return [r[0] for r in source.con.execute(f"DESCRIBE {ident(table)}").fetchall() if r[0] not in drop]
 
 
-def _open(path: Path, tables: dict[str, str], meta: dict, params: Params | None) -> Source:
-    """A Source over Parquet files already validated (the bundle's own output): no re-validation."""
+def _open(path: Path, tables: dict[str, list[Path]], meta: dict, params: Params | None) -> Source:
+    """A Source over Parquet files already validated (the bundle's own output): no re-validation.
+
+    Each table reads its files as listed (never a glob of the path, which may
+    hold ``*``, ``?`` or ``[``) and without Hive partitioning (the slices'
+    partition folders add no column).
+    """
     con = _connect(params)
     counts = {}
-    for name, glob in tables.items():
-        con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet('{glob}')")
-        counts[name] = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+    for name, files in tables.items():
+        listing = "[" + ", ".join(literal(f) for f in files) + "]"
+        con.execute(f"CREATE TABLE {ident(name)} AS SELECT * FROM "
+                    f"read_parquet({listing}, hive_partitioning = false, union_by_name = false)")  # fmt: skip
+        counts[name] = con.execute(f"SELECT count(*) FROM {ident(name)}").fetchone()[0]
     return Source(path, con, counts, meta["as_of"], meta["observation_start"], meta["flat"], meta["validation"])
 
 
@@ -252,16 +271,17 @@ def slice_source(source: Source, branch: str, params: Params | None = None) -> S
     con = _connect(params)
     counts = {}
     for t in source.tables:
+        cols = idents(_columns(source, t))
         if t == "customers":
-            q = f"SELECT {_columns(source, t)} FROM customers WHERE branch_id = ?"
+            q, args = f"SELECT {cols} FROM customers WHERE branch_id = ?", [branch]
         elif t in _customer_tables(source):
-            q = (f"SELECT {_columns(source, t)} FROM {t} WHERE customer_id IN "
-                 "(SELECT customer_id FROM customers WHERE branch_id = ?)")  # fmt: skip
+            q, args = (f"SELECT {cols} FROM {ident(t)} WHERE customer_id IN "
+                       "(SELECT customer_id FROM customers WHERE branch_id = ?)"), [branch]  # fmt: skip
         else:
-            q = f"SELECT {_columns(source, t)} FROM {t}"
-        rel = source.con.sql(q, params=[branch] if "?" in q else None).to_arrow_table()
+            q, args = f"SELECT {cols} FROM {ident(t)}", None
+        rel = source.con.sql(q, params=args).to_arrow_table()
         con.register("__slice", rel)
-        con.execute(f"CREATE TABLE {t} AS SELECT * FROM __slice")
+        con.execute(f"CREATE TABLE {ident(t)} AS SELECT * FROM __slice")
         con.unregister("__slice")
         counts[t] = rel.num_rows
     out = Source(source.path, con, counts, source.as_of, source.observation_start, source.flat, source.report)
@@ -281,6 +301,72 @@ def default_cache_dir() -> Path:
         return Path(os.environ["CRMRESEARCH_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "crmresearch"
+
+
+def private_dir(path: str | Path, *, create: bool = True, what: str = "cache folder") -> Path:
+    """Check (and create, owner-only) a folder that holds customer-level data: the cache or a bundle.
+
+    A missing folder is created with mode 0700 (its parents as usual).  An
+    existing one must be a folder owned by the user running this, and
+    writable by nobody else: in a folder others can write to, they could
+    replace a month bundle (and with it what the reports say).
+
+    Parameters
+    ----------
+    path : str or Path
+        The folder.
+    create : bool
+        Create it when missing (else a missing folder is left alone).
+    what : str
+        What the folder is, for the message.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    InputError
+        The path is not a folder, is owned by someone else, or is writable
+        by its group or by others (the message names the path and what is
+        wrong).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = private_dir(Path(tempfile.mkdtemp()) / "cache")
+    >>> oct(d.stat().st_mode & 0o777)
+    '0o700'
+    """
+    path = Path(path)
+    if create and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:  # made meanwhile (another run): checked below like any existing one
+            pass
+    if not path.exists():
+        return path
+    st = path.stat()  # follows a link: what counts is the folder the data goes into
+    if not path.is_dir():
+        raise InputError(f"{what} {path} is not a folder")
+    problems = []
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        try:
+            import pwd
+
+            owner = pwd.getpwuid(st.st_uid).pw_name
+        except (ImportError, KeyError):
+            owner = f"uid {st.st_uid}"
+        problems.append(f"it is owned by {owner}, not by you")
+    if st.st_mode & 0o022:
+        who = " and ".join(w for w, bit in (("its group", 0o020), ("others", 0o002)) if st.st_mode & bit)
+        problems.append(f"it is writable by {who} (mode {st.st_mode & 0o777:04o})")
+    if problems:
+        raise InputError(f"{what} {path}: {'; '.join(problems)}. It holds customer-level data that other users "
+                         f"could read or replace; use a folder of your own (chmod 700 {path}) or another "
+                         "--cache-dir")  # fmt: skip
+    return path
 
 
 @dataclass
@@ -346,13 +432,13 @@ class Bundle:
         if branch not in parts:
             known = ", ".join(sorted(parts)[:20]) + (" ..." if len(parts) > 20 else "")
             raise InputError(f"unknown branch {branch!r}; known: {known}")
-        tables = {}
+        tables: dict[str, list[Path]] = {}
         for t in self.meta["tables"]:
             if t in self.meta["shared"]:
-                tables[t] = str(self.path / "shared" / f"{t}.parquet")
+                tables[t] = [self.path / "shared" / f"{t}.parquet"]
             else:
-                part = self.path / "slices" / t / f"p={parts[branch]}"
-                tables[t] = str(part / "*.parquet") if part.exists() else None
+                part = self.path / "slices" / t / f"{self.meta['partition_column']}={parts[branch]}"
+                tables[t] = sorted(part.glob("*.parquet")) if part.is_dir() else []
         src = self._source(tables)
         src.cache["slice_of"] = branch
         return src
@@ -364,46 +450,52 @@ class Bundle:
         --------
         >>> open_bundle(path).bank_source().tables["customers"]  # doctest: +SKIP
         """
-        tables = {t: str(self.path / "shared" / f"{t}.parquet") if t in self.meta["shared"]
-                  else str(self.path / "slices" / t / "*" / "*.parquet") for t in self.meta["tables"]}  # fmt: skip
+        tables = {t: [self.path / "shared" / f"{t}.parquet"] if t in self.meta["shared"]
+                  else sorted((self.path / "slices" / t).glob("*/*.parquet")) for t in self.meta["tables"]}  # fmt: skip
         return self._source(tables)
 
-    def _source(self, tables: dict[str, str | None]) -> Source:
-        present = {t: g for t, g in tables.items() if g is not None}
+    def _source(self, tables: dict[str, list[Path]]) -> Source:
+        present = {t: files for t, files in tables.items() if files}
         src = _open(self.path, present, self.meta, self.params)
-        for t, g in tables.items():  # a branch without rows in a table: an empty table of the same columns
-            if g is None:
+        for t, files in tables.items():  # a branch without rows in a table: an empty table of the same columns
+            if not files:
                 cols = self.meta["schemas"][t]
-                src.con.execute(f"CREATE TABLE {t} ({', '.join(f'{c} {typ}' for c, typ in cols)})")
+                src.con.execute(f"CREATE TABLE {ident(t)} ({', '.join(f'{ident(c)} {typ}' for c, typ in cols)})")
                 src.tables[t] = 0
         return src
 
 
 def _write_tables(source: Source, path: Path, partitions: dict[str, int]) -> dict:
     con = source.con
-    (path / "shared").mkdir(parents=True)
-    (path / "slices").mkdir()
+    (path / "shared").mkdir(parents=True, mode=0o700)
+    (path / "slices").mkdir(mode=0o700)
     pmap = pd.DataFrame({"branch_id": list(partitions), "p": list(partitions.values())})
     con.register("__parts", pmap)
     schemas, shared = {}, []
+    # the partition column: a name no table has (extra columns of the data may be named anything)
+    names = {c.lower() for t in source.tables for c in _columns(source, t)}
+    part = "__bundle_part"
+    while part.lower() in names:
+        part += "_"
     try:
         for t in source.tables:
             cols = _columns(source, t)
-            schemas[t] = [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT {cols} FROM {t}").fetchall()]
+            schemas[t] = [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT {idents(cols)} FROM {ident(t)}").fetchall()]
             if t in SHARED_TABLES or (t != "customers" and t not in _customer_tables(source)):
-                con.execute(f"COPY (SELECT {cols} FROM {t}) TO '{path / 'shared' / (t + '.parquet')}' (FORMAT PARQUET)")
+                target = literal(path / "shared" / f"{t}.parquet")
+                con.execute(f"COPY (SELECT {idents(cols)} FROM {ident(t)}) TO {target} (FORMAT PARQUET)")
                 shared.append(t)
                 continue
             if t == "customers":
-                q = f"SELECT {cols}, p.p FROM customers JOIN __parts p USING (branch_id) ORDER BY customer_id"
+                q = (f"SELECT {idents(cols, 'x.')}, p.p AS {ident(part)} FROM customers x "
+                     "JOIN __parts p USING (branch_id) ORDER BY x.customer_id")  # fmt: skip
             else:
-                cols_t = ", ".join(f"x.{c}" for c in cols.split(", "))
-                q = (f"SELECT {cols_t}, p.p FROM {t} x JOIN customers c USING (customer_id) "
-                     f"JOIN __parts p ON p.branch_id = c.branch_id")  # fmt: skip
-            con.execute(f"COPY ({q}) TO '{path / 'slices' / t}' (FORMAT PARQUET, PARTITION_BY (p))")
+                q = (f"SELECT {idents(cols, 'x.')}, p.p AS {ident(part)} FROM {ident(t)} x "
+                     "JOIN customers c USING (customer_id) JOIN __parts p ON p.branch_id = c.branch_id")  # fmt: skip
+            con.execute(f"COPY ({q}) TO {literal(path / 'slices' / t)} (FORMAT PARQUET, PARTITION_BY ({ident(part)}))")
     finally:
         con.unregister("__parts")
-    return {"schemas": schemas, "shared": shared}
+    return {"schemas": schemas, "shared": shared, "partition_column": part}
 
 
 def build_bundle(source: Source, params: Params, *, month: str | None, path: str | Path,
@@ -435,18 +527,43 @@ def build_bundle(source: Source, params: Params, *, month: str | None, path: str
     context = bank_context(source, params, month=month)
     ids = context.branches.loc[context.branches["customers"] > 0, "branch_id"].tolist()
     partitions = {b: i for i, b in enumerate(ids)}
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(path.parent)
     with atomic_dir(path) as tmp:
-        tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(tmp, 0o700)  # owner-only from the start: it is renamed into place as it is
         layout = _write_tables(source, tmp, partitions)
         meta = {"format": BUNDLE_FORMAT, "version": __version__, "key": key, "month": month,
                 "tables": list(source.tables), "partitions": partitions, "as_of": source.as_of,
                 "observation_start": source.observation_start, "flat": source.flat,
                 "source": str(Path(source.path).resolve()),
                 "validation": source.report, **layout}  # fmt: skip
-        with open(tmp / "bundle.pkl", "wb") as f:
-            pickle.dump({"meta": meta, "context": context, "params": params.to_dict()}, f)
+        _write_index(tmp, meta, context, params)
     return open_bundle(path)
+
+
+def _write_index(folder: Path, meta: dict, context: BankContext, params: Params) -> None:
+    """``bundle.json`` and the context's tables as Parquet: data only (:mod:`crmresearch.store`)."""
+    from .store import dump
+
+    (folder / "context").mkdir(mode=0o700)
+    tree = {"meta": dump(meta, folder / "context", "meta"), "params": dump(params.to_dict(), folder / "context", "params"),
+            "context": dump(context, folder / "context", "context")}  # fmt: skip
+    (folder / BUNDLE_FILE).write_text(json.dumps(tree, ensure_ascii=False, allow_nan=False), encoding="utf-8")
+
+
+def _read_meta(path: Path) -> tuple[dict, dict]:
+    """A bundle's metadata and its whole index (``bundle.json``), read as data; InputError if it is not one."""
+    from .store import StoreError, load
+
+    try:
+        tree = json.loads((path / BUNDLE_FILE).read_text(encoding="utf-8"))
+        meta = load(tree["meta"], path / "context") if isinstance(tree, dict) else None
+    except FileNotFoundError:
+        raise InputError(f"{path} is not a month bundle (no {BUNDLE_FILE})") from None
+    except (OSError, ValueError, KeyError, TypeError, StoreError) as exc:
+        raise InputError(f"{path / BUNDLE_FILE} is not a readable month bundle ({exc}); rebuild it") from None
+    if not isinstance(meta, dict):
+        raise InputError(f"{path / BUNDLE_FILE} is not a month bundle; rebuild it")
+    return meta, tree
 
 
 def open_bundle(path: str | Path) -> Bundle:
@@ -470,16 +587,21 @@ def open_bundle(path: str | Path) -> Bundle:
     --------
     >>> b = open_bundle("~/.cache/crmresearch/2026-10-ab12cd")  # doctest: +SKIP
     """
+    from .store import StoreError, load
+
     path = Path(path).expanduser()
-    try:
-        with open(path / "bundle.pkl", "rb") as f:
-            data = pickle.load(f)  # our own cache folder (owner-only), written by build_bundle
-    except FileNotFoundError:
-        raise InputError(f"{path} is not a month bundle (no bundle.pkl)") from None
-    meta = data["meta"]
+    private_dir(path, create=False, what="month bundle")
+    meta, tree = _read_meta(path)
     if meta.get("format") != BUNDLE_FORMAT or meta.get("version") != __version__:
         raise InputError(f"{path} was written by crmresearch {meta.get('version')}; rebuild it")
-    return Bundle(path, data["context"], Params.model_validate(data["params"]), meta.get("key", ""), meta)
+    try:
+        context = load(tree["context"], path / "context")
+        params = Params.model_validate(load(tree["params"], path / "context"))
+    except (OSError, ValueError, KeyError, TypeError, StoreError) as exc:
+        raise InputError(f"{path / BUNDLE_FILE} is not a readable month bundle ({exc}); rebuild it") from None
+    if not isinstance(context, BankContext):
+        raise InputError(f"{path / BUNDLE_FILE} holds no bank context; rebuild it")
+    return Bundle(path, context, params, meta.get("key", ""), meta)
 
 
 def prune(cache: Path, keep: Path) -> list[Path]:
@@ -487,25 +609,32 @@ def prune(cache: Path, keep: Path) -> list[Path]:
 
     A bundle is superseded when the source's data or the parameters changed
     (its key changed); bundles of other sources, other months and snapshots
-    of other flat extracts are kept.
+    of other flat extracts are kept.  Only each bundle's ``bundle.json`` is
+    read, as data; a folder of the month that holds a ``bundle.pkl`` (the
+    format of crmresearch before bundles were data-only, never opened by
+    this version) is removed without being read.
 
     Examples
     --------
     >>> prune(Path("/tmp/cache"), Path("/tmp/cache/2026-10-abc"))  # doctest: +SKIP
     []
     """
-    mine = open_bundle(keep).meta
+    mine, _ = _read_meta(keep)
     removed = []
     prefix = keep.name.rsplit("-", 1)[0] + "-"
+    name = re.compile(re.escape(prefix) + "[0-9a-f]{16}")
     for p in cache.glob(prefix + "*"):
-        if p == keep or not (p / "bundle.pkl").is_file():
+        if p == keep or not name.fullmatch(p.name) or p.is_symlink() or not p.is_dir():
             continue
-        try:
-            with open(p / "bundle.pkl", "rb") as f:
-                meta = pickle.load(f)["meta"]
-        except Exception:  # noqa: BLE001 - an unreadable bundle of ours is rebuilt, never trusted
-            meta = {}
-        if meta.get("source") == mine.get("source") and meta.get("month") == mine.get("month"):
+        if (p / BUNDLE_FILE).is_file():
+            try:
+                meta, _ = _read_meta(p)
+            except InputError:  # not a bundle of ours: left alone, never trusted
+                continue
+            superseded = meta.get("source") == mine.get("source") and meta.get("month") == mine.get("month")
+        else:
+            superseded = (p / "bundle.pkl").is_file()  # the old pickle format: removed unread
+        if superseded:
             shutil.rmtree(p, ignore_errors=True)
             removed.append(p)
     return removed

@@ -33,6 +33,8 @@ import pandas as pd
 from .errors import InputError
 from .io import first_undecodable
 from .params import Params
+from .sql import ident as _q
+from .sql import literal as _lit
 
 T = TypeVar("T")
 
@@ -597,7 +599,7 @@ class Source:
         >>> src = load_source("data/demo")  # doctest: +SKIP
         >>> src.df("branches").head()  # doctest: +SKIP
         """
-        return self.con.execute(f'SELECT * EXCLUDE (__row) FROM "{table}"').df()
+        return self.con.execute(f"SELECT * EXCLUDE (__row) FROM {_q(table)}").df()
 
     def memo(self, name: str, key: Hashable, compute: Callable[[], T]) -> T:
         """A derived result computed once per source and key, then reused.
@@ -709,7 +711,7 @@ def _connect(params: Params | None) -> duckdb.DuckDBPyConnection:
     eng = (params or Params()).engine
     if eng.threads:
         con.execute(f"SET threads = {int(eng.threads)}")
-    con.execute(f"SET memory_limit = '{eng.memory_limit or default_memory_limit()}'")
+    con.execute(f"SET memory_limit = {_lit(eng.memory_limit or default_memory_limit())}")
     # spill to the system's temporary folder, never into the user's working directory
     spill = tempfile.mkdtemp(prefix="crmresearch-duckdb-")
     weakref.finalize(con, shutil.rmtree, spill, ignore_errors=True)
@@ -720,14 +722,6 @@ def _connect(params: Params | None) -> duckdb.DuckDBPyConnection:
     except duckdb.Error:
         pass
     return con
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 class _Unreadable(Exception):

@@ -52,6 +52,7 @@ from .contract import PRODUCTS
 from .coverage import STICKY_PRODUCTS, sticky_covariate
 from .io import atomic_dir
 from .rm_turnover import ORPHAN_BANDS
+from .sql import ident
 
 __all__ = ["DEFAULT_AS_OF", "DemoConfig", "TRUE_EFFECTS", "generate_demo_bank", "write_demo_bank"]
 
@@ -699,7 +700,7 @@ def write_demo_bank(out_dir: str | Path, cfg: DemoConfig = DemoConfig(), *,
             con = duckdb.connect(str(tmp / "bank.duckdb"))
             for name, df in tables.items():
                 con.register("df_view", df)
-                con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM df_view')
+                con.execute(f"CREATE TABLE {ident(name)} AS SELECT * FROM df_view")
                 con.unregister("df_view")
             con.close()
         else:

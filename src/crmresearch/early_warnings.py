@@ -57,6 +57,7 @@ from .errors import InputError
 from .kpis import month_bounds
 from .params import Params
 from .rm_turnover import exits_sql, has_rm_tables
+from .sql import literal
 from .survival import _materialize, context
 from .timeline import Context
 
@@ -179,7 +180,7 @@ def _warnings_sql(ctx: Context, cust_table: str) -> str | None:
     if rules is None:
         return None
     active = "CASE rule " + " ".join(
-        f"WHEN '{r}' THEN {_active_days(ctx.params, r)}" for r in ctx.params.warnings.rules) + " END"  # fmt: skip
+        f"WHEN {literal(r)} THEN {_active_days(ctx.params, r)}" for r in ctx.params.warnings.rules) + " END"  # fmt: skip
     rm = "CAST(NULL AS VARCHAR)"
     rm_join = ""
     if ctx.has("rm_assignments"):

@@ -23,6 +23,7 @@ import duckdb
 import yaml
 
 from .errors import InputError
+from .sql import literal
 
 __all__ = ["atomic_dir", "atomic_path", "check_output", "first_undecodable", "read_yaml", "write_relation"]
 
@@ -324,5 +325,5 @@ def write_relation(con: duckdb.DuckDBPyConnection, query: str, path: str | Path)
     suffix = _check_suffix(path)
     fmt = "(FORMAT parquet, COMPRESSION snappy)" if suffix == ".parquet" else "(FORMAT csv, HEADER true, DATEFORMAT '%Y-%m-%d')"
     with atomic_path(path) as tmp:
-        n = con.execute(f"COPY ({query}) TO '{str(tmp).replace(chr(39), chr(39) * 2)}' {fmt}").fetchone()[0]
+        n = con.execute(f"COPY ({query}) TO {literal(tmp)} {fmt}").fetchone()[0]
     return int(n)

@@ -52,6 +52,7 @@ from .errors import InputError
 from .flat import not_on_flat
 from .params import Params
 from .rates import rate_row
+from .sql import literal
 from .survival import DAYS_PER_MONTH
 from .timeline import Context, date_lit
 
@@ -165,7 +166,7 @@ def _panel_sql(source: Source, params: Params, report_month: str, months: list[s
     first, last = month_bounds(report_month)
     ctx = Context(source.con, frozenset(source.tables), params, last, source.observation_start or first)
     balances = source.has("monthly_balances")
-    hv = ", ".join(f"'{t}'" for t in params.high_value_tiers)
+    hv = ", ".join(literal(t) for t in params.high_value_tiers)
     extra_cols = "".join(f", {expr} AS {name}" for name, expr in (extra or {}).items())
     values = ", ".join(f"({date_lit(a)}, {date_lit(b)})" for a, b in map(month_bounds, months))
     if balances:

@@ -5,8 +5,10 @@ stable for a key, unique within a bank (checked: a collision raises), and
 impossible to reverse without the key.  Staff who hold the key resolve a
 pseudonym by recomputing it for the bank's customer IDs
 (:func:`resolve_pseudonyms`).  The key never goes into a report: it is read
-from the environment variable ``CRMRESEARCH_PSEUDONYM_KEY`` or from a key
-file kept outside the published reports.
+from a key file kept outside the published reports (``--key-file``, or the
+path in ``CRMRESEARCH_PSEUDONYM_KEY_FILE``) or from the environment variable
+``CRMRESEARCH_PSEUDONYM_KEY``; it must be at least :data:`MIN_KEY_BYTES`
+bytes (``crmresearch keygen`` writes 64).
 """
 
 from __future__ import annotations
@@ -22,34 +24,94 @@ import pandas as pd
 
 from .errors import InputError
 
-__all__ = ["KEY_ENV", "load_key", "new_key_file", "pseudonymize", "resolve_pseudonyms"]
+__all__ = ["KEY_ENV", "KEY_FILE_ENV", "MIN_KEY_BYTES", "check_key_outside", "key_path", "load_key",
+           "new_key_file", "pseudonymize", "resolve_pseudonyms"]
 
 KEY_ENV = "CRMRESEARCH_PSEUDONYM_KEY"
+#: the path of a key file; how ``crmresearch report`` hands its key file to the report kernels
+KEY_FILE_ENV = "CRMRESEARCH_PSEUDONYM_KEY_FILE"
+#: the shortest key accepted: 256 bits (HMAC-SHA256's own strength)
+MIN_KEY_BYTES = 32
 
 
-def load_key(key_file: str | Path | None = None) -> bytes:
-    """The pseudonym key: from ``key_file``, else the ``CRMRESEARCH_PSEUDONYM_KEY`` variable.
+def key_path(key_file: str | Path | None = None) -> Path | None:
+    """The key file in use: ``key_file``, else the path in ``$CRMRESEARCH_PSEUDONYM_KEY_FILE``, else None.
+
+    Examples
+    --------
+    >>> key_path("/etc/crm/pseudonym.key")
+    PosixPath('/etc/crm/pseudonym.key')
+    """
+    if key_file is not None:
+        return Path(key_file)
+    env = os.environ.get(KEY_FILE_ENV, "").strip()
+    return Path(env) if env else None
+
+
+def check_key_outside(key_file: str | Path | None, published: Path, what: str = "--out") -> None:
+    """Refuse a key file inside a folder that gets published (the reports folder).
+
+    Parameters
+    ----------
+    key_file : str or Path or None
+        The key file (None: the key comes from the environment, nothing to check).
+    published : Path
+        A folder whose files are published.
+    what : str
+        How the folder was given, for the message.
 
     Raises
     ------
     InputError
-        No key is available, or the file is empty.
+        The key file (after resolving links) lies inside ``published``.
+
+    Examples
+    --------
+    >>> check_key_outside("/srv/www/reports/k.key", Path("/srv/www/reports"))
+    Traceback (most recent call last):
+    crmresearch.errors.InputError: pseudonym key file /srv/www/reports/k.key is inside --out /srv/www/reports, ...
+    """
+    if key_file is None:
+        return
+    key_abs, pub_abs = Path(key_file).resolve(), Path(published).resolve()
+    if pub_abs == key_abs or pub_abs in key_abs.parents:
+        raise InputError(f"pseudonym key file {key_file} is inside {what} {published}, which gets published: "
+                         "anyone who reads the reports could undo the pseudonyms; keep the key elsewhere")  # fmt: skip
+
+
+def _checked(key: bytes, where: str) -> bytes:
+    if len(key) < MIN_KEY_BYTES:
+        raise InputError(f"pseudonym key {where} is {len(key)} bytes; at least {MIN_KEY_BYTES} are needed "
+                         "(create a key with `crmresearch keygen FILE`)")  # fmt: skip
+    return key
+
+
+def load_key(key_file: str | Path | None = None) -> bytes:
+    """The pseudonym key: from ``key_file``, else the file named by ``$CRMRESEARCH_PSEUDONYM_KEY_FILE``,
+    else the ``CRMRESEARCH_PSEUDONYM_KEY`` variable.
+
+    Raises
+    ------
+    InputError
+        No key is available, the file is missing or empty, or the key is
+        shorter than :data:`MIN_KEY_BYTES` bytes (leading and trailing
+        white space do not count).
 
     Examples
     --------
     >>> load_key("secrets/pseudonym.key")  # doctest: +SKIP
     """
-    if key_file is not None:
-        p = Path(key_file)
+    p = key_path(key_file)
+    if p is not None:
         if not p.is_file():
             raise InputError(f"pseudonym key file not found: {p} (create one with `crmresearch keygen {p}`)")
         key = p.read_bytes().strip()
         if not key:
             raise InputError(f"pseudonym key file {p} is empty")
-        return key
+        return _checked(key, f"in {p}")
     env = os.environ.get(KEY_ENV, "").strip()
     if env:
-        return env.encode()
+        return _checked(env.encode(), f"in ${KEY_ENV}")
     raise InputError(f"no pseudonym key: set {KEY_ENV} or give a key file "
                      "(create one with `crmresearch keygen FILE`)")  # fmt: skip
 

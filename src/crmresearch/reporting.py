@@ -28,6 +28,7 @@ import datetime as dt
 import html
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -406,15 +407,15 @@ class _Report:
     @classmethod
     def _resolve(cls, bundle: str | Path | Bundle, params_json: str | None, key_file: str | None
                  ) -> tuple[Bundle, Params | None, bytes | None]:  # fmt: skip
-        from .privacy import load_key
+        from .privacy import KEY_ENV, key_path, load_key
 
         b = bundle if isinstance(bundle, Bundle) else open_bundle(bundle)
         params = Params.model_validate(json.loads(params_json)) if params_json else None
         try:
             key = load_key(key_file)
         except InputError:
-            if key_file:
-                raise
+            if key_path(key_file) is not None or os.environ.get(KEY_ENV, "").strip():
+                raise  # a key was configured but cannot be used: an error, never a silent omission
             key = None  # no key configured: the watch list is withheld
         return b, params, key
 
@@ -1055,8 +1056,8 @@ class BranchReport(_Report):
         params_json : str, optional
             The branch's parameters as JSON (default: the bundle's).
         key_file : str, optional
-            The pseudonym key file (default: ``$CRMRESEARCH_PSEUDONYM_KEY``; without
-            either, the watch list is withheld).
+            The pseudonym key file (default: ``$CRMRESEARCH_PSEUDONYM_KEY_FILE``, else the key in
+            ``$CRMRESEARCH_PSEUDONYM_KEY``; without either, the watch list is withheld).
         generated_at : str, optional
             When the report was made (default: now).
 

@@ -77,6 +77,7 @@ from . import __version__
 from .errors import InputError
 from .io import atomic_path, check_output
 from .params import Params, branch_params, load_params
+from .privacy import KEY_FILE_ENV
 
 __all__ = [
     "BRANCH_ID",
@@ -451,9 +452,12 @@ class _WarmKernel:
         if content["status"] != "ok":
             raise RuntimeError(f"warm kernel: {content.get('ename')}: {content.get('evalue')}")
 
-    def reset(self, cwd: str, timeout: float) -> None:
-        """Clear what the previous report left: namespace, figures, rcParams, pandas options, ..."""
-        env = json.dumps({**os.environ, "JPY_PARENT_PID": str(os.getpid())})
+    def reset(self, cwd: str, timeout: float, env: dict[str, str] | None = None) -> None:
+        """Clear what the previous report left: namespace, figures, rcParams, pandas options, ...
+
+        The kernel's environment becomes the worker's, plus ``env`` (the report's own variables).
+        """
+        env = json.dumps({**os.environ, "JPY_PARENT_PID": str(os.getpid()), **(env or {})})
         self._run(f"__import__('sys').modules['_crmresearch_warm'].reset({cwd!r}, __import__('json').loads({env!r}))",
                   timeout)  # fmt: skip
 
@@ -616,6 +620,19 @@ def _engine(warm: bool) -> str:
 
     class FreshEngine(NBClientEngine):
         @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
+                                     stderr_file=None, start_timeout=60, execution_timeout=None,
+                                     kernel_env=None, **kwargs):  # fmt: skip
+            from papermill.log import logger
+
+            kwargs = {k: v for k, v in kwargs.items() if k not in ("input_path", "timeout", "startup_timeout")}
+            client = PapermillNotebookClient(nb_man, timeout=execution_timeout, startup_timeout=start_timeout,
+                                             kernel_name=kernel_name, log=logger, log_output=log_output,
+                                             stdout_file=stdout_file, stderr_file=stderr_file, **kwargs)  # fmt: skip
+            # the new kernel's environment: this process's plus the report's own variables
+            return client.execute(env={**os.environ, **(kernel_env or {})})
+
+        @classmethod
         def execute_notebook(cls, nb, kernel_name, output_path=None, progress_bar=True, log_output=False,
                              autosave_cell_every=30, **kwargs):  # fmt: skip
             nb_man = FinalSave(nb, output_path=output_path, progress_bar=progress_bar, log_output=log_output,
@@ -682,6 +699,7 @@ class ReportTask:
     timeout: float
     font_cover: str = ""  # characters for the shared font subset (:func:`font_cover`)
     font_cache: str | None = None  # where that subset is kept (made once, by the run's parent process)
+    key_file: str | None = None  # the pseudonym key file: given to the kernel in its environment, never published
 
     @property
     def html(self) -> str:
@@ -764,13 +782,17 @@ def run_task(task: ReportTask) -> dict[str, Any]:
     deadline = time.monotonic() + task.timeout
     error = None
     warm = os.environ.get(FRESH_ENV, "") in ("", "0")
+    # the pseudonym key file reaches the kernel in its environment: a notebook parameter would be
+    # written into the executed notebook, which is published
+    kernel_env = {KEY_FILE_ENV: task.key_file} if task.key_file else {}
     try:
         try:
             # nbclient's timeout is per cell; asking for the time left at each cell makes it per notebook
-            kw: dict[str, Any] = {"engine_name": _engine(False), "extra_arguments": ["--IPKernelApp.log_level=CRITICAL"]}
+            kw: dict[str, Any] = {"engine_name": _engine(False), "extra_arguments": ["--IPKernelApp.log_level=CRITICAL"],
+                                  "kernel_env": kernel_env}  # fmt: skip
             if warm:
                 kernel = _warm_kernel()
-                kernel.reset(str(scratch), max(deadline - time.monotonic(), 1.0))
+                kernel.reset(str(scratch), max(deadline - time.monotonic(), 1.0), kernel_env)
                 kw = {"engine_name": _engine(True), "warm_kernel": kernel}
             pm.execute_notebook(task.notebook, str(executed), parameters={**task.parameters, "metrics_out": str(metrics_tmp)},
                                 kernel_name="python3", progress_bar=False, cwd=str(scratch),
@@ -1405,8 +1427,8 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
     >>> s.index, s.exit_code  # doctest: +SKIP
     (PosixPath('reports/2026-10/index.html'), 0)
     """
-    from .bundle import default_cache_dir
-    from .privacy import load_key
+    from .bundle import default_cache_dir, private_dir
+    from .privacy import check_key_outside, key_path, load_key
 
     say = log or (lambda m: print(m, file=sys.stderr, flush=True))
     # ---- guards that need no data
@@ -1427,8 +1449,11 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
     for kind, nb in nbs.items():
         if not nb.is_file():
             raise InputError(f"the {kind} report notebook is missing: {nb}")
-    key = load_key(key_file)
-    key_file = str(Path(key_file).resolve()) if key_file is not None else None
+    key_at = key_path(key_file)  # --key-file, else $CRMRESEARCH_PSEUDONYM_KEY_FILE; None: the key is in $..._KEY
+    check_key_outside(key_at, Path(out))
+    key = load_key(key_at)
+    # the kernels find the key file through their environment, never through a notebook parameter
+    key_file = str(key_at.resolve()) if key_at is not None else None
     key_digest = hashlib.sha256(b"crmresearch-report-key\0" + key).hexdigest()
     out_dir = Path(out) / (month or "snapshot")  # month checked above; or the flat check below
     check_output(out, "--out", kind="dir")
@@ -1439,6 +1464,7 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
     if cache_abs == out_abs or out_abs in cache_abs.parents:
         raise InputError(f"--cache-dir {cache} is inside --out {out}: the cache holds customer-level data and "
                          "must stay outside the published reports")  # fmt: skip
+    private_dir(cache, create=False)  # an existing cache others can write to is refused before any work
     manifest = _read_manifest(out_dir / "manifest.json")
     if manifest is not None and manifest.get("language") != language and not force:
         raise InputError(f"{out_dir} holds {manifest.get('language')} reports and this run is {language}: an "
@@ -1461,7 +1487,7 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
          scheduler: str | None, force: bool, cache: Path, key_file: str | None, key_digest: str, out_dir: Path,
          manifest: dict | None, nbs: dict[str, Path], progress: bool, say: Callable[[str], None]) -> RunSummary:  # fmt: skip
     """:func:`run_report` after its input guards: the bank stage, the reports and the index."""
-    from .bundle import build_bundle, open_bundle, prune
+    from .bundle import BUNDLE_FILE, build_bundle, open_bundle, private_dir, prune
     from .contract import load_source
     from .fingerprint import report_fingerprint, source_fingerprint
 
@@ -1473,7 +1499,7 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
     bundle_key = f"{month or 'snapshot'}-{_digest(source_fp, bank_settings, __version__, code_digest())[:16]}"
     bundle_path = cache / bundle_key
     bundle = None
-    if (bundle_path / "bundle.pkl").is_file():
+    if (bundle_path / BUNDLE_FILE).is_file():
         try:
             bundle = open_bundle(bundle_path)
         except InputError:
@@ -1494,7 +1520,7 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
             todo_branches = _known(table, requested)
             per_branch = _branch_overrides(params, params_path, table, overrides, language)
             say(f"bank stage: computing the month bundle {bundle_key} ...")
-            cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(cache)
             bundle = build_bundle(src, params, month=month, path=bundle_path, key=bundle_key)
         finally:
             src.close()
@@ -1535,7 +1561,7 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
         p = per_branch.get(name, params) if scope == "branch" else params
         fp = _digest(report_fingerprint(source_fp, p, nbs[scope], scope=name, month=month), key_digest, code)
         parameters = {"bundle": str(bundle_path.resolve()), "language": language,
-                      "params_json": json.dumps(p.to_dict(), sort_keys=True), "key_file": key_file,
+                      "params_json": json.dumps(p.to_dict(), sort_keys=True),
                       "generated_at": generated_at}  # fmt: skip
         if scope == "branch":
             parameters["branch"] = name
@@ -1543,7 +1569,8 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
                 parameters["bundle"] = str(scratch / "no-such-bundle")
         task = ReportTask(name=name, scope=scope, notebook=str(nbs[scope].resolve()), parameters=parameters,
                           out_dir=str(out_dir.resolve()), scratch=str(scratch), title=_title(name, names, month, language),
-                          language=language, timeout=timeout, font_cover=cover, font_cache=font_cache)  # fmt: skip
+                          language=language, timeout=timeout, font_cover=cover, font_cache=font_cache,
+                          key_file=key_file)  # fmt: skip
         planned.append((task, fp))
 
     todo: list[ReportTask] = []

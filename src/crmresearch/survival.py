@@ -47,6 +47,7 @@ from .io import write_relation
 from .params import Params
 from .retention import contact_changes
 from .rm_turnover import exposure_changes, orphaned_band_changes
+from .sql import ident
 from .timeline import Context, date_lit
 
 __all__ = [
@@ -220,7 +221,7 @@ def _flat_customer_table_sql(source: Source) -> str:
     extras = sorted(cols - set(fixed))
 
     def opt(c: str, typ: str) -> str:
-        return f'"{c}"' if c in cols else f"CAST(NULL AS {typ})"
+        return ident(c) if c in cols else f"CAST(NULL AS {typ})"
 
     churn_type = ("CASE WHEN churned THEN COALESCE(churn_type, 'unknown') END" if "churn_type" in cols
                   else "CASE WHEN churned THEN 'unknown' END")  # fmt: skip
@@ -233,7 +234,7 @@ def _flat_customer_table_sql(source: Source) -> str:
            {opt("channel", "VARCHAR")} AS channel, {opt("birth_year", "BIGINT")} AS birth_year,
            CAST({opt("age", "INTEGER")} AS INTEGER) AS age,
            'unknown' AS tier_at_entry, {opt("n_products", "BIGINT")} AS n_products_at_entry
-           {''.join(', "' + e + '"' for e in extras)}
+           {''.join(', ' + ident(e) for e in extras)}
     FROM customers ORDER BY customer_id"""
 
 
