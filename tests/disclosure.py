@@ -224,6 +224,41 @@ def find_leaks(page: str, min_cell: int) -> list[Leak]:
                     if c.kind == "amount" and c.text not in ("CNY 0", "0元", "0万元"):
                         leaks.append(Leak(name, f"{where}: {h} {c.text} is the AUM of fewer than {m} churners"))
     leaks += _subtraction(ts, m)
+    leaks += _sentences(page, ts, m)
+    return leaks
+
+
+def _sentences(page: str, ts: list[Table], m: int) -> list[Leak]:
+    """The plain-language summary's figures, against the counts of the KPI table (English pages)."""
+    kpi = next((t for t in ts if "kpi-lights" in t.classes), None)
+    text = " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    pairs: list[tuple[str, str, Cell]] = []  # (what, rate text, denominator)
+
+    def active(col: int) -> Cell | None:
+        if kpi is None:
+            return None
+        for head, r in zip(kpi.row_heads, kpi.rows, strict=False):
+            if "active" in head and col < len(r) and r[col].kind == "count":
+                return r[col]
+        return None
+
+    mo = re.search(r"churn rate was (\d+(?:\.\d+)?%); it (?:rose from |fell from |was about the same as )(\d+(?:\.\d+)?%)", text)
+    if mo:
+        pairs += [("this month's rate", mo.group(1), active(0)), ("last month's rate", mo.group(2), active(1))]
+    mo = re.search(r"([\d,]+) early warnings were raised; (\d+(?:\.\d+)?%) were contacted", text)
+    if mo:
+        pairs.append(("warnings contacted", mo.group(2), parse_cell(mo.group(1))))
+    mo = re.search(r"lost within their first 3 months \(([\d,]+) customers\)", text)
+    lo = re.search(r"Of new customers, (\d+(?:\.\d+)?%)", text)
+    if mo and lo:
+        pairs.append(("new customers lost", lo.group(1), parse_cell(mo.group(1))))
+    leaks = []
+    for what, rate, n in pairs:
+        if n is None or n.kind != "count":
+            continue
+        ks = _implied(n, parse_cell(rate))
+        if len(ks) == 1 and 1 <= ks[0] < m:
+            leaks.append(Leak("summary", f"{what} {rate} x {n.text} = {ks[0]}"))
     return leaks
 
 
@@ -260,6 +295,7 @@ def _subtraction(ts: list[Table], m: int) -> list[Leak]:
     leaks: list[Leak] = []
     totals = _totals(ts)
     churned_total = next((v for k, v in totals.items() if "churned" in k), None)
+    active_total = next((v for k, v in totals.items() if "active" in k), None)
     for t in ts:
         if "kpi-lights" in t.classes or not t.rows:
             continue
@@ -276,9 +312,14 @@ def _subtraction(ts: list[Table], m: int) -> list[Leak]:
                 i = labels.index("all")
                 if col[i].kind == "count":
                     candidates.append((col[i].value, [c for n, c in enumerate(col) if n != i]))
-            # a breakdown of the month's churners adds up to the KPI table's churners
-            if churned_total is not None and t.caption.startswith("Churned customers by") and "churned" in h.lower():
+            # the month's churners (and active customers) split by group add up to the KPI table's: the
+            # breakdowns, the RMs' books, the bank's regions
+            partitions = t.caption.startswith(("Churned customers by", "Per relationship manager")) or (
+                heads and heads[0] == "region")
+            if partitions and "churned" in h.lower() and churned_total is not None:
                 candidates.append((churned_total, col))
+            if partitions and ("active" in h.lower() or h == "book") and active_total is not None:
+                candidates.append((active_total, col))
             for total, cells in candidates:
                 leak = _column_leak(name, h, cells, total, m)
                 if leak:

@@ -793,8 +793,13 @@ class _Report:
         try:
             from .plots import km_plot
 
-            ax = km_plot(res, min_cell=self.min_cell, language=self.language)
-            parts.append(self._fig(ax, label("retention", self.language)))
+            # each step of a curve is a churner: no curve of a group whose count is hidden
+            shown = set(summ.loc[~mask.rows, "group"].astype(str))
+            data = res.data[res.data["group"].astype(str).isin(shown)]
+            if len(data):
+                ax = km_plot(data, horizon_days=res.horizon_days, min_cell=self.min_cell, language=self.language,
+                             xlabel="tenure_months" if res.landmark is None else "months_since_landmark")  # fmt: skip
+                parts.append(self._fig(ax, label("retention", self.language)))
         except (ValueError, InputError):
             pass
         sticky = self.ctx.sticky
@@ -926,8 +931,10 @@ class _Report:
                 res = self._coverage_result()
                 types = self.source.df("customers").set_index("customer_id")["churn_type"]
                 cif = cumulative_incidence(res, types)
-                counts = res.table.set_index("group")["customers"]
-                cif = cif[cif["group"].map(counts).fillna(0) >= self.min_cell]
+                t = res.table.set_index("group")
+                shown = t.index[(t["customers"] >= self.min_cell)
+                                & ((t["churned_12m"] >= self.min_cell) if "churned_12m" in t else True)]  # fmt: skip
+                cif = cif[cif["group"].isin(shown)]  # each step is a churner: no curve of a hidden count
                 if len(cif):
                     ax = cumulative_incidence_plot(cif, language=self.language, title=self.t("cif_title"))
                     parts.append(self._fig(ax, self.t("cif_title")))
@@ -966,8 +973,9 @@ class _Report:
             parts.append(_p(_e(self.t("new_loss", loss=self._pct(loss["loss"]), lo=self._pct(loss["lower"]),
                                       hi=self._pct(loss["upper"]), n=format_count(loss["customers"], self.language)))))  # fmt: skip
         try:
-            ax = res.plot(language=self.language)
-            parts.append(self._fig(ax, self.t("stages_title")))
+            if not mask.rows.any():  # the smoothed hazard of a few churners shows each of them
+                ax = res.plot(language=self.language)
+                parts.append(self._fig(ax, self.t("stages_title")))
         except (ValueError, InputError):
             pass
         return self._section("lifecycle", *parts)
