@@ -191,6 +191,20 @@ def test_rows_used_hides_small_counts(small_bank) -> None:
     assert find_leaks(html, M) == []
 
 
+def test_a_cell_is_hidden_by_the_mask_never_by_its_text(small_bank) -> None:
+    """A label from the data that reads like a suppressed cell is shown as it is; a hidden count, from the mask."""
+    from crmresearch.suppression import suppress_counts
+
+    _, bundle = small_bank
+    r = BranchReport.open(bundle, bundle.branch_ids[0])
+    df = pd.DataFrame({"group": ["fewer than 3 products", "suppressed", "x"], "n": [40, 50, 4]})
+    cols = {"group": ("group", str), "n": ("customers", str)}
+    page = r._table(df, cols)
+    assert "<td>fewer than 3 products</td>" in page and "<td>suppressed</td><td>50</td>" in page
+    masked = r._table(df, cols, mask=suppress_counts(df, "n", total_shown=False))
+    assert "<td>x</td><td>fewer than 10</td>" in masked and "<td>4</td>" not in masked
+
+
 def test_metrics_dir_inside_out_is_refused(small_bank, tmp_path: Path) -> None:
     src, _ = small_bank
     key = new_key_file(tmp_path / "k" / "pseudonym.key")

@@ -54,3 +54,19 @@ def test_a_second_pass_keeps_the_first_and_hides_what_is_computed_from_its_count
     assert s.hidden["churned"].tolist() == [True, True, False]
     assert s.hidden["rate"].tolist() == [True, True, False], "3 / 40 x 40 would give back the 3 churners"
     assert s.small["churned"].tolist() == [False, True, False]  # row 0 was hidden by the first pass: "suppressed"
+
+
+def test_hidden_determined_agrees_with_every_split_a_reader_could_try() -> None:
+    import itertools
+
+    import numpy as np
+
+    rng = np.random.default_rng(12)
+    for _ in range(1500):
+        small = list(rng.random(int(rng.integers(1, 4))) < 0.6)
+        values = [int(rng.integers(1, 10)) if s else int(rng.integers(10, 14)) for s in small]
+        total = sum(values)
+        ranges = [range(1, 10) if s else range(10, total + 1) for s in small]
+        splits = [c for c in itertools.product(*ranges) if sum(c) == total]
+        pinned = any(len({c[i] for c in splits}) == 1 for i in range(len(values)))
+        assert hidden_determined(values, small, 10) == pinned, (values, small)

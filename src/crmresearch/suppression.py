@@ -126,14 +126,16 @@ def hidden_determined(values: Sequence[float], small: Sequence[bool], min_cell: 
     hi = np.where(sm, float(min_cell - 1), np.inf)
     if unknown is not None:
         lo = np.where(np.asarray(unknown, dtype=bool), 0.0, lo)
-    for i in range(len(v)):
-        others_lo = np.delete(lo, i).sum()
-        others_hi = np.delete(hi, i).sum()
-        low = max(lo[i], total - others_hi)
-        high = min(hi[i], total - others_lo)
-        if high - low < 1:  # one integer left
-            return True
-    return False
+    others_lo = lo.sum() - lo
+    finite = np.isfinite(hi)
+    n_inf = int((~finite).sum())
+    fin = hi[finite].sum()
+    # the others' upper bound: infinite while another cell is unbounded
+    others_hi = np.where(finite, np.inf if n_inf else fin - np.where(finite, hi, 0.0),
+                         np.inf if n_inf > 1 else fin)  # fmt: skip
+    low = np.maximum(lo, total - others_hi)
+    high = np.minimum(hi, total - others_lo)
+    return bool((high - low < 1).any())  # one integer left for some cell
 
 
 def suppress_counts(table: pd.DataFrame, count: str, *, min_cell: int = 10, derived: Sequence[str] = (),
