@@ -220,6 +220,7 @@ def test_metrics_dir_inside_out_is_refused(small_bank, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- the property
 
 
+@pytest.mark.slow
 def test_no_page_of_200_small_branches_gives_back_a_hidden_count(small_bank, no_figures) -> None:
     _, bundle = small_bank
     reports = {b: BranchReport.open(bundle, b) for b in bundle.branch_ids}
