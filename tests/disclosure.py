@@ -223,7 +223,7 @@ def find_leaks(page: str, min_cell: int) -> list[Leak]:
                 for h, c in cells:
                     if c.kind == "amount" and c.text not in ("CNY 0", "0元", "0万元"):
                         leaks.append(Leak(name, f"{where}: {h} {c.text} is the AUM of fewer than {m} churners"))
-    leaks += _subtraction(ts, m)
+    leaks += _subtraction(ts, m, page)
     leaks += _sentences(page, ts, m)
     return leaks
 
@@ -291,9 +291,17 @@ def _column_leak(name: str, header: str, cells: list[Cell], total: float, m: int
     return None
 
 
-def _subtraction(ts: list[Table], m: int) -> list[Leak]:
+def _subtraction(ts: list[Table], m: int, page: str = "") -> list[Leak]:
     leaks: list[Leak] = []
     totals = _totals(ts)
+    # the high-value KPI table (the second KPI table) and its tiers, named in its heading
+    kpis = [t for t in ts if "kpi-lights" in t.classes]
+    hv_total = None
+    if len(kpis) > 1:
+        hv_total = next((r[0].value for h, r in zip(kpis[1].row_heads, kpis[1].rows, strict=False)
+                         if "churned" in h and r and r[0].kind == "count"), None)  # fmt: skip
+    mo = re.search(r"High-value customers \(([^)]*)\)", page)
+    hv_tiers = {x.strip() for x in mo.group(1).split(",")} if mo else set()
     churned_total = next((v for k, v in totals.items() if "churned" in k), None)
     active_total = next((v for k, v in totals.items() if "active" in k), None)
     for t in ts:
@@ -320,6 +328,13 @@ def _subtraction(ts: list[Table], m: int) -> list[Leak]:
                 candidates.append((churned_total, col))
             if partitions and ("active" in h.lower() or h == "book") and active_total is not None:
                 candidates.append((active_total, col))
+            # by tier: the high-value tiers add up to the high-value KPI, the others to the rest
+            if t.caption == "Churned customers by tier" and "churned" in h.lower() and hv_total is not None and hv_tiers:
+                hv = [c for lab, c in zip(labels, col, strict=False) if lab in hv_tiers]
+                rest = [c for lab, c in zip(labels, col, strict=False) if lab not in hv_tiers]
+                candidates.append((hv_total, hv))
+                if churned_total is not None:
+                    candidates.append((churned_total - hv_total, rest))
             for total, cells in candidates:
                 leak = _column_leak(name, h, cells, total, m)
                 if leak:

@@ -141,6 +141,14 @@ def test_the_checker_finds_small_counts_shown_and_cells_given_away_by_a_total() 
                  "<tr><td>key</td><td>{other}</td></tr></tbody></table>")  # fmt: skip
     assert any("total 40" in str(x) for x in find_leaks(kpi + breakdown.format(other="36"), M))  # 40 - 36 = 4
     assert not [x for x in find_leaks(kpi + breakdown.format(other="suppressed"), M) if "total" in str(x)]
+    # by tier: the high-value KPI minus the high-value tiers shown
+    hv_kpi = ("<h3>High-value customers (key, private)</h3><table class='report-table kpi-lights'><thead><tr>"
+              "<th>measure</th><th>this month</th></tr></thead><tbody><tr><th>customers churned in the month</th>"
+              "<td>15</td></tr></tbody></table>")  # fmt: skip
+    tiers = ("<table class='report-table'><caption>Churned customers by tier</caption><thead><tr><th>tier</th>"
+             "<th>churned customers</th></tr></thead><tbody><tr><td>mass</td><td>{mass}</td></tr>"
+             "<tr><td>key</td><td>fewer than 10</td></tr><tr><td>private</td><td>12</td></tr></tbody></table>")  # fmt: skip
+    assert any("total 15" in str(x) for x in find_leaks(kpi + hv_kpi + tiers.format(mass="suppressed"), M))  # 15 - 12
     # the index: a region's roll-up minus its branches shown
     index = render_index(pd.DataFrame({"branch_id": ["B1", "B2"], "branch_name": ["a", "b"], "region": ["N", "N"],
                                        "customers": [5, 40], "status": ["done", "done"]}),

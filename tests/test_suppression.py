@@ -70,3 +70,13 @@ def test_hidden_determined_agrees_with_every_split_a_reader_could_try() -> None:
         splits = [c for c in itertools.product(*ranges) if sum(c) == total]
         pinned = any(len({c[i] for c in splits}) == 1 for i in range(len(values)))
         assert hidden_determined(values, small, 10) == pinned, (values, small)
+
+
+def test_complements_within_a_group_whose_total_is_shown_too() -> None:
+    # churners by tier; the high-value tiers (key, private) have a total of their own (the high-value KPI)
+    t = pd.DataFrame({"group": ["mass", "general", "key", "private"], "n": [30, 11, 3, 12]})
+    hv = t["group"].isin(["key", "private"]).to_numpy()
+    alone = suppress_counts(t, "n")
+    assert alone.hidden["n"].tolist() == [False, True, True, False], "the complement of the whole table: general"
+    s = suppress_counts(t, "n", within=[hv, ~hv])
+    assert s.hidden["n"].tolist() == [True, True, True, True], "private (15 - 12) and then mass (41 - 11)"

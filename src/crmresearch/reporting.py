@@ -717,7 +717,11 @@ class _Report:
             part = b[(b["by"] == by) & ((b["churned_in_month"] > 0) | (b["active_at_start"] > 0))].copy()
             if not len(part):
                 continue
-            mask = self._suppress(part, "churned_in_month", ("share_of_churned", "aum_lost", "share_of_aum_lost"))
+            # the month's churners are in the headline; by tier, the high-value ones (and so the others) too
+            hv = part["group"].isin(self.params.high_value_tiers).to_numpy()
+            within = [hv, ~hv] if by == "tier" and hv.any() else []
+            mask = suppress_counts(part, "churned_in_month", min_cell=self.min_cell, within=within,
+                                   derived=("share_of_churned", "aum_lost", "share_of_aum_lost"))  # fmt: skip
             key = "churn_reason" if by == "reason" else by
             cols = {"group": (label(key, self.language), self._lbl),
                     "churned_in_month": (label("churned", self.language), lambda v: format_count(v, self.language)),

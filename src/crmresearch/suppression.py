@@ -139,7 +139,8 @@ def hidden_determined(values: Sequence[float], small: Sequence[bool], min_cell: 
 
 
 def suppress_counts(table: pd.DataFrame, count: str, *, min_cell: int = 10, derived: Sequence[str] = (),
-                    total_shown: bool = True, prior: Suppression | None = None) -> Suppression:  # fmt: skip
+                    total_shown: bool = True, prior: Suppression | None = None,
+                    within: Sequence[Sequence[bool]] = ()) -> Suppression:  # fmt: skip
     """The cells of ``table`` to hide: counts below ``min_cell``, what is computed from them, and complements.
 
     Parameters
@@ -161,6 +162,10 @@ def suppress_counts(table: pd.DataFrame, count: str, *, min_cell: int = 10, deri
     prior : Suppression, optional
         The mask of an earlier pass on the same table (another count column):
         its hidden cells stay hidden, and count as hidden for the complement.
+    within : sequence of boolean row masks
+        Groups of rows whose total is shown too (the high-value tiers of a
+        breakdown by tier, whose total is the high-value KPI): complements
+        are added within each as well, until no total pins a cell down.
 
     Returns
     -------
@@ -182,14 +187,19 @@ def suppress_counts(table: pd.DataFrame, count: str, *, min_cell: int = 10, deri
     known = np.isfinite(n)
     small = known & (n > 0) & (n < min_cell) & ~before
     hidden = small | before
-    if total_shown:
-        while True:
-            idx = np.flatnonzero(hidden & known)
-            if not hidden_determined(n[idx], small[idx], min_cell, before[idx]):
-                break
-            shown = np.flatnonzero(~hidden & known & (n > 0))
-            if not len(shown):
-                break
-            hidden[shown[np.argmin(n[shown])]] = True
+    groups = ([np.ones(len(n), dtype=bool)] if total_shown else []) + [np.asarray(w, dtype=bool) for w in within]
+    changed = True
+    while changed:  # a complement added for one total may need another for a second one
+        changed = False
+        for g in groups:
+            while True:
+                idx = np.flatnonzero(g & hidden & known)
+                if not hidden_determined(n[idx], small[idx], min_cell, before[idx]):
+                    break
+                shown = np.flatnonzero(g & ~hidden & known & (n > 0))
+                if not len(shown):
+                    break
+                hidden[shown[np.argmin(n[shown])]] = True
+                changed = True
     mask = mask.hide(small, [count], small=True)
     return mask.hide(hidden, [count, *derived])
