@@ -52,7 +52,13 @@ class Suppression:
 
     @classmethod
     def none(cls, table: pd.DataFrame) -> Suppression:
-        """Nothing hidden, for ``table``."""
+        """Nothing hidden, for ``table``.
+
+        Examples
+        --------
+        >>> Suppression.none(pd.DataFrame({"n": [1, 2]})).rows.tolist()
+        [False, False]
+        """
         empty = pd.DataFrame(False, index=table.index, columns=table.columns)
         return cls(empty, empty.copy())
 
@@ -62,15 +68,37 @@ class Suppression:
         return self.hidden.any(axis=1)
 
     def is_hidden(self, index: object, column: str) -> bool:
-        """Whether one cell is hidden (a column the mask does not know is shown)."""
+        """Whether one cell is hidden (a column the mask does not know is shown).
+
+        Examples
+        --------
+        >>> s = suppress_counts(pd.DataFrame({"n": [4, 30]}), "n", total_shown=False)
+        >>> s.is_hidden(0, "n"), s.is_hidden(1, "n"), s.is_hidden(0, "other")
+        (True, False, False)
+        """
         return column in self.hidden.columns and bool(self.hidden.at[index, column])
 
     def is_small(self, index: object, column: str) -> bool:
-        """Whether one hidden cell reads "fewer than N"."""
+        """Whether one hidden cell reads "fewer than N".
+
+        Examples
+        --------
+        >>> s = suppress_counts(pd.DataFrame({"n": [4, 30], "rate": [0.5, 0.1]}), "n", derived=["rate"],
+        ...                     total_shown=False)  # fmt: skip
+        >>> s.is_small(0, "n"), s.is_small(0, "rate")
+        (True, False)
+        """
         return column in self.small.columns and bool(self.small.at[index, column])
 
     def hide(self, rows: pd.Series | np.ndarray, columns: Sequence[str], *, small: bool = False) -> Suppression:
-        """A copy with ``columns`` hidden in ``rows`` (a boolean row mask)."""
+        """A copy with ``columns`` hidden in ``rows`` (a boolean row mask).
+
+        Examples
+        --------
+        >>> s = Suppression.none(pd.DataFrame({"n": [1, 2]})).hide([True, False], ["n", "share"])
+        >>> s.hidden.values.tolist()
+        [[True, True], [False, False]]
+        """
         hidden, sm = self.hidden.copy(), self.small.copy()
         rows = np.asarray(rows, dtype=bool)
         for c in columns:
