@@ -36,8 +36,7 @@ MONTH = "2026-10"
 SECTIONS = ["1. Headline", "2. Who left", "3. Product coverage", "4. Relationship-manager turnover",
             "5. Why customers leave", "6. Lifecycle", "7. Retention outcomes", "8. Watch list",
             "9. Data and method notes"]  # fmt: skip
-REPORTS = ["bank.html", "bank.metrics.json", "branches/B001.html", "branches/B001.metrics.json",
-           "branches/B002.html", "branches/B002.metrics.json", "notebooks/bank.ipynb", "notebooks/B001.ipynb",
+REPORTS = ["bank.html", "branches/B001.html", "branches/B002.html", "notebooks/bank.ipynb", "notebooks/B001.ipynb",
            "notebooks/B002.ipynb", "index.html", "manifest.json"]  # fmt: skip
 
 
@@ -86,6 +85,7 @@ def _args(source: Path, out: Path, key: Path, cache: Path, *more: str) -> list[s
 @dataclass
 class FullRun:
     out: Path  # <out>/<month>
+    metrics: Path  # <metrics-dir>/<month>: the exact metrics.json files (never in the published folder)
     killed_code: int
     killed_stderr: str
     killed_files: dict[str, bytes]
@@ -98,14 +98,16 @@ class FullRun:
 def full_run(demo2: Path, key: Path, cache: Path, tmp_path_factory: pytest.TempPathFactory) -> FullRun:
     """A run killed after its first report (a separate process, one worker), then rerun to completion."""
     out = tmp_path_factory.mktemp("runner-out") / "reports"
+    metrics_dir = out.parent / "metrics"
     env = {**os.environ, "CRMRESEARCH_TEST_ABORT_AFTER": "1"}
     env.pop("CRMRESEARCH_TEST_FAIL_BRANCH", None)
-    killed = subprocess.run([sys.executable, "-m", "crmresearch.cli", *_args(demo2, out, key, cache, "--workers", "1")],
+    killed = subprocess.run([sys.executable, "-m", "crmresearch.cli",
+                             *_args(demo2, out, key, cache, "--workers", "1", "--metrics-dir", metrics_dir)],
                             env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
     month_dir = out / MONTH
     left = {str(p.relative_to(month_dir)): p.read_bytes() for p in month_dir.rglob("*") if p.is_file()}
-    code, stdout, stderr = _cli(*_args(demo2, out, key, cache, "--workers", "2"))
-    return FullRun(month_dir, killed.returncode, killed.stderr, left, code, stdout, stderr)
+    code, stdout, stderr = _cli(*_args(demo2, out, key, cache, "--workers", "2", "--metrics-dir", metrics_dir))
+    return FullRun(month_dir, metrics_dir / MONTH, killed.returncode, killed.stderr, left, code, stdout, stderr)
 
 
 # --------------------------------------------------------------------------- the completed run
@@ -116,6 +118,8 @@ def test_every_file_of_the_layout_and_where_the_index_is(full_run: FullRun) -> N
     assert full_run.code == 0, full_run.stderr
     for rel in REPORTS:
         assert (full_run.out / rel).is_file(), rel
+    assert not list(full_run.out.rglob("*metrics*")), "exact metrics are never published"
+    assert sorted(p.name for p in full_run.metrics.iterdir()) == ["B001.json", "B002.json", "bank.json"]
     assert f"index: {(full_run.out / 'index.html').resolve()}" in full_run.stdout
     manifest = json.loads((full_run.out / "manifest.json").read_text(encoding="utf-8"))
     assert (manifest["month"], manifest["language"]) == (MONTH, "en")
@@ -188,9 +192,8 @@ def _hand_kpis(demo: Path, branch: str | None) -> tuple[int, int]:
 
 @pytest.mark.slow
 def test_metrics_kpis_equal_hand_computed_values(full_run: FullRun, demo2: Path) -> None:
-    for rel, branch in [("branches/B001.metrics.json", "B001"), ("branches/B002.metrics.json", "B002"),
-                        ("bank.metrics.json", None)]:  # fmt: skip
-        m = json.loads((full_run.out / rel).read_text(encoding="utf-8"))
+    for rel, branch in [("B001.json", "B001"), ("B002.json", "B002"), ("bank.json", None)]:
+        m = json.loads((full_run.metrics / rel).read_text(encoding="utf-8"))
         assert (m["scope"], m["branch_id"], m["month"], m["churn_definition"], m["language"]) == (
             "branch" if branch else "bank", branch, MONTH, "recorded", "en")
         active, churned = _hand_kpis(demo2, branch)
@@ -205,7 +208,7 @@ def test_metrics_json_equals_the_metrics_command(full_run: FullRun, demo2: Path,
     out = tmp_path / "B002.metrics.json"
     code, _, err = _cli("metrics", demo2, "--month", MONTH, "--branch", "B002", "--out", out)
     assert code == 0, err
-    assert out.read_bytes() == (full_run.out / "branches" / "B002.metrics.json").read_bytes()
+    assert out.read_bytes() == (full_run.metrics / "B002.json").read_bytes()
 
 
 @pytest.mark.slow
@@ -233,7 +236,8 @@ def test_a_killed_run_leaves_only_complete_files_and_a_rerun_completes(full_run:
     done = [n for n, e in manifest["reports"].items() if e["status"] == "done"]
     # branch reports run first, the bank summary after them
     assert done == ["B001"], "one report, the first, completed before the kill"
-    assert {"branches/B001.html", "branches/B001.metrics.json", "notebooks/B001.ipynb"} <= set(left)
+    assert {"branches/B001.html", "notebooks/B001.ipynb"} <= set(left)
+    assert not [f for f in left if "metrics" in f], "exact metrics are never published"
     assert not any(f.startswith(("branches/B002", "bank")) for f in left) and "index.html" not in left
     for f, data in left.items():  # whatever is there is complete
         if f.endswith(".json"):
@@ -245,7 +249,7 @@ def test_a_killed_run_leaves_only_complete_files_and_a_rerun_completes(full_run:
     # the rerun skipped the finished report and did the rest
     assert full_run.code == 0
     assert "skipped 1 unchanged report(s)" in full_run.stderr and "B001" in full_run.stderr
-    assert (full_run.out / "branches" / "B001.metrics.json").read_bytes() == left["branches/B001.metrics.json"]
+    assert json.loads((full_run.metrics / "B001.json").read_text())["branch_id"] == "B001"  # skipped: kept in the cache
     final = json.loads((full_run.out / "manifest.json").read_text())
     assert final["branch_stage_reports"] == 1 and final["bank_summary_seconds"] > 0  # B002, then the bank summary
 
@@ -272,11 +276,12 @@ def test_a_failing_branch_does_not_stop_the_others(full_run: FullRun, demo2: Pat
     for b in ("B001", "B002"):  # stale: both must be redone
         (out / MONTH / "branches" / f"{b}.html").unlink()
     monkeypatch.setenv("CRMRESEARCH_TEST_FAIL_BRANCH", "B002")
-    code, stdout, stderr = _cli(*_args(demo2, out, key, cache, "--branch", "B001", "B002", "--workers", "2"))
+    code, stdout, stderr = _cli(*_args(demo2, out, key, cache, "--branch", "B001", "B002", "--workers", "2",
+                                       "--metrics-dir", tmp_path / "metrics"))  # fmt: skip
     assert code == 1
     month = out / MONTH
-    assert (month / "branches" / "B001.html").is_file() and (month / "branches" / "B001.metrics.json").is_file()
-    assert not (month / "branches" / "B002.html").exists() and not (month / "branches" / "B002.metrics.json").exists()
+    assert (month / "branches" / "B001.html").is_file() and (tmp_path / "metrics" / MONTH / "B001.json").is_file()
+    assert not (month / "branches" / "B002.html").exists() and not (tmp_path / "metrics" / MONTH / "B002.json").exists()
     nb = nbformat.read(month / "notebooks" / "B002.ipynb", as_version=4)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert errors, "the executed notebook with the error is kept"
@@ -297,11 +302,12 @@ def test_the_dask_path_writes_identical_metrics(full_run: FullRun, demo2: Path, 
 
     out = tmp_path / "reports"
     with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
-        code, _, stderr = _cli(*_args(demo2, out, key, cache, "--scheduler", cluster.scheduler_address))
+        code, _, stderr = _cli(*_args(demo2, out, key, cache, "--scheduler", cluster.scheduler_address,
+                                      "--metrics-dir", tmp_path / "metrics"))  # fmt: skip
     assert code == 0, stderr
     assert "Dask cluster" in stderr
-    for rel in ["bank.metrics.json", "branches/B001.metrics.json", "branches/B002.metrics.json"]:
-        assert (out / MONTH / rel).read_bytes() == (full_run.out / rel).read_bytes(), rel
+    for rel in ["bank.json", "B001.json", "B002.json"]:
+        assert (tmp_path / "metrics" / MONTH / rel).read_bytes() == (full_run.metrics / rel).read_bytes(), rel
     assert (out / MONTH / "index.html").is_file()
 
 
@@ -445,7 +451,7 @@ def test_timeout_then_the_rerun_redoes_the_failed_report(demo2: Path, key: Path,
     nbs = _tiny_notebooks(tmp_path)
     out = tmp_path / "reports"
     kw = dict(month=MONTH, branches=["B001"], out=out, cache_dir=cache, key_file=key, workers=1,
-              progress=False, log=lambda m: None, _notebooks=nbs)  # fmt: skip
+              progress=False, log=lambda m: None, _notebooks=nbs, metrics_dir=tmp_path / "metrics")  # fmt: skip
     monkeypatch.setenv("TINY_SLEEP", "60")
     s = run_report(demo2, timeout=3, **kw)
     assert s.status["B001"] == "failed" and "did not finish within 3 s" in s.errors["B001"] and s.exit_code == 1
@@ -454,7 +460,7 @@ def test_timeout_then_the_rerun_redoes_the_failed_report(demo2: Path, key: Path,
     monkeypatch.setenv("TINY_SLEEP", "0")
     s = run_report(demo2, timeout=60, **kw)
     assert s.status == {"B001": "done", "index": "done"} and s.exit_code == 0
-    assert json.loads((out / MONTH / "branches" / "B001.metrics.json").read_text())["branch_id"] == "B001"
+    assert json.loads((tmp_path / "metrics" / MONTH / "B001.json").read_text())["branch_id"] == "B001"
     s = run_report(demo2, timeout=60, **kw)
     assert s.status == {"B001": "skipped", "index": "skipped"}
 
@@ -501,10 +507,10 @@ def test_a_warm_kernel_leaks_no_state_from_one_report_to_the_next(tmp_path: Path
         for b in ("B001", "B002", "B003"):
             task = runner.ReportTask(name=b, scope="branch", notebook=str(tmp_path / "probe.ipynb"),
                                      parameters={"branch": b}, out_dir=str(out), scratch=str(tmp_path / "scratch"),
-                                     title=b, language="en", timeout=120)  # fmt: skip
+                                     title=b, language="en", timeout=120, metrics=str(tmp_path / "m" / f"{b}.json"))  # fmt: skip
             res = runner.run_task(task)
             assert res["status"] == "done", res["error"]
-            seen.append(json.loads((out / "branches" / f"{b}.metrics.json").read_text()))
+            seen.append(json.loads((tmp_path / "m" / f"{b}.json").read_text()))
     finally:
         runner.shutdown_warm_kernels()
     first = seen[0]
@@ -528,11 +534,12 @@ def test_branch_reports_on_one_warm_kernel_equal_fresh_kernels(full_run: FullRun
         else:
             monkeypatch.delenv(runner.FRESH_ENV, raising=False)
         out = tmp_path / mode
-        code, _, stderr = _cli(*_args(demo2, out, key, cache, "--workers", "1", "--branch", "B001", "--branch", "B002"))
+        code, _, stderr = _cli(*_args(demo2, out, key, cache, "--workers", "1", "--branch", "B001", "--branch", "B002",
+                                      "--metrics-dir", tmp_path / f"metrics-{mode}"))  # fmt: skip
         assert code == 0, stderr
-        runs[mode] = out / MONTH
+        runs[mode] = tmp_path / f"metrics-{mode}" / MONTH
     runner.shutdown_warm_kernels()
-    for rel in ["branches/B001.metrics.json", "branches/B002.metrics.json"]:
+    for rel in ["B001.json", "B002.json"]:
         warm = (runs["warm"] / rel).read_bytes()
         assert warm == (runs["fresh"] / rel).read_bytes(), rel
-        assert warm == (full_run.out / rel).read_bytes(), rel  # two warm worker processes
+        assert warm == (full_run.metrics / rel).read_bytes(), rel  # two warm worker processes

@@ -161,7 +161,7 @@ def cmd_report(args: argparse.Namespace) -> Outcome:
     summary = run_report(args.source, month=args.month, branches=args.branch, out=args.out, params_path=args.params,
                          overrides={"language": args.language}, workers=args.workers, scheduler=args.scheduler,
                          force=args.force, cache_dir=args.cache_dir, timeout=args.timeout,
-                         key_file=args.key_file, log=_say)  # fmt: skip
+                         key_file=args.key_file, log=_say, metrics_dir=args.metrics_dir)  # fmt: skip
     counts = {s: sum(v == s for v in summary.status.values()) for s in ("done", "skipped", "failed")}
     _say(f"{counts['done']} report(s) done, {counts['skipped']} skipped (unchanged), {counts['failed']} failed "
          f"in {time.perf_counter() - t0:.1f} s (bank stage {summary.bank_stage_seconds:.1f} s"
@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--force", action="store_true", help="replace an existing, different file")
     sp.set_defaults(func=cmd_metrics)
 
-    sp = add("report", "render a month: every branch's HTML report and metrics.json, the bank summary and the index")
+    sp = add("report", "render a month: every branch's HTML report, the bank summary and the index")
     sp.add_argument("source", type=Path)
     sp.add_argument("--month", default=None, help="YYYY-MM (required for a calendar source; omit for a flat extract)")
     sp.add_argument("--branch", action="extend", nargs="+", default=None, metavar="ID",
@@ -275,8 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds one notebook may run before it is stopped and marked failed (default: 600)")
     sp.add_argument("--key-file", type=Path, default=None,
                     help="the pseudonym key file (default: $CRMRESEARCH_PSEUDONYM_KEY)")
+    sp.add_argument("--metrics-dir", type=Path, default=None, metavar="DIR",
+                    help="also write each report's exact metrics.json to DIR/YYYY-MM/ID.json (bank.json); "
+                         "outside --out: it holds exact small counts, which the published reports suppress")
     sp.epilog = ("Reports go to OUT/YYYY-MM/ (OUT/snapshot/ for a flat extract): index.html, bank.html, "
-                 "branches/ID.html and .metrics.json, notebooks/ (executed, for audit), manifest.json. A rerun "
+                 "branches/ID.html, notebooks/ (executed, for audit), manifest.json; exact metrics.json only "
+                 "with --metrics-dir, never in OUT. A rerun "
                  "skips reports whose inputs are unchanged and redoes failed or stale ones. Per-branch parameters: "
                  "PARAMS_DIR/branches/ID.yaml beside --params. Exit status: 0 all reports done or unchanged, "
                  "1 some report failed (the others are done; see the summary and notebooks/), 2 bad input "

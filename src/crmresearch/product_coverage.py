@@ -155,7 +155,8 @@ class CoverageResult:
             rows.append({"group": g, "survival": s, "survival_lower": float(at.iloc[0]),
                          "survival_upper": float(at.iloc[1]), "rmst_days": area,
                          "rmst_lower": area - q * se, "rmst_upper": area + q * se})  # fmt: skip
-        return self.table.merge(pd.DataFrame(rows), on="group")
+        cols = ["group", "survival", "survival_lower", "survival_upper", "rmst_days", "rmst_lower", "rmst_upper"]
+        return self.table.merge(pd.DataFrame(rows, columns=cols), on="group")  # no group fitted: no rows
 
     def at_risk(self, every_days: float | None = None) -> pd.DataFrame:
         """Customers still at risk per group at regular times (default: every quarter of the horizon).
@@ -176,6 +177,8 @@ class CoverageResult:
         cens = self.data.copy()
         cens["event"] = np.where(cens["duration"] > self.horizon_days, 0, cens["event"])
         cens["duration"] = cens["duration"].clip(upper=self.horizon_days)
+        if cens["group"].nunique() < 2:  # nothing to compare (a small branch may have one group, or none)
+            return {"statistic": float("nan"), "df": 0, "p": float("nan")}
         r = multivariate_logrank_test(cens["duration"], cens["group"].astype(str), cens["event"])
         return {"statistic": float(r.test_statistic), "df": int(r.degrees_of_freedom), "p": float(r.p_value)}
 

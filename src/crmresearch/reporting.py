@@ -50,6 +50,7 @@ from .i18n import (
     term_label,
 )
 from .params import Params
+from .suppression import Suppression, suppress_counts
 
 __all__ = ["BankReport", "BranchReport", "GLOSSARY", "SECTIONS", "Section", "plain_summary", "text"]
 
@@ -321,7 +322,16 @@ def plain_summary(comparison: pd.DataFrame | None, coverage: pd.DataFrame | None
     who = ("本支行" if scope == "branch" else "全行") if zh else ("the branch" if scope == "branch" else "the bank")
     if comparison is not None and len(comparison):
         c = comparison.set_index(["kpi", "against"])
-        if ("monthly_churn_rate", "previous_month") in c.index:
+
+        def _small(col: str) -> bool:  # fewer than min_cell churners (or active customers): not described
+            for kpi in ("churned_in_month", "active_at_start"):
+                if (kpi, "previous_month") in c.index:
+                    x = float(c.loc[(kpi, "previous_month"), col])
+                    if math.isfinite(x) and 0 < x < min_cell:
+                        return True
+            return False
+
+        if ("monthly_churn_rate", "previous_month") in c.index and not _small("value") and not _small("reference"):
             r = c.loc[("monthly_churn_rate", "previous_month")]
             now, ref, status = float(r["value"]), float(r["reference"]), str(r["status"])
             if math.isfinite(now) and math.isfinite(ref):
@@ -337,13 +347,14 @@ def plain_summary(comparison: pd.DataFrame | None, coverage: pd.DataFrame | None
                     verb = f"{move} from" if status in ("worse", "better") else move
                     out.append(f"This month {who}'s churn rate was {format_percent(now, language)}; it {verb} "
                                f"{format_percent(ref, language)} last month ({tail}).")  # fmt: skip
-        if ("aum_lost", "previous_month") in c.index:
+        if ("aum_lost", "previous_month") in c.index and not _small("value"):
             r = c.loc[("aum_lost", "previous_month")]
             if math.isfinite(float(r["value"])):
                 out.append(f"流失客户带走资产 {format_amount(float(r['value']), language)}。" if zh else
                            f"Churned customers took {format_amount(float(r['value']), language)} of AUM with them.")
     if coverage is not None and len(coverage):
-        cov = coverage[(coverage["customers"] >= min_cell)].dropna(subset=["churn_rate_12m"])
+        churned = coverage["churned_12m"] if "churned_12m" in coverage else coverage["customers"]
+        cov = coverage[(coverage["customers"] >= min_cell) & ~churned.between(1, min_cell - 1)].dropna(subset=["churn_rate_12m"])
         if len(cov) >= 2:
             hi = cov.loc[cov["churn_rate_12m"].idxmax()]
             lo = cov.loc[cov["churn_rate_12m"].idxmin()]
@@ -372,9 +383,10 @@ def plain_summary(comparison: pd.DataFrame | None, coverage: pd.DataFrame | None
     if retention and retention.get("warnings") and retention.get("contacted_in_target") is not None:
         n, k = int(retention["warnings"]), int(retention["contacted_in_target"])
         share = format_percent(k / n, language) if n else "–"
-        out.append(f"本月触发预警 {format_count(n, language)} 次，{share} 在响应时限内得到接触。" if zh else
-                   f"{format_count(n, language)} early warnings were raised; {share} were contacted within the "
-                   "response target.")  # fmt: skip
+        if n >= min_cell and not 0 < k < min_cell:  # a share of few warnings gives back the count contacted
+                out.append(f"本月触发预警 {format_count(n, language)} 次，{share} 在响应时限内得到接触。" if zh else
+                       f"{format_count(n, language)} early warnings were raised; {share} were contacted within the "
+                       "response target.")  # fmt: skip
     return out
 
 
@@ -438,31 +450,30 @@ class _Report:
     def min_cell(self) -> int:
         return int(self.params.min_cell_size)
 
-    def _suppress(self, df: pd.DataFrame, count: str, derived: tuple[str, ...] = (), total_shown: bool = True
-                  ) -> pd.DataFrame:  # fmt: skip
-        from .suppression import suppress_counts
+    def _suppress(self, df: pd.DataFrame, count: str, derived: tuple[str, ...] = (), total_shown: bool = True,
+                  prior: Suppression | None = None) -> Suppression:  # fmt: skip
+        """The mask of ``df``'s cells to hide (:func:`crmresearch.suppression.suppress_counts`)."""
+        return suppress_counts(df, count, min_cell=self.min_cell, derived=derived, total_shown=total_shown, prior=prior)
 
-        out = suppress_counts(df, count, min_cell=self.min_cell, derived=list(derived), total_shown=total_shown)
-        return out
-
-    def _cell(self, v: object, fmt) -> str:
+    def _cell(self, v: object, fmt, hidden: bool = False, small: bool = False) -> str:
+        if hidden:
+            return self.t("fewer", n=self.min_cell) if small else self.t("suppressed")
         if isinstance(v, str):
-            if v.startswith("fewer than"):
-                return self.t("fewer", n=self.min_cell)
-            if v == "suppressed":
-                return self.t("suppressed")
             return v
         try:
             return fmt(v)
         except (TypeError, ValueError):
             return str(v)
 
-    def _table(self, df: pd.DataFrame, columns: dict[str, tuple[str, Any]], caption: str | None = None) -> str:
-        """An escaped HTML table: ``columns`` maps a column to (header, formatter)."""
+    def _table(self, df: pd.DataFrame, columns: dict[str, tuple[str, Any]], caption: str | None = None,
+               mask: Suppression | None = None) -> str:  # fmt: skip
+        """An escaped HTML table: ``columns`` maps a column to (header, formatter); ``mask`` says which cells are hidden."""
         head = "".join(f"<th>{_e(h)}</th>" for h, _ in columns.values())
         rows = []
-        for _, r in df.iterrows():
-            cells = "".join(f"<td>{_e(self._cell(r[c], f))}</td>" for c, (_, f) in columns.items())
+        for i, r in df.iterrows():
+            cells = "".join(
+                f"<td>{_e(self._cell(r[c], f, mask is not None and mask.is_hidden(i, c), mask is not None and mask.is_small(i, c)))}</td>"
+                for c, (_, f) in columns.items())  # fmt: skip
             rows.append(f"<tr>{cells}</tr>")
         cap = f"<caption>{_e(caption)}</caption>" if caption else ""
         return f'<table class="report-table">{cap}<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
@@ -582,7 +593,12 @@ class _Report:
             parts.append(f"<h3>{_e(title)}</h3>" + self._lights(sub))
         trend = self.ctx.kpi_trend
         t = trend[(trend["customers"] == "all") & trend["scope"].isin([self._scope_key, "bank"])]
-        wide = t.pivot_table(index="month", columns="scope", values="monthly_churn_rate").reset_index()
+        if "churned_in_month" in t.columns:  # a month of fewer than min_cell churners is not plotted
+            few = t["churned_in_month"].between(1, self.min_cell - 1)
+            if "active_at_start" in t.columns:
+                few |= t["active_at_start"].between(1, self.min_cell - 1) & (t["churned_in_month"] > 0)
+            t = t.assign(monthly_churn_rate=t["monthly_churn_rate"].where(~few))
+        wide = t.pivot_table(index="month", columns="scope", values="monthly_churn_rate", dropna=False).reset_index()
         from .plots import trend_plot
 
         if self.branch and "bank" in wide:
@@ -607,42 +623,62 @@ class _Report:
         return (f'<div class="summary"><h3>{_e(self.t("summary_title"))}</h3><ul>'
                 + "".join(f"<li>{_e(x)}</li>" for x in summary) + "</ul></div>")  # fmt: skip
 
-    def _fmt_kpi(self, kpi: str, v: float, churned: float | None = None, active: float | None = None) -> str:
+    def _kpi_text(self, kpi: str, v: float, churned: float | None, active: float | None) -> str:
+        """One KPI cell: a count below the minimum, and every figure computed from it, is not shown exactly.
+
+        The churn rate of fewer than ``min_cell`` churners reads "below x%"
+        (x = ``min_cell`` / active: a bound that gives back nothing, the active
+        count being shown), or "suppressed" when the active count is hidden too;
+        AUM lost and drained by fewer than ``min_cell`` churners read "suppressed".
+        """
         if v is None or not math.isfinite(v):
             return "–"
+        m = self.min_cell
+        small_churn = churned is not None and 0 < churned < m
+        small_active = active is not None and 0 < active < m
         if kpi in ("active_at_start", "churned_in_month"):
             return self._count(v)
         if kpi == "monthly_churn_rate":
-            if churned is not None and 0 < churned < self.min_cell and active:
-                return self.t("below", x=format_percent(self.min_cell / active, self.language))
+            if small_churn or (small_active and churned):
+                if small_active or not active:
+                    return self.t("suppressed")
+                return self.t("below", x=format_percent(m / active, self.language))
             return format_percent(v, self.language, digits=2)
+        if small_churn:  # the AUM of fewer than min_cell churners
+            return self.t("suppressed")
         return format_amount(v, self.language)
 
     def _lights(self, sub: pd.DataFrame) -> str:
         from .kpis import KPI_COLUMNS
 
-        cur = sub[sub["against"] == "previous_month"].set_index("kpi")
-        churned = float(cur.loc["churned_in_month", "value"]) if "churned_in_month" in cur.index else None
-        active = float(cur.loc["active_at_start", "value"]) if "active_at_start" in cur.index else None
+        def counts(rows: pd.DataFrame, col: str) -> tuple[float | None, float | None]:
+            out = []
+            for kpi in ("churned_in_month", "active_at_start"):
+                x = rows.loc[rows["kpi"] == kpi, col]
+                out.append(float(x.iloc[0]) if len(x) and pd.notna(x.iloc[0]) else None)
+            return out[0], out[1]
+
+        cur = sub[sub["against"] == "previous_month"]
+        churned, active = counts(cur, "value")
         head = [self.t("kpi"), self.t("this_month"), self.t("previous_month"), self.t("same_month_last_year")]
+        againsts = ["previous_month", "same_month_last_year"] + (["bank"] if self.branch else [])
         if self.branch:
             head.append(self.t("vs_bank"))
+        ref_counts = {a: counts(sub[sub["against"] == a], "reference") for a in againsts}
         rows = []
         for kpi in KPI_COLUMNS:
             k = sub[sub["kpi"] == kpi].set_index("against")
             if not len(k):
                 continue
             v = float(k["value"].iloc[0])
-            cells = [f"<th>{_e(label(kpi, self.language))}</th>", f"<td>{_e(self._fmt_kpi(kpi, v, churned, active))}</td>"]
-            for against in ["previous_month", "same_month_last_year"] + (["bank"] if self.branch else []):
+            cells = [f"<th>{_e(label(kpi, self.language))}</th>", f"<td>{_e(self._kpi_text(kpi, v, churned, active))}</td>"]
+            for against in againsts:
                 if against not in k.index:
                     cells.append("<td>–</td>")
                     continue
                 r = k.loc[against]
                 ref = float(r["reference"])
-                ref_txt = "–" if not math.isfinite(ref) else (
-                    format_percent(ref, self.language, digits=2) if kpi == "monthly_churn_rate" else
-                    self._count(ref) if kpi in ("active_at_start", "churned_in_month") else format_amount(ref, self.language))
+                ref_txt = self._kpi_text(kpi, ref, *ref_counts[against])
                 status = str(r["status"])
                 light = "" if status == "n/a" else f' <span class="tl tl-{status}">{_e(self.t(status))}</span>'
                 cells.append(f'<td class="tl-cell tl-{status.replace("/", "")}">{_e(ref_txt)}{light}</td>')
@@ -682,14 +718,18 @@ class _Report:
             part = b[(b["by"] == by) & ((b["churned_in_month"] > 0) | (b["active_at_start"] > 0))].copy()
             if not len(part):
                 continue
-            part = self._suppress(part, "churned_in_month", ("share_of_churned", "aum_lost", "share_of_aum_lost"))
+            # the month's churners are in the headline; by tier, the high-value ones (and so the others) too
+            hv = part["group"].isin(self.params.high_value_tiers).to_numpy()
+            within = [hv, ~hv] if by == "tier" and hv.any() else []
+            mask = suppress_counts(part, "churned_in_month", min_cell=self.min_cell, within=within,
+                                   derived=("share_of_churned", "aum_lost", "share_of_aum_lost"))  # fmt: skip
             key = "churn_reason" if by == "reason" else by
             cols = {"group": (label(key, self.language), self._lbl),
                     "churned_in_month": (label("churned", self.language), lambda v: format_count(v, self.language)),
                     "share_of_churned": (f"{label('share', self.language)} ({label('count', self.language)})", self._pct),
                     "aum_lost": (label("aum_lost", self.language), self._amt),
                     "share_of_aum_lost": (f"{label('share', self.language)} ({label('aum_weighted', self.language)})", self._pct)}  # fmt: skip
-            parts.append(self._table(part, cols, caption=self.t("by_count", by=label(key, self.language))))
+            parts.append(self._table(part, cols, caption=self.t("by_count", by=label(key, self.language)), mask=mask))
         reasons = b[(b["by"] == "reason") & (b["churned_in_month"] >= self.min_cell)]
         if len(reasons):
             from .plots import bar_plot
@@ -711,11 +751,11 @@ class _Report:
                            count(*) FILTER (WHERE churned) AS churned FROM customers {where}
                     GROUP BY 1 ORDER BY 1""", [self.branch] if self.branch else []).df()  # fmt: skip
             df["share"] = df["churned"] / df["customers"]
-            df = self._suppress(self._suppress(df, "churned", ("share",)), "customers")
+            mask = self._suppress(df, "customers", ("churned", "share"), prior=self._suppress(df, "churned", ("share",)))
             parts.append(self._table(df, {"group": (label(c if c != "branch_id" else "branch", self.language), self._lbl),
                                           "customers": (self.t("customers_total"), lambda v: format_count(v, self.language)),
                                           "churned": (self.t("churned_total"), lambda v: format_count(v, self.language)),
-                                          "share": (self.t("churn_share"), self._pct)}))  # fmt: skip
+                                          "share": (self.t("churn_share"), self._pct)}, mask=mask))  # fmt: skip
         return self._section("who_left", *parts) if parts else self._unavailable("who_left", "no attributes")
 
     # ------------------------------------------------------------------ 3. product coverage
@@ -739,26 +779,32 @@ class _Report:
             return self._unavailable("product_coverage", str(exc))
         summ = res.summary.copy()
         summ["rmst_months"] = summ["rmst_days"] / 30.4375
-        summ = self._suppress(summ, "customers", ("churned_12m", "churn_rate_12m", "survival", "rmst_months"))
+        derived = ("churned_12m", "churn_rate_12m", "survival", "rmst_months")
+        mask = self._suppress(summ, "churned_12m", derived[1:], prior=self._suppress(summ, "customers", derived))
         summ["group_label"] = summ["group"].map(lambda g: coverage_group_label(g, self.language))
         landmark = res.landmark.isoformat() if res.landmark else ""
         cols = {"group_label": (label("products_at_landmark", self.language), str),
                 "customers": (label("customers", self.language), lambda v: format_count(v, self.language)),
-                "churned_12m": (label("churned", self.language), lambda v: self._count(v)),
+                "churned_12m": (label("churned", self.language), lambda v: format_count(v, self.language)),
                 "churn_rate_12m": (label("churn_rate_12m", self.language), self._pct)}  # fmt: skip
         if not self.flat:
             cols["survival"] = (self.t("survival_12m"), self._pct)
             cols["rmst_months"] = (self.t("rmst"), lambda v: _num(v, 1))
         parts = [self._table(summ, cols, caption=self.t("coverage_table", landmark=landmark) if not self.flat
-                             else self.t("coverage_table_flat"))]  # fmt: skip
+                             else self.t("coverage_table_flat"), mask=mask)]  # fmt: skip
         lr = res.logrank
-        if lr and math.isfinite(lr.get("statistic", float("nan"))):
+        if lr and math.isfinite(lr.get("statistic", float("nan"))) and not mask.rows.any():  # a test on hidden groups
             parts.append(_p(_e(self.t("logrank", stat=lr["statistic"], df=lr["df"], p=_pval(lr["p"])))))
         try:
             from .plots import km_plot
 
-            ax = km_plot(res, min_cell=self.min_cell, language=self.language)
-            parts.append(self._fig(ax, label("retention", self.language)))
+            # each step of a curve is a churner: no curve of a group whose count is hidden
+            shown = set(summ.loc[~mask.rows, "group"].astype(str))
+            data = res.data[res.data["group"].astype(str).isin(shown)]
+            if len(data):
+                ax = km_plot(data, horizon_days=res.horizon_days, min_cell=self.min_cell, language=self.language,
+                             xlabel="tenure_months" if res.landmark is None else "months_since_landmark")  # fmt: skip
+                parts.append(self._fig(ax, label("retention", self.language)))
         except (ValueError, InputError):
             pass
         sticky = self.ctx.sticky
@@ -805,15 +851,16 @@ class _Report:
                                  caption=self.t("exits_title")))  # fmt: skip
         oc = orphaned_customers(self.source, self.params, month=self.month, branch=self.branch)
         oc = oc[oc["exit_type"] == "all"] if "all" in set(oc["exit_type"]) else oc
-        oc = self._suppress(oc, "customers_orphaned", ("with_new_rm", "churned_while_orphaned", "still_orphaned",
-                                                       "median_gap_days"), total_shown=False)  # fmt: skip
+        mask = self._suppress(oc, "customers_orphaned", ("with_new_rm", "churned_while_orphaned", "still_orphaned",
+                                                         "median_gap_days"), total_shown=False)  # fmt: skip
+        mask = self._suppress(oc, "churned_while_orphaned", (), total_shown=False, prior=mask)
         parts.append(self._table(oc, {"period": (self.t("month_label"), lambda v: self.t(v) if v in _TEXT else str(v)),
                                       "rms": (self.t("exits_title"), lambda v: format_count(v, self.language)),
                                       "customers_orphaned": (label("orphaned", self.language), lambda v: format_count(v, self.language)),
                                       "churned_while_orphaned": (label("churned", self.language), lambda v: format_count(v, self.language)),
                                       "median_gap_days": ("median days without RM" if self.language == "en" else "无客户经理天数中位数",
                                                           lambda v: _num(v, 0))},
-                                 caption=self.t("orphaned_title")))  # fmt: skip
+                                 caption=self.t("orphaned_title"), mask=mask))  # fmt: skip
         try:
             tc = turnover_churn_comparison(self.source, self.params, month=self.month, branch=self.branch)
             s = tc.summary
@@ -823,8 +870,13 @@ class _Report:
                     "rr_lower": ("95% ↓", lambda v: _num(v)), "rr_upper": ("95% ↑", lambda v: _num(v))}  # fmt: skip
             for c in ("exposed", "exposed_churn", "control_churn"):
                 if c in s.columns:
-                    cols[c] = (c.replace("_", " "), (lambda v: self._count(v)) if c == "exposed" else self._pct)
-            parts.append(self._table(s, cols, caption=self.t("turnover_title")))
+                    cols[c] = (c.replace("_", " "), (lambda v: format_count(v, self.language)) if c == "exposed" else self._pct)
+            rr = ("risk_ratio", "rr_lower", "rr_upper")
+            mask = self._suppress(s, "exposed", ("exposed_churn", *rr), total_shown=False)
+            for n_col, rate_col in (("exposed_churned", "exposed_churn"), ("controls_churned", "controls_churn")):
+                if n_col in s.columns:
+                    mask = self._suppress(s, n_col, (rate_col, *rr), total_shown=False, prior=mask)
+            parts.append(self._table(s, cols, caption=self.t("turnover_title"), mask=mask))
             for cv in tc.caveats:
                 parts.append(_p(f"<i>{_e(cv)}</i>"))
         except (InputError, ValueError) as exc:
@@ -841,10 +893,11 @@ class _Report:
                 cols[c] = (c.replace("_", " "), (lambda v: format_count(v, self.language)) if c in ("churned", "events")
                            else (lambda v: format_percent(v, self.language, 2)))  # fmt: skip
         events_col = "churned" if "churned" in rates.columns else ("events" if "events" in rates.columns else None)
+        mask = None
         if events_col:
-            rates = self._suppress(rates, events_col, tuple(c for c in rates.columns if c not in ("band", "customer_months", events_col)),
-                                   total_shown=False)  # fmt: skip
-        parts.append(self._table(rates, cols, caption=self.t("orphan_rates_title")))
+            # the bands' churners add up to the lifecycle stages' (§6, same page): complements
+            mask = self._suppress(rates, events_col, tuple(c for c in rates.columns if c not in ("band", "customer_months", events_col)))
+        parts.append(self._table(rates, cols, caption=self.t("orphan_rates_title"), mask=mask))
         return self._section("rm_turnover", *parts)
 
     # ------------------------------------------------------------------ 5. causes
@@ -883,8 +936,10 @@ class _Report:
                 res = self._coverage_result()
                 types = self.source.df("customers").set_index("customer_id")["churn_type"]
                 cif = cumulative_incidence(res, types)
-                counts = res.table.set_index("group")["customers"]
-                cif = cif[cif["group"].map(counts).fillna(0) >= self.min_cell]
+                t = res.table.set_index("group")
+                shown = t.index[(t["customers"] >= self.min_cell)
+                                & ((t["churned_12m"] >= self.min_cell) if "churned_12m" in t else True)]  # fmt: skip
+                cif = cif[cif["group"].isin(shown)]  # each step is a churner: no curve of a hidden count
                 if len(cif):
                     ax = cumulative_incidence_plot(cif, language=self.language, title=self.t("cif_title"))
                     parts.append(self._fig(ax, self.t("cif_title")))
@@ -907,22 +962,25 @@ class _Report:
         res = lifecycle(self.source, self.params, as_of=self.ctx.as_of, branch=self.branch)
         st = res.stages.copy()
         ev = "events" if "events" in st.columns else "churned"
-        st = self._suppress(st, ev, tuple(c for c in st.columns if c not in ("stage", "customer_months", ev)), total_shown=False)
+        # the stages' churners add up to the orphaned bands' (§4, same page): complements
+        mask = self._suppress(st, ev, tuple(c for c in st.columns if c not in ("stage", "customer_months", ev)))
         cols = {"stage": (self.t("kpi"), self._lbl),
                 "customer_months": ("customer-months" if self.language == "en" else "客户月数", lambda v: format_count(v, self.language)),
                 ev: (label("churned", self.language), lambda v: format_count(v, self.language))}  # fmt: skip
         for c in st.columns:
-            if c not in cols and c != "suppressed":
+            if c not in cols:
                 cols[c] = (label("hazard_per_month", self.language) if c in ("rate", "hazard_per_month") else c,
                            lambda v: format_percent(v, self.language, 2))  # fmt: skip
-        parts = [self._table(st, cols, caption=self.t("stages_title"))]
+        parts = [self._table(st, cols, caption=self.t("stages_title"), mask=mask)]
         loss = res.new_customer_loss()
-        if loss.get("customers", 0) >= self.min_cell and math.isfinite(loss.get("loss", float("nan"))):
+        lost = loss.get("loss", float("nan")) * loss.get("customers", 0)  # about how many were lost: not shown below min_cell
+        if loss.get("customers", 0) >= self.min_cell and math.isfinite(lost) and not 0 < round(lost) < self.min_cell:
             parts.append(_p(_e(self.t("new_loss", loss=self._pct(loss["loss"]), lo=self._pct(loss["lower"]),
                                       hi=self._pct(loss["upper"]), n=format_count(loss["customers"], self.language)))))  # fmt: skip
         try:
-            ax = res.plot(language=self.language)
-            parts.append(self._fig(ax, self.t("stages_title")))
+            if not mask.rows.any():  # the smoothed hazard of a few churners shows each of them
+                ax = res.plot(language=self.language)
+                parts.append(self._fig(ax, self.t("stages_title")))
         except (ValueError, InputError):
             pass
         return self._section("lifecycle", *parts)
@@ -944,25 +1002,31 @@ class _Report:
         parts = []
         ws = warning_summary(early_warnings(self.source, p, month=self.month, branch=self.branch))
         ws = ws.assign(share=np.where(ws["warnings"] > 0, ws["contacted_in_target"] / ws["warnings"].where(ws["warnings"] > 0), np.nan))
-        ws = self._suppress(ws, "warnings", ("contacted_in_target", "share"), total_shown=False)
+        mask = self._suppress(ws, "warnings", ("contacted_in_target", "share"))
+        mask = self._suppress(ws, "contacted_in_target", ("share",), prior=mask)
         parts.append(self._table(ws, {"rule": ("rule" if self.language == "en" else "预警规则", lambda v: self._lbl(v)),
                                       "warnings": ("warnings" if self.language == "en" else "预警数", lambda v: format_count(v, self.language)),
                                       "contacted_in_target": ("contacted in target" if self.language == "en" else "时限内接触",
                                                               lambda v: format_count(v, self.language)),
                                       "share": (label("share", self.language), self._pct)},
-                                 caption=self.t("warnings_title", days=p.retention.response_target_days)))  # fmt: skip
+                                 caption=self.t("warnings_title", days=p.retention.response_target_days), mask=mask))  # fmt: skip
         if self.source.has("retention_actions"):
             try:
                 co = contact_outcomes(self.source, p, month=self.month, branch=self.branch)
-                counts = self._suppress(co.counts, "customers", ("retained", "churned", "retention_rate"))
+                counts = co.counts
+                mask = self._suppress(counts, "customers", ("retained", "churned", "retention_rate"))
+                for c in ("retained", "churned"):  # retained + churned = customers: hiding one hides the other
+                    if c in counts.columns:
+                        mask = self._suppress(counts, c, ("retained", "churned", "retention_rate"), total_shown=False,
+                                              prior=mask)  # fmt: skip
                 parts.append(self._table(counts, {"group": ("", lambda v: self._lbl(v)),
                                                   "customers": (label("customers", self.language), lambda v: format_count(v, self.language)),
-                                                  "retained": ("retained" if self.language == "en" else "留存", lambda v: self._count(v)),
-                                                  "churned": (label("churned", self.language), lambda v: self._count(v)),
+                                                  "retained": ("retained" if self.language == "en" else "留存", lambda v: format_count(v, self.language)),
+                                                  "churned": (label("churned", self.language), lambda v: format_count(v, self.language)),
                                                   "retention_rate": ("retention rate" if self.language == "en" else "留存率", self._pct)},
-                                         caption=self.t("outcomes_title")))  # fmt: skip
+                                         caption=self.t("outcomes_title"), mask=mask))  # fmt: skip
                 o = co.odds_ratio
-                if o:
+                if o and o["n"] >= self.min_cell:
                     parts.append(_p(_e(self.t("odds_ratio", or_=_num(o["or"]), lo=_num(o["lower"]), hi=_num(o["upper"]),
                                               p=_pval(o["p"]), n=format_count(o["n"], self.language)))))  # fmt: skip
                 for cv in co.caveats:
@@ -971,24 +1035,30 @@ class _Report:
                 parts.append(_p(_e(self.t("not_available", reason=str(exc)))))
             if self.branch:
                 rt = rm_table(self.source, p, month=self.month, branch=self.branch)
-                rt = self._suppress(rt, "book", ("churned", "aum_lost", "warnings", "contacted_in_target", "share_in_target"),
-                                    total_shown=False)  # fmt: skip
+                # the branch's active customers, churners and warnings are shown elsewhere on the page: totals
+                mask = self._suppress(rt, "book", ("churned", "aum_lost", "warnings", "contacted_in_target", "share_in_target"))
+                mask = self._suppress(rt, "churned", ("aum_lost",), prior=mask)
+                mask = self._suppress(rt, "warnings", ("contacted_in_target", "share_in_target"), prior=mask)
+                mask = self._suppress(rt, "contacted_in_target", ("share_in_target",), total_shown=False, prior=mask)
                 parts.append(self._table(rt, {"rm_id": ("RM", str),
                                               "book": ("book" if self.language == "en" else "管户数", lambda v: format_count(v, self.language)),
-                                              "churned": (label("churned", self.language), lambda v: self._count(v)),
+                                              "churned": (label("churned", self.language), lambda v: format_count(v, self.language)),
                                               "aum_lost": (label("aum_lost", self.language), self._amt),
                                               "warnings": ("warnings" if self.language == "en" else "预警数", lambda v: format_count(v, self.language)),
                                               "share_in_target": ("contacted in target" if self.language == "en" else "时限内接触比例", self._pct)},
-                                         caption=self.t("rm_title")))  # fmt: skip
+                                         caption=self.t("rm_title"), mask=mask))  # fmt: skip
             wb = winbacks(self.source, month=self.month, branch=self.branch)
-            wb = self._suppress(wb, "attempts", tuple(c for c in ("success_rate", "lower", "upper") if c in wb.columns),
-                                total_shown=False)  # fmt: skip
+            rates = ("success_rate", "lower", "upper")
+            mask = self._suppress(wb, "attempts", rates, total_shown=False)
+            for c in ("won_back", "lost"):  # the success rate's numerator and denominator
+                if c in wb.columns:
+                    mask = self._suppress(wb, c, rates, total_shown=False, prior=mask)
             cols = {"period": (self.t("month_label"), lambda v: self.t(v) if v in _TEXT else str(v)),
                     "attempts": ("attempts" if self.language == "en" else "尝试次数", lambda v: format_count(v, self.language))}
             for c in ("success_rate", "lower", "upper"):
                 if c in wb.columns:
                     cols[c] = (c.replace("_", " "), self._pct)
-            parts.append(self._table(wb, cols, caption=self.t("winback_title")))
+            parts.append(self._table(wb, cols, caption=self.t("winback_title"), mask=mask))
         return self._section("retention", *parts)
 
     # ------------------------------------------------------------------ 9. notes
@@ -1001,8 +1071,9 @@ class _Report:
         """
         parts = []
         rows = pd.DataFrame({"table": list(self.source.tables), "rows": list(self.source.tables.values())})
+        # the slice's row counts are counts of customers and their records: below min_cell they are hidden too
         parts.append(self._table(rows, {"table": (self.t("table"), str), "rows": (self.t("rows"), lambda v: format_count(v, self.language))},
-                                 caption=self.t("rows_title")))  # fmt: skip
+                                 caption=self.t("rows_title"), mask=self._suppress(rows, "rows", total_shown=False)))  # fmt: skip
         # what the bank's source check found (counts and rules only: its examples name customers)
         findings = [f"{w.table}{'.' + w.column if w.column else ''} [{w.rule}] {w.n_rows:,} rows: {w.message}"
                     for w in getattr(self.ctx.validation, "warnings", [])]  # fmt: skip
@@ -1155,14 +1226,17 @@ class BankReport(_Report):
                 churned=("churned_in_month", "sum"), aum_lost=("aum_lost", "sum"))  # fmt: skip
             g["rate"] = g["churned"] / g["customers"].where(g["customers"] > 0)
             rate_head = label("monthly_churn_rate", self.language)
-        g = self._suppress(g, "churned", ("rate",), total_shown=False)
+        # the regions add up to the bank's figures (shown in the headline): complements
+        amounts = tuple(c for c in ("aum_lost",) if c in g.columns)
+        mask = self._suppress(g, "customers", ("churned", "rate", *amounts))
+        mask = self._suppress(g, "churned", ("rate", *amounts), prior=mask)
         cols = {"region": (self.t("region"), str), "branches": (self.t("branches"), lambda v: format_count(v, self.language)),
                 "customers": (label("active_at_start" if not self.flat else "customers", self.language), lambda v: format_count(v, self.language)),
                 "churned": (label("churned", self.language), lambda v: format_count(v, self.language)),
                 "rate": (rate_head, lambda v: format_percent(v, self.language, 2))}  # fmt: skip
         if "aum_lost" in g.columns:
             cols["aum_lost"] = (label("aum_lost", self.language), self._amt)
-        return self._section("regions", self._table(g, cols))
+        return self._section("regions", self._table(g, cols, mask=mask))
 
     def branch_comparison(self) -> Section:
         """Observed versus expected churn per branch (bank-wide model): funnel plot and ranked table.
@@ -1179,14 +1253,18 @@ class BankReport(_Report):
         from .plots import funnel_plot
 
         names = self.ctx.branches.set_index("branch_id")["branch_name"]
-        oe = oe.assign(name=oe["branch_id"].map(lambda b: f"{names.get(b) or ''} ({b})".strip()))
-        ax = funnel_plot(oe, language=self.language, title=self.t("branch_comparison"))
+        oe = oe.assign(name=oe["branch_id"].map(lambda b: f"{names.get(b) or ''} ({b})".strip())).reset_index(drop=True)
+        # a hidden observed count hides its expected count and ratio (ratio x expected gives it back), in the
+        # table and in the funnel plot; the sum of the observed counts is about the sum of the expected: complements
+        mask = self._suppress(oe, "observed", ("expected", "ratio", "lower", "upper", "interval"))
+        ax = funnel_plot(oe[~mask.rows], language=self.language, title=self.t("branch_comparison"))
         parts = [self._fig(ax, self.t("branch_comparison")), _p(_e(self.t("funnel_note")))]
         ranked = oe.sort_values(["rank", "branch_id"], na_position="last")
+        mask = Suppression(mask.hidden.loc[ranked.index], mask.small.loc[ranked.index])
         ranked = ranked.assign(interval=[f"{r:.2f} ({lo:.2f}–{hi:.2f})" for r, lo, hi in
                                          zip(ranked["ratio"], ranked["lower"], ranked["upper"], strict=True)])  # fmt: skip
         parts.append(self._table(ranked, {"rank": (self.t("rank"), lambda v: _num(v, 0)), "name": (label("branch", self.language), str),
-                                          "observed": (self.t("observed"), lambda v: self._count(v)),
+                                          "observed": (self.t("observed"), lambda v: format_count(v, self.language)),
                                           "expected": (self.t("expected"), lambda v: _num(v, 1)),
-                                          "interval": (self.t("ratio"), str)}))  # fmt: skip
+                                          "interval": (self.t("ratio"), str)}, mask=mask))  # fmt: skip
         return self._section("branch_comparison", *parts)

@@ -3,8 +3,8 @@
 One call renders a month (``reports.md``, "Output layout")::
 
     <out>/<month>/index.html                  every branch's KPIs, sortable, links, regional roll-up
-    <out>/<month>/bank.html, bank.metrics.json
-    <out>/<month>/branches/<id>.html, <id>.metrics.json
+    <out>/<month>/bank.html
+    <out>/<month>/branches/<id>.html
     <out>/<month>/notebooks/<id>.ipynb, bank.ipynb   executed notebooks, kept for audit
     <out>/<month>/manifest.json               per report: status, duration, fingerprint, error
 
@@ -25,11 +25,13 @@ How it runs:
 3. **Branch stage**: each report is one task (:func:`run_task`): papermill
    executes the notebook against the bundle, the executed notebook is
    rendered to one self-contained HTML file (:func:`render_html`), and the
-   notebook's ``metrics.json`` is moved into place only when the notebook
-   succeeded.  Tasks run in ``--workers`` local processes or on a Dask
+   notebook's ``metrics.json`` (exact counts) is kept in the month bundle's
+   folder in the cache (``metrics/<fingerprint>.json``), never in the
+   published folder, only when the notebook succeeded; ``metrics_dir``
+   copies each to ``<metrics_dir>/<month>/<id>.json`` (``bank.json``).  Tasks run in ``--workers`` local processes or on a Dask
    cluster (``--scheduler``); a failed task does not stop the others.
 4. The **index** (:func:`render_index`) is written last, from every branch's
-   ``metrics.json``.
+   ``metrics.json``, with the reports' small-cell suppression.
 
 Every file is written to a temporary name and renamed into place, and work in
 progress lives in a scratch folder in the cache, not in the output folder: a
@@ -78,6 +80,7 @@ from .errors import InputError
 from .io import atomic_path, check_output
 from .params import Params, branch_params, load_params
 from .privacy import KEY_FILE_ENV
+from .suppression import Suppression
 
 __all__ = [
     "BRANCH_ID",
@@ -683,9 +686,9 @@ class ReportTask:
     --------
     >>> t = ReportTask(name="B001", scope="branch", notebook="notebooks/branch_report.ipynb",
     ...                parameters={"branch": "B001"}, out_dir="reports/2026-10", scratch="/tmp/x",
-    ...                title="B001", language="en", timeout=600)
-    >>> t.html, t.metrics, t.executed
-    ('branches/B001.html', 'branches/B001.metrics.json', 'notebooks/B001.ipynb')
+    ...                title="B001", language="en", timeout=600, metrics="/cache/2026-10-ab/metrics/f00.json")
+    >>> t.html, t.executed
+    ('branches/B001.html', 'notebooks/B001.ipynb')
     """
 
     name: str
@@ -697,6 +700,7 @@ class ReportTask:
     title: str
     language: str
     timeout: float
+    metrics: str = ""  # where the exact metrics.json goes: absolute, in the cache (never the published folder)
     font_cover: str = ""  # characters for the shared font subset (:func:`font_cover`)
     font_cache: str | None = None  # where that subset is kept (made once, by the run's parent process)
     key_file: str | None = None  # the pseudonym key file: given to the kernel in its environment, never published
@@ -705,11 +709,6 @@ class ReportTask:
     def html(self) -> str:
         """The HTML report, relative to the output folder."""
         return "bank.html" if self.scope == "bank" else f"branches/{self.name}.html"
-
-    @property
-    def metrics(self) -> str:
-        """The metrics.json, relative to the output folder."""
-        return "bank.metrics.json" if self.scope == "bank" else f"branches/{self.name}.metrics.json"
 
     @property
     def executed(self) -> str:
@@ -750,11 +749,12 @@ def run_task(task: ReportTask) -> dict[str, Any]:
     report discards it; ``CRMRESEARCH_FRESH_KERNELS=1``: a fresh kernel per
     report instead) in the task's scratch
     folder, with ``metrics_out`` pointing into it; within ``task.timeout``
-    seconds for the whole notebook.  On success the executed notebook,
-    ``metrics.json`` and the HTML page are each renamed into place; on
-    failure only the executed notebook (holding the error) is, and the
-    report's previous HTML and ``metrics.json``, if any, are removed (they
-    would no longer match the manifest).  Never raises for a notebook error.
+    seconds for the whole notebook.  On success the executed notebook and
+    the HTML page are each renamed into place, and ``metrics.json`` is
+    copied to ``task.metrics`` (in the cache: exact counts are never
+    published); on failure only the executed notebook (holding the error)
+    is, and the report's previous HTML and ``metrics.json``, if any, are
+    removed (they would no longer match the manifest).  Never raises for a notebook error.
 
     Parameters
     ----------
@@ -816,14 +816,14 @@ def run_task(task: ReportTask) -> dict[str, Any]:
             else:  # the kernel never ran: no notebook of this run to keep, and an older one would mislead
                 (out / task.executed).unlink(missing_ok=True)
             if error is None:
-                _publish(metrics_tmp, out / task.metrics)
+                _publish(metrics_tmp, Path(task.metrics))
                 _write_text(out / task.html, page)
         except OSError as exc:
             error = f"writing the report's files failed: {type(exc).__name__}: {exc}"
         if error is not None:
-            for stale in (task.html, task.metrics):
+            for stale in (out / task.html, Path(task.metrics)):
                 with contextlib.suppress(OSError):
-                    (out / stale).unlink(missing_ok=True)
+                    stale.unlink(missing_ok=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     finished = _now()
@@ -875,34 +875,28 @@ def _cell(text: str, sort: object = None, cls: str = "") -> str:
     return f"<td{attrs}>{text}</td>"
 
 
-def _hide(table: pd.DataFrame, count: str, derived: list[str], hidden: pd.DataFrame, min_cell: int,
-          by: str | None = None) -> None:  # fmt: skip
-    """Mark in ``hidden`` the cells of ``count`` (and ``derived``) that suppression hides."""
+def _hide(table: pd.DataFrame, count: str, derived: list[str], mask: Suppression, min_cell: int,
+          by: str | None = None) -> Suppression:  # fmt: skip
+    """``mask`` with the cells of ``count`` (and ``derived``) that suppression hides, within each ``by`` group."""
     from .suppression import suppress_counts
 
-    groups = [table] if by is None else [g for _, g in table.groupby(by, dropna=False, sort=False)]
-    for g in groups:
-        g = g[g[count].notna()]
-        if g.empty:
-            continue
-        s = suppress_counts(g[[count]].astype({count: int}), count, min_cell=min_cell, total_shown=True)
-        for idx, val, sup in zip(s.index, s[count], s["suppressed"], strict=True):
-            if sup:
-                hidden.loc[idx, count] = "small" if str(val).startswith("fewer") else "complement"
-                for d in derived:
-                    if not isinstance(hidden.loc[idx, d], str):
-                        hidden.loc[idx, d] = "complement"
+    groups = [table.index] if by is None else [g.index for _, g in table.groupby(by, dropna=False, sort=False)]
+    for idx in groups:
+        part = Suppression(mask.hidden.loc[idx], mask.small.loc[idx])
+        part = suppress_counts(table.loc[idx], count, min_cell=min_cell, derived=derived, total_shown=True, prior=part)
+        hidden, small = mask.hidden.copy(), mask.small.copy()
+        hidden.loc[idx, part.hidden.columns] = part.hidden
+        small.loc[idx, part.small.columns] = part.small
+        mask = Suppression(hidden.fillna(False).astype(bool), small.fillna(False).astype(bool))
+    return mask
 
 
-def _fmt(value: object, kind: str, language: str, hidden: object, min_cell: int) -> tuple[str, object]:
-    """Display text and sort key of one cell (suppressed cells show words and sort last)."""
+def _fmt(value: object, kind: str, language: str, hidden: bool, small: bool, min_cell: int) -> tuple[str, object]:
+    """Display text and sort key of one cell (hidden cells, from the mask, show words and sort last)."""
     from .i18n import format_amount, format_count, format_percent, label
 
-    hidden = hidden if isinstance(hidden, str) else None
-    if hidden == "small":
-        return html.escape(label("fewer_than", language, n=min_cell)), ""
-    if hidden == "complement":
-        return html.escape(label("suppressed", language)), ""
+    if hidden:
+        return html.escape(label("fewer_than", language, n=min_cell) if small else label("suppressed", language)), ""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "–", ""
     f = {"count": format_count, "percent": format_percent, "amount": format_amount}[kind]
@@ -963,11 +957,13 @@ def render_index(rows: pd.DataFrame, *, month: str | None, language: str, min_ce
         if c not in rows:
             rows[c] = float("nan")
     rows["region"] = rows["region"].where(rows["region"].notna(), None)
-    hidden = pd.DataFrame(None, index=rows.index, columns=["customers", *kpi_cols], dtype=object)
-    _hide(rows, "customers", [], hidden, min_cell, by="region")
-    _hide(rows, "active_at_start", ["monthly_churn_rate"], hidden, min_cell, by="region")
-    _hide(rows, "churned_in_month", ["monthly_churn_rate", "aum_lost", "aum_drained"], hidden, min_cell, by="region")
-    _hide(rows, "hv_churned", [], hidden, min_cell, by="region")
+    # each region's branches add up to its roll-up row: complements within the region
+    hidden = Suppression.none(rows)
+    hidden = _hide(rows, "customers", [], hidden, min_cell, by="region")
+    hidden = _hide(rows, "active_at_start", ["churned_in_month", "monthly_churn_rate", "aum_lost", "aum_drained"], hidden,
+                   min_cell, by="region")  # fmt: skip
+    hidden = _hide(rows, "churned_in_month", ["monthly_churn_rate", "aum_lost", "aum_drained"], hidden, min_cell, by="region")
+    hidden = _hide(rows, "hv_churned", [], hidden, min_cell, by="region")
 
     when = format_month(month, language) if month else L("index_snapshot")
     title = f"{label('index_title', language)} — {when}"
@@ -1000,7 +996,7 @@ def render_index(rows: pd.DataFrame, *, month: str | None, language: str, min_ce
                  _cell(html.escape(str(r["branch_name"] if pd.notna(r["branch_name"]) else "")), None, "text"),
                  _cell(html.escape(str(r["region"] or "")), None, "text")]  # fmt: skip
         for c in shown:
-            text, key = _fmt(r[c], kinds[c], language, hidden.loc[i, c], min_cell)
+            text, key = _fmt(r[c], kinds[c], language, hidden.is_hidden(i, c), hidden.is_small(i, c), min_cell)
             cells.append(_cell(text, key))
         status = r["status"]
         cls = {"done": "tl-same", "failed": "tl-worse"}.get(status, "tl-na")
@@ -1019,10 +1015,11 @@ def render_index(rows: pd.DataFrame, *, month: str | None, language: str, min_ce
     agg.loc[~complete, ["active_at_start", "churned_in_month"]] = float("nan")  # a partial sum would mislead
     agg["monthly_churn_rate"] = agg["churned_in_month"] / agg["active_at_start"].where(agg["active_at_start"] > 0)
     rcols = ["customers", "active_at_start", "churned_in_month", "monthly_churn_rate"] if month else ["customers"]
-    rhidden = pd.DataFrame(None, index=agg.index, columns=rcols, dtype=object)
-    _hide(agg, "customers", [], rhidden, min_cell)
-    _hide(agg, "active_at_start", ["monthly_churn_rate"], rhidden, min_cell)
-    _hide(agg, "churned_in_month", ["monthly_churn_rate"], rhidden, min_cell)
+    rhidden = Suppression.none(agg)
+    rhidden = _hide(agg, "customers", [], rhidden, min_cell)
+    if month is not None:
+        rhidden = _hide(agg, "active_at_start", ["churned_in_month", "monthly_churn_rate"], rhidden, min_cell)
+        rhidden = _hide(agg, "churned_in_month", ["monthly_churn_rate"], rhidden, min_cell)
     rkinds = {"customers": "count", "active_at_start": "count", "churned_in_month": "count",
               "monthly_churn_rate": "percent"}  # fmt: skip
     parts.append(f"<h2>{L('index_regions')}</h2>")
@@ -1033,7 +1030,7 @@ def render_index(rows: pd.DataFrame, *, month: str | None, language: str, min_ce
     for i, r in agg.iterrows():
         cells = [_cell(html.escape(str(r["region"])), None, "text"), _cell(str(int(r["branches"])), int(r["branches"]))]
         for c in rcols:
-            text, key = _fmt(r[c], rkinds[c], language, rhidden.loc[i, c], min_cell)
+            text, key = _fmt(r[c], rkinds[c], language, rhidden.is_hidden(i, c), rhidden.is_small(i, c), min_cell)
             cells.append(_cell(text, key))
         parts.append("<tr>" + "".join(cells) + "</tr>")
     parts.append("</tbody></table>")
@@ -1362,8 +1359,8 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
                overrides: dict[str, Any] | None = None, workers: int | None = None,
                scheduler: str | None = None, force: bool = False, cache_dir: str | Path | None = None,
                timeout: float | None = None, key_file: str | Path | None = None, progress: bool = True,
-               log: Callable[[str], None] | None = None, _notebooks: dict[str, str | Path] | None = None,
-               ) -> RunSummary:  # fmt: skip
+               log: Callable[[str], None] | None = None, metrics_dir: str | Path | None = None,
+               _notebooks: dict[str, str | Path] | None = None) -> RunSummary:  # fmt: skip
     """Render a month: every branch report, the bank summary and the index (the module docstring says how).
 
     Parameters
@@ -1406,6 +1403,10 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
         Show progress on stderr.
     log : callable, optional
         Where status lines go (default: stderr).
+    metrics_dir : str or Path, optional
+        Also write each report's exact ``metrics.json`` (done or unchanged)
+        to ``<metrics_dir>/<month>/<branch>.json`` and ``bank.json``; never
+        inside ``out`` (the published folder holds no exact counts).
 
     Returns
     -------
@@ -1465,6 +1466,11 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
         raise InputError(f"--cache-dir {cache} is inside --out {out}: the cache holds customer-level data and "
                          "must stay outside the published reports")  # fmt: skip
     private_dir(cache, create=False)  # an existing cache others can write to is refused before any work
+    if metrics_dir is not None:
+        m_abs = Path(metrics_dir).expanduser().resolve()
+        if m_abs == out_abs or out_abs in m_abs.parents:
+            raise InputError(f"--metrics-dir {metrics_dir} is inside --out {out}: metrics.json holds exact counts, "
+                             "small ones included, and must stay outside the published reports")  # fmt: skip
     manifest = _read_manifest(out_dir / "manifest.json")
     if manifest is not None and manifest.get("language") != language and not force:
         raise InputError(f"{out_dir} holds {manifest.get('language')} reports and this run is {language}: an "
@@ -1477,7 +1483,8 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
         return _run(pool, source=source, month=month, requested=requested, params=params, params_path=params_path,
                     overrides=overrides, language=language, timeout=timeout, workers=workers, scheduler=scheduler,
                     force=force, cache=cache, key_file=key_file, key_digest=key_digest, out_dir=out_dir,
-                    manifest=manifest, nbs=nbs, progress=progress, say=say)  # fmt: skip
+                    manifest=manifest, nbs=nbs, progress=progress, say=say,
+                    metrics_dir=Path(metrics_dir).expanduser() if metrics_dir is not None else None)  # fmt: skip
     finally:
         pool.close()
 
@@ -1485,7 +1492,8 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
 def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: list[str] | None, params: Params,
          params_path: str | Path | None, overrides: dict, language: str, timeout: float, workers: int,
          scheduler: str | None, force: bool, cache: Path, key_file: str | None, key_digest: str, out_dir: Path,
-         manifest: dict | None, nbs: dict[str, Path], progress: bool, say: Callable[[str], None]) -> RunSummary:  # fmt: skip
+         manifest: dict | None, nbs: dict[str, Path], progress: bool, say: Callable[[str], None],
+         metrics_dir: Path | None = None) -> RunSummary:  # fmt: skip
     """:func:`run_report` after its input guards: the bank stage, the reports and the index."""
     from .bundle import BUNDLE_FILE, build_bundle, open_bundle, private_dir, prune
     from .contract import load_source
@@ -1541,6 +1549,7 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
     manifest.update({"crmresearch_version": __version__, "month": month, "language": language,
                      "source": str(Path(source).resolve())})  # fmt: skip
     _clean_tmp(out_dir)
+    _remove_published_metrics(out_dir)
     work = cache / "work"
     _clean_scratch(work)
     scratch = work / f"{month or 'snapshot'}-{uuid.uuid4().hex[:12]}"
@@ -1569,8 +1578,8 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
                 parameters["bundle"] = str(scratch / "no-such-bundle")
         task = ReportTask(name=name, scope=scope, notebook=str(nbs[scope].resolve()), parameters=parameters,
                           out_dir=str(out_dir.resolve()), scratch=str(scratch), title=_title(name, names, month, language),
-                          language=language, timeout=timeout, font_cover=cover, font_cache=font_cache,
-                          key_file=key_file)  # fmt: skip
+                          language=language, timeout=timeout, metrics=str(_metrics_store(bundle_path, fp).resolve()),
+                          font_cover=cover, font_cache=font_cache, key_file=key_file)  # fmt: skip
         planned.append((task, fp))
 
     todo: list[ReportTask] = []
@@ -1578,7 +1587,7 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
     for task, fp in planned:
         fps[task.name] = fp
         entry = manifest["reports"].get(task.name)
-        files = [out_dir / task.html, out_dir / task.metrics, out_dir / task.executed]
+        files = [out_dir / task.html, Path(task.metrics), out_dir / task.executed]
         if (not force and entry and entry.get("status") == "done" and entry.get("fingerprint") == fp
                 and all(f.is_file() for f in files)):  # fmt: skip
             summary.status[task.name] = "skipped"
@@ -1626,6 +1635,7 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
     try:
         scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(work, 0o700)
+        _metrics_store(bundle_path, "").parent.mkdir(exist_ok=True, mode=0o700)
         pool.run(branch_todo, on_result)
         summary.branch_stage_seconds = round(time.perf_counter() - t1, 2)
         t2 = time.perf_counter()
@@ -1643,8 +1653,33 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
 
     # ---- the index, last
     _write_index(bundle, out_dir, manifest, month, language, params, key_digest, summary, generated_at, say,
-                 font_cover=cover, font_cache=font_cache)  # fmt: skip
+                 bundle_path=bundle_path, font_cover=cover, font_cache=font_cache)  # fmt: skip
+    if metrics_dir is not None:
+        _copy_metrics(bundle_path, manifest, metrics_dir / (month or "snapshot"), say)
     return summary
+
+
+def _metrics_store(bundle_path: Path, fingerprint: str) -> Path:
+    """Where a report's exact ``metrics.json`` is kept: beside its month bundle, named by the report's fingerprint."""
+    return bundle_path / "metrics" / f"{fingerprint}.json"
+
+
+def _remove_published_metrics(out_dir: Path) -> None:
+    """Remove the ``metrics.json`` files earlier versions published beside the reports (exact counts)."""
+    for f in [out_dir / "bank.metrics.json", *(out_dir / "branches").glob("*.metrics.json")]:
+        f.unlink(missing_ok=True)
+
+
+def _copy_metrics(bundle_path: Path, manifest: dict, target: Path, say: Callable[[str], None]) -> None:
+    """Copy every done report's exact ``metrics.json`` to ``target/<name>.json`` (``--metrics-dir``)."""
+    n = 0
+    for name, entry in manifest["reports"].items():
+        src = _metrics_store(bundle_path, str(entry.get("fingerprint")))
+        if entry.get("scope") in ("bank", "branch") and entry.get("status") == "done" and src.is_file():
+            target.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _publish(src, target / f"{name}.json")
+            n += 1
+    say(f"metrics.json of {n} report(s) written to {target}")
 
 
 def _branch_overrides(params: Params, params_path: str | Path | None, branches: pd.DataFrame,
@@ -1693,7 +1728,7 @@ def _remove_reports(out_dir: Path, manifest: dict) -> None:
 
 def _write_index(bundle, out_dir: Path, manifest: dict, month: str | None, language: str, params: Params,
                  key_digest: str, summary: RunSummary, generated_at: str, say: Callable[[str], None], *,
-                 font_cover: str = "", font_cache: str | None = None) -> None:  # fmt: skip
+                 bundle_path: Path, font_cover: str = "", font_cache: str | None = None) -> None:  # fmt: skip
     from .i18n import label
 
     ctx = bundle.context
@@ -1703,8 +1738,8 @@ def _write_index(bundle, out_dir: Path, manifest: dict, month: str | None, langu
     kpis: dict[str, dict] = {}
     digests = {}
     for b in rows["branch_id"]:
-        f = out_dir / "branches" / f"{b}.metrics.json"
         entry = manifest["reports"].get(b, {})
+        f = _metrics_store(bundle_path, str(entry.get("fingerprint")))
         if entry.get("status") == "done" and f.is_file():
             text = f.read_text(encoding="utf-8")
             digests[b] = hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,283 @@
+"""No published page gives back a count it hides (issue 12, group 1).
+
+The property test renders every page of one synthetic bank of 200 small
+branches (1–30 customers each, drawn at random) through the library — the
+code the report notebooks call — and asks the checker of
+:mod:`disclosure` whether any hidden count can be recovered from the
+figures on the same page: by multiplication (rate × denominator, O/E ×
+expected), by subtraction of totals, or read directly.  One real run of
+``crmresearch report`` (papermill, a few small branches) checks the same on
+the published files.  The checker is tested on today's leaks first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+from crmresearch.bundle import build_bundle
+from crmresearch.cli import main
+from crmresearch.contract import load_source
+from crmresearch.demo import DemoConfig, write_demo_bank
+from crmresearch.params import Params
+from crmresearch.privacy import new_key_file
+from crmresearch.reporting import BankReport, BranchReport
+from crmresearch.runner import render_index
+from disclosure import find_leaks, tables
+
+MONTH = "2026-10"
+M = 10  # the default minimum cell size
+BRANCH = ["header", "headline", "who_left", "product_coverage", "rm_turnover", "causes", "lifecycle", "retention",
+          "watch_list", "notes"]  # fmt: skip
+BANK = ["header", "headline", "who_left", "product_coverage", "rm_turnover", "causes", "lifecycle", "retention",
+        "notes", "regions", "branch_comparison"]  # fmt: skip
+
+
+def small_branches(root: Path, branches: int, seed: int, *, per_branch: int = 30, large: int = 0) -> Path:
+    """A demo bank whose branches keep 1 to 30 customers each (drawn at random), with all their records.
+
+    The first ``large`` branches keep all ``per_branch`` customers (enough churn for the bank-wide model
+    of a bank with few branches).
+    """
+    out = write_demo_bank(root, DemoConfig(branches=branches, customers_per_branch=per_branch, months=24, seed=seed))
+    rng = np.random.default_rng(seed)
+    c = pd.read_parquet(out / "customers.parquet")
+    keep = np.concatenate([g.to_numpy() if i < large else rng.choice(g.to_numpy(), size=int(rng.integers(1, 31)), replace=False)
+                           for i, (_, g) in enumerate(c.groupby("branch_id")["customer_id"])])  # fmt: skip
+    for f in out.glob("*.parquet"):
+        d = pd.read_parquet(f)
+        if "customer_id" in d.columns:
+            d[d["customer_id"].isin(keep)].to_parquet(f, index=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_bank(tmp_path_factory: pytest.TempPathFactory):
+    """200 branches of 1–30 customers, and its month bundle."""
+    src = small_branches(tmp_path_factory.mktemp("small-bank") / "bank", 200, seed=12)
+    source = load_source(src)
+    try:
+        bundle = build_bundle(source, Params(), month=MONTH, path=tmp_path_factory.mktemp("small-cache") / "b")
+    finally:
+        source.close()
+    sizes = pd.read_parquet(src / "customers.parquet").groupby("branch_id").size()
+    assert len(sizes) == 200 and sizes.between(1, 30).all()
+    return src, bundle
+
+
+@pytest.fixture
+def no_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Figures are images (not read by the checker): drawing 200 pages of them would only cost time."""
+    from crmresearch import lifecycle, plots, reporting
+
+    monkeypatch.setattr(reporting._Report, "_fig", lambda self, ax, alt: "")
+    for f in ("trend_plot", "km_plot", "forest_plot", "cumulative_incidence_plot", "funnel_plot", "bar_plot"):
+        monkeypatch.setattr(plots, f, lambda *a, **k: None)
+    monkeypatch.setattr(lifecycle.LifecycleResult, "plot", lambda self, *a, **k: None)
+
+
+def _page(report, sections: list[str]) -> str:
+    return "".join(getattr(report, s)()._repr_html_() for s in sections)
+
+
+def _index_rows(bundle, reports: dict[str, BranchReport]) -> pd.DataFrame:
+    """The index's rows as the runner builds them: the bank stage's branches and each report's metrics."""
+    rows = bundle.context.branches[["branch_id", "branch_name", "region", "customers"]].copy()
+    rows = rows[rows["customers"] > 0].reset_index(drop=True)
+    rows["status"] = "done"
+    for c in ("active_at_start", "churned_in_month", "monthly_churn_rate", "aum_lost", "aum_drained"):
+        rows[c] = [reports[b].metrics()["kpis"][c] for b in rows["branch_id"]]
+    rows["hv_churned"] = [reports[b].metrics()["kpis_high_value"]["churned_in_month"] for b in rows["branch_id"]]
+    return rows
+
+
+def _hidden_cells(page: str) -> int:
+    return sum(c.kind in ("small", "hidden") for t in tables(page) for r in t.rows for c in r)
+
+
+# --------------------------------------------------------------------------- the checker catches today's leaks
+
+
+KPI = """<table class="report-table kpi-lights"><thead><tr><th>measure</th><th>this month</th><th>vs last month</th>
+<th>vs same month last year</th></tr></thead><tbody>
+<tr><th>customers active at month start</th><td>85</td><td>82</td><td>80</td></tr>
+<tr><th>customers churned in the month</th><td>12</td><td>fewer than 10 <span>about the same</span></td><td>15</td></tr>
+<tr><th>monthly churn rate</th><td>14.12%</td><td>{rate} <span>better</span></td><td>18.75%</td></tr>
+<tr><th>AUM lost</th><td>CNY 1.20M</td><td>{aum}</td><td>CNY 2.00M</td></tr></tbody></table>"""
+
+
+def test_the_checker_finds_a_rate_next_to_a_hidden_count_and_the_aum_of_few_churners() -> None:
+    leaks = find_leaks(KPI.format(rate="1.22%", aum="CNY 66.7K"), M)
+    assert any("1.22% x customers active at month start 82 = 1" in str(x) for x in leaks), leaks
+    assert any("AUM of fewer than 10 churners" in str(x) for x in leaks), leaks
+    assert find_leaks(KPI.format(rate="below 12.20%", aum="suppressed"), M) == []
+
+
+def test_the_checker_finds_observed_from_expected_and_ratio() -> None:
+    oe = ("<table class='report-table'><thead><tr><th>rank</th><th>branch</th><th>observed churn (12 months)</th>"
+          "<th>expected given the customer mix</th><th>observed / expected (95% interval)</th></tr></thead><tbody>"
+          "<tr><td>3</td><td>North (B003)</td><td>fewer than 10</td><td>{e}</td><td>{r}</td></tr></tbody></table>")  # fmt: skip
+    leaks = find_leaks(oe.format(e="0.5", r="1.89 (0.05–10.53)"), M)
+    assert any("= 1" in str(x) for x in leaks), leaks
+    assert find_leaks(oe.format(e="suppressed", r="suppressed"), M) == []
+
+
+def test_the_checker_finds_small_counts_shown_and_cells_given_away_by_a_total() -> None:
+    rows = ("<table class='report-table'><caption>Rows used</caption><thead><tr><th>table</th><th>rows</th></tr>"
+            "</thead><tbody><tr><td>customers</td><td>{n}</td></tr></tbody></table>")  # fmt: skip
+    assert any("rows = 5 is below 10" in str(x) for x in find_leaks(rows.format(n="5"), M))
+    assert find_leaks(rows.format(n="fewer than 10"), M) == []
+    kpi = KPI.format(rate="1.22%", aum="x").replace("<td>12</td>", "<td>40</td>")
+    breakdown = ("<table class='report-table'><caption>Churned customers by tier</caption><thead><tr><th>tier</th>"
+                 "<th>churned customers</th></tr></thead><tbody><tr><td>mass</td><td>fewer than 10</td></tr>"
+                 "<tr><td>key</td><td>{other}</td></tr></tbody></table>")  # fmt: skip
+    assert any("total 40" in str(x) for x in find_leaks(kpi + breakdown.format(other="36"), M))  # 40 - 36 = 4
+    assert not [x for x in find_leaks(kpi + breakdown.format(other="suppressed"), M) if "total" in str(x)]
+    # by tier: the high-value KPI minus the high-value tiers shown
+    hv_kpi = ("<h3>High-value customers (key, private)</h3><table class='report-table kpi-lights'><thead><tr>"
+              "<th>measure</th><th>this month</th></tr></thead><tbody><tr><th>customers churned in the month</th>"
+              "<td>15</td></tr></tbody></table>")  # fmt: skip
+    tiers = ("<table class='report-table'><caption>Churned customers by tier</caption><thead><tr><th>tier</th>"
+             "<th>churned customers</th></tr></thead><tbody><tr><td>mass</td><td>{mass}</td></tr>"
+             "<tr><td>key</td><td>fewer than 10</td></tr><tr><td>private</td><td>12</td></tr></tbody></table>")  # fmt: skip
+    assert any("total 15" in str(x) for x in find_leaks(kpi + hv_kpi + tiers.format(mass="suppressed"), M))  # 15 - 12
+    # the index: a region's roll-up minus its branches shown
+    index = render_index(pd.DataFrame({"branch_id": ["B1", "B2"], "branch_name": ["a", "b"], "region": ["N", "N"],
+                                       "customers": [5, 40], "status": ["done", "done"]}),
+                         month=None, language="en", min_cell=M, meta={}, bank_link=False)  # fmt: skip
+    assert find_leaks(index, M) == []
+    leaky = index.replace("suppressed", "40", 1)  # as if the complement were not there: 45 - 40 = 5
+    assert any("region N" in str(x) for x in find_leaks(leaky, M)), find_leaks(leaky, M)
+
+
+# --------------------------------------------------------------------------- the reproductions of issue 12
+
+
+def test_kpi_rates_and_aum_of_a_hidden_count_are_hidden_in_every_column(small_bank) -> None:
+    """High-value: 1.22% x 82 active gave back 1 churner; the AUM lost by 1 churner is that customer's AUM."""
+    _, bundle = small_bank
+    r = BranchReport.open(bundle, bundle.branch_ids[0])
+    rows = []
+    for against, (active, churned, aum) in {"previous_month": (82, 1, 5e5), "same_month_last_year": (82, 1, 7e4),
+                                            "bank": (90, 2, 3e5)}.items():  # fmt: skip
+        for kpi, v in {"active_at_start": active, "churned_in_month": churned, "monthly_churn_rate": churned / active,
+                       "aum_lost": aum, "aum_drained": aum}.items():  # fmt: skip
+            rows.append({"kpi": kpi, "against": against, "value": {"active_at_start": 85, "churned_in_month": 3,
+                         "monthly_churn_rate": 3 / 85}.get(kpi, 1e5), "reference": v, "status": "same"})  # fmt: skip
+    page = r._lights(pd.DataFrame(rows))
+    assert "1.22%" not in page and "3.53%" not in page and "CNY" not in page
+    assert find_leaks(page, M) == []
+    assert page.count("fewer than 10") == 4 and "below 11.8%" in page  # a bound: 10 / 85 this month
+
+
+def test_observed_expected_hides_expected_and_ratio_with_the_observed_count(small_bank, no_figures) -> None:
+    _, bundle = small_bank
+    html = BankReport.open(bundle).branch_comparison()._repr_html_()
+    t = next(t for t in tables(html) if any("expected" in h for h in t.headers))
+    hidden = [r for r in t.rows if r[2].kind == "small"]
+    assert hidden, "the small bank has branches with fewer than 10 churners in 12 months"
+    assert all(r[3].kind == "hidden" and r[4].kind == "hidden" for r in hidden)
+    assert find_leaks(html, M) == []
+
+
+def test_rows_used_hides_small_counts(small_bank) -> None:
+    _, bundle = small_bank
+    sizes = bundle.context.branches.set_index("branch_id")["customers"]
+    b = str(sizes[sizes.between(1, M - 1)].index[0])
+    html = BranchReport.open(bundle, b).notes()._repr_html_()
+    t = next(t for t in tables(html) if t.caption == "Rows used")
+    customers = next(r for r in t.rows if r[0].text == "customers")
+    assert customers[1].text == "fewer than 10", customers
+    assert find_leaks(html, M) == []
+
+
+def test_a_cell_is_hidden_by_the_mask_never_by_its_text(small_bank) -> None:
+    """A label from the data that reads like a suppressed cell is shown as it is; a hidden count, from the mask."""
+    from crmresearch.suppression import suppress_counts
+
+    _, bundle = small_bank
+    r = BranchReport.open(bundle, bundle.branch_ids[0])
+    df = pd.DataFrame({"group": ["fewer than 3 products", "suppressed", "x"], "n": [40, 50, 4]})
+    cols = {"group": ("group", str), "n": ("customers", str)}
+    page = r._table(df, cols)
+    assert "<td>fewer than 3 products</td>" in page and "<td>suppressed</td><td>50</td>" in page
+    masked = r._table(df, cols, mask=suppress_counts(df, "n", total_shown=False))
+    assert "<td>x</td><td>fewer than 10</td>" in masked and "<td>4</td>" not in masked
+
+
+def test_metrics_dir_inside_out_is_refused(small_bank, tmp_path: Path) -> None:
+    src, _ = small_bank
+    key = new_key_file(tmp_path / "k" / "pseudonym.key")
+    out = tmp_path / "reports"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["report", str(src), "--month", MONTH, "--out", str(out), "--key-file", str(key), "--cache-dir",
+                     str(tmp_path / "cache"), "--metrics-dir", str(out / "exact")])  # fmt: skip
+    assert code == 2 and "--metrics-dir" in err.getvalue() and "inside --out" in err.getvalue(), err.getvalue()
+    assert not out.exists() and not (tmp_path / "cache").exists()
+
+
+# --------------------------------------------------------------------------- the property
+
+
+@pytest.mark.slow
+def test_no_page_of_200_small_branches_gives_back_a_hidden_count(small_bank, no_figures) -> None:
+    _, bundle = small_bank
+    reports = {b: BranchReport.open(bundle, b) for b in bundle.branch_ids}
+    assert len(reports) == 200
+    pages = {b: _page(r, BRANCH) for b, r in reports.items()}
+    pages["bank"] = _page(BankReport.open(bundle), BANK)
+    pages["index"] = render_index(_index_rows(bundle, reports), month=MONTH, language="en", min_cell=M, meta={},
+                                  bank_link=True)  # fmt: skip
+    leaks = {name: find_leaks(p, M) for name, p in pages.items()}
+    leaks = {k: v for k, v in leaks.items() if v}
+    assert not leaks, "\n".join(f"{k}: {x}" for k, v in list(leaks.items())[:10] for x in v[:5])
+    # the pages did hide things: the check is not vacuous
+    assert sum(_hidden_cells(p) for p in pages.values()) > 2000
+    assert _hidden_cells(pages["index"]) > 100
+
+
+@pytest.mark.slow
+def test_a_real_run_publishes_no_recoverable_count_and_no_metrics(tmp_path: Path) -> None:
+    """``crmresearch report`` on 4 small branches and 2 of 300 (papermill): every published file passes the checker."""
+    src = small_branches(tmp_path / "bank", 6, seed=5, per_branch=300, large=2)
+    key = new_key_file(tmp_path / "k" / "pseudonym.key")
+    out, exact = tmp_path / "reports", tmp_path / "exact"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["report", str(src), "--month", MONTH, "--out", str(out), "--key-file", str(key), "--cache-dir",
+                     str(tmp_path / "cache"), "--workers", "1", "--metrics-dir", str(exact)])  # fmt: skip
+    assert code == 0, err.getvalue()
+    month = out / MONTH
+    files = sorted(p for p in month.rglob("*") if p.is_file())
+    assert not [p for p in files if "metrics" in p.name], "exact metrics are never published"
+    assert sorted(p.name for p in (exact / MONTH).iterdir()) == ["B001.json", "B002.json", "B003.json",
+                                                                  "B004.json", "B005.json", "B006.json", "bank.json"]  # fmt: skip
+    m = json.loads((exact / MONTH / "B001.json").read_text())
+    assert isinstance(m["kpis"]["active_at_start"], int), "the metrics dir keeps the exact counts"
+    checked = hidden = 0
+    for p in files:
+        if p.suffix == ".html":
+            pages = [p.read_text(encoding="utf-8")]
+        elif p.suffix == ".ipynb":
+            nb = nbformat.read(p, as_version=4)
+            pages = ["".join(o.get("data", {}).get("text/html", "")) for c in nb.cells if c.cell_type == "code"
+                     for o in c.get("outputs", [])]  # fmt: skip
+        else:
+            assert p.name == "manifest.json", p
+            continue
+        for page in pages:
+            assert find_leaks(page, M) == [], (p.name, find_leaks(page, M)[:5])
+            hidden += _hidden_cells(page)
+        checked += 1
+    assert checked == 15  # index, bank, 6 branches, 7 notebooks
+    assert hidden > 100, "the small branches' pages hide cells: the check is not vacuous"
+    shutil.rmtree(tmp_path / "cache", ignore_errors=True)
