@@ -465,6 +465,19 @@ def test_timeout_then_the_rerun_redoes_the_failed_report(demo2: Path, key: Path,
     assert s.status == {"B001": "skipped", "index": "skipped"}
 
 
+@pytest.mark.slow
+def test_a_relative_cache_dir_works(demo2: Path, key: Path, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A relative --cache-dir is taken from where the run starts, though the kernels run elsewhere."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TINY_SLEEP", "0")
+    s = run_report(demo2, month=MONTH, branches=["B001"], out="reports", cache_dir="rel-cache", key_file=key,
+                   workers=1, progress=False, log=lambda m: None, _notebooks=_tiny_notebooks(tmp_path),
+                   metrics_dir=tmp_path / "metrics")  # fmt: skip
+    assert s.status == {"B001": "done", "index": "done"}, s.errors
+    assert (tmp_path / "rel-cache").is_dir() and s.bundle.is_absolute()
+
+
 # --------------------------------------------------------------------------- warm kernels
 
 _PROBE = """import json, os, sys, warnings
