@@ -1459,8 +1459,9 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
     out_dir = Path(out) / (month or "snapshot")  # month checked above; or the flat check below
     check_output(out, "--out", kind="dir")
     check_output(out_dir, "--out", kind="dir")
-    cache = (Path(cache_dir).expanduser() if cache_dir else default_cache_dir()).absolute()  # the kernels run elsewhere
+    cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     check_output(cache, "--cache-dir", kind="dir")
+    cache = cache.absolute()  # the kernels run in another folder
     out_abs, cache_abs = Path(out).resolve(), cache.resolve()
     if cache_abs == out_abs or out_abs in cache_abs.parents:
         raise InputError(f"--cache-dir {cache} is inside --out {out}: the cache holds customer-level data and "
