@@ -17,6 +17,7 @@ from . import __version__
 from .contract import ContractError, load_source, validate_source
 from .errors import InputError
 from .params import Params, load_params
+from .procs import RunInterrupted
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -144,7 +145,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     summary = run_report(args.source, month=args.month, branches=args.branch, out=args.out, params_path=args.params,
                          overrides={"language": args.language}, workers=args.workers, scheduler=args.scheduler,
                          force=args.force, cache_dir=args.cache_dir, timeout=args.timeout,
-                         key_file=args.key_file, log=_say)  # fmt: skip
+                         key_file=args.key_file, log=_say, wait=args.wait)  # fmt: skip
     counts = {s: sum(v == s for v in summary.status.values()) for s in ("done", "skipped", "failed")}
     _say(f"{counts['done']} report(s) done, {counts['skipped']} skipped (unchanged), {counts['failed']} failed "
          f"in {time.perf_counter() - t0:.1f} s (bank stage {summary.bank_stage_seconds:.1f} s"
@@ -258,12 +259,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds one notebook may run before it is stopped and marked failed (default: 600)")
     sp.add_argument("--key-file", type=Path, default=None,
                     help="the pseudonym key file (default: $CRMRESEARCH_PSEUDONYM_KEY)")
+    sp.add_argument("--wait", action="store_true",
+                    help="if another run is writing the same month folder, wait for it to end (default: refuse)")
     sp.epilog = ("Reports go to OUT/YYYY-MM/ (OUT/snapshot/ for a flat extract): index.html, bank.html, "
                  "branches/ID.html and .metrics.json, notebooks/ (executed, for audit), manifest.json. A rerun "
                  "skips reports whose inputs are unchanged and redoes failed or stale ones. Per-branch parameters: "
                  "PARAMS_DIR/branches/ID.yaml beside --params. Exit status: 0 all reports done or unchanged, "
                  "1 some report failed (the others are done; see the summary and notebooks/), 2 bad input "
-                 "(nothing written).")  # fmt: skip
+                 "(nothing written; also: another run is writing the folder), 130 interrupted (Ctrl-C), 143 stopped "
+                 "by SIGTERM (workers and kernels stopped, manifest.json lists what finished).")  # fmt: skip
     sp.set_defaults(func=cmd_report)
 
     sp = add("keygen", "create a pseudonym key file (customers appear in reports under keyed pseudonyms)")
@@ -292,9 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, FileNotFoundError, FileExistsError) as exc:
         _say(f"error: {exc}")
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         _say("interrupted: files already written are complete; a rerun continues where this one stopped")
-        return EXIT_INTERRUPTED
+        return 128 + exc.signum if isinstance(exc, RunInterrupted) else EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover
