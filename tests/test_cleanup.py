@@ -31,7 +31,6 @@ import pytest
 from crmresearch.cli import main
 from crmresearch.demo import DemoConfig, write_demo_bank
 from crmresearch.privacy import new_key_file
-from crmresearch.procs import FolderLock
 from crmresearch.runner import run_report
 
 MONTH = "2026-10"
@@ -102,6 +101,7 @@ def test_a_killed_run_leaves_no_process_and_publishes_nothing_after(sig: signal.
     month = out / MONTH
     proc = subprocess.Popen([sys.executable, "-m", "crmresearch.cli", *_args(bank6, out, key, cache, "--workers", "2")],
                             env=_env(tmpdir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    tree: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 600
         done: list[str] = []
@@ -121,9 +121,9 @@ def test_a_killed_run_leaves_no_process_and_publishes_nothing_after(sig: signal.
         published = _html(month)
         time.sleep(3)  # a worker left running would go on publishing
         assert _html(month) == published
-    finally:
-        with contextlib.suppress(psutil.Error):
-            for p in psutil.Process(proc.pid).children(recursive=True):
+    finally:  # whatever the outcome, nothing of this run stays (on failure: the test's own clean-up)
+        for p in tree:
+            with contextlib.suppress(psutil.Error):
                 p.kill()
         proc.kill()
         proc.wait()
@@ -283,6 +283,8 @@ def test_a_second_run_into_the_same_folder_refuses_or_waits(bank6: Path, key: Pa
 
 
 def test_a_lock_left_by_a_dead_process_is_broken(tmp_path: Path) -> None:
+    from crmresearch.procs import FolderLock
+
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     pid = int(dead.stdout)
     folder = tmp_path / "reports" / MONTH

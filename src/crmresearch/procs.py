@@ -442,15 +442,10 @@ class FolderLock:
         return f"pid {text[0]} since {text[1]}" if len(text) >= 2 else "unknown"
 
     def __enter__(self) -> FolderLock:
-        missing = []
-        p = self.folder
-        while not p.exists() and p != p.parent:
-            missing.append(p)
-            p = p.parent
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.created = missing  # deepest first
+        self.created = []
         try:
             while True:
+                self._make_folder()  # again after a wait: the run waited for may have removed the folder
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -488,6 +483,15 @@ class FolderLock:
             os.close(self.fd)
             self.fd = None
         self._remove_created()
+
+    def _make_folder(self) -> None:
+        missing = []
+        p = self.folder
+        while not p.exists() and p != p.parent:
+            missing.append(p)
+            p = p.parent
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.created = missing + [d for d in self.created if d not in missing]  # deepest first
 
     def _remove_created(self) -> None:
         for d in self.created:  # only if still empty: nothing was written

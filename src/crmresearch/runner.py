@@ -31,6 +31,17 @@ How it runs:
 4. The **index** (:func:`render_index`) is written last, from every branch's
    ``metrics.json``.
 
+One run at a time writes a month folder (an exclusive lock, ``<month>/.lock``,
+:class:`crmresearch.procs.FolderLock`; a second run refuses, or waits with
+``wait=True``).  Local workers and their kernels die with the run, even when
+it is killed (:mod:`crmresearch.procs`); kernels listen on IPC sockets, with
+IPython's history off, and what a report writes to stderr is logged (status
+line, ``manifest.json``, the executed notebook), never published.  Reports
+of the folder that this run does not redo stay only while their fingerprint
+matches these inputs; others (another source, a branch no longer in the
+data, changed parameters or code) are removed with their manifest entries,
+and ``manifest.json`` records the ``source_fingerprint``.
+
 Every file is written to a temporary name and renamed into place, and work in
 progress lives in a scratch folder in the cache, not in the output folder: a
 run killed at any point leaves only complete files.  ``manifest.json`` is
@@ -1578,7 +1589,7 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
     # reports of the folder that this run does not redo stay only if they are what these inputs would make
     # (same source, parameters, notebook, code, key); others (another source, a branch no longer in it ...) go
     planned_names = {t.name for t, _ in planned}
-    current = set(per_branch) & set(table.loc[table["customers"] > 0, "branch_id"].astype(str)) | {"bank"}
+    current = set(table.loc[table["customers"] > 0, "branch_id"].astype(str)) | {"bank"}
     stale = [n for n, e in manifest["reports"].items() if n != "index" and n not in planned_names
              and (n not in current or e.get("fingerprint") != fingerprint(n))]  # fmt: skip
     if stale:
