@@ -342,42 +342,101 @@ def stop_group(pids: list[int], grace: float = 3.0) -> None:
             procs += [p, *p.children(recursive=True)]
         with contextlib.suppress(OSError):
             os.killpg(pid, signal.SIGTERM)
-    _, alive = psutil.wait_procs(procs, timeout=grace)
+    alive = _wait_gone(procs, grace)
     for pid in pids:
         with contextlib.suppress(OSError):
             os.killpg(pid, signal.SIGKILL)
     for p in alive:
         with contextlib.suppress(psutil.Error):
             p.kill()
-    psutil.wait_procs(alive, timeout=grace)
+    _wait_gone(alive, grace)
+
+
+def _wait_gone(procs: list, timeout: float) -> list:
+    """Wait until the processes have ended (a zombie counts as ended); those still running.
+
+    Never reaps them (``psutil.wait_procs`` would): their parent's own
+    bookkeeping (multiprocessing's) must see them exit.
+    """
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = []
+        for p in procs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(p)
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.05)
 
 
 # --------------------------------------------------------------------------- the run's signals
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """The run was stopped by a signal (``SIGTERM``; Ctrl-C raises :class:`KeyboardInterrupt`)."""
+    """The run was stopped by a signal (``SIGTERM``, or ``SIGINT``: Ctrl-C); its exit status is 128 + the signal."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
 
 
+_DEFER = threading.local()
+
+
 @contextlib.contextmanager
 def terminate_raises():
-    """Within the block, ``SIGTERM`` raises :class:`RunInterrupted` in the main thread (no-op elsewhere)."""
+    """Within the block, ``SIGTERM`` and ``SIGINT`` raise :class:`RunInterrupted` in the main thread.
+
+    Inside :func:`signals_deferred` the exception waits for a safe point
+    (the end of that block, or :func:`raise_pending`).  No-op outside the
+    main thread.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: object) -> None:
+        if getattr(_DEFER, "depth", 0):
+            _DEFER.pending = signum
+            return
         raise RunInterrupted(signum)
 
-    old = signal.signal(signal.SIGTERM, handler)
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for s, h in old.items():
+            signal.signal(s, h)
+        _DEFER.pending = None
+
+
+def raise_pending() -> None:
+    """Raise :class:`RunInterrupted` now if a signal arrived while deferred."""
+    signum = getattr(_DEFER, "pending", None)
+    if signum is not None:
+        _DEFER.pending = None
+        raise RunInterrupted(signum)
+
+
+@contextlib.contextmanager
+def signals_deferred(raise_after: bool = True):
+    """Within the block a run's ``SIGTERM``/``SIGINT`` is held (not raised mid-way through a lock or a write).
+
+    Used while a run waits for its workers' results (an exception raised
+    inside ``concurrent.futures`` could leave a lock held) and while it
+    stops them.  The held signal is raised at the end (``raise_after``) or
+    by :func:`raise_pending`.
+    """
+    _DEFER.depth = getattr(_DEFER, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _DEFER.depth -= 1
+    if raise_after and not _DEFER.depth:
+        raise_pending()
 
 
 # --------------------------------------------------------------------------- the output folder's lock

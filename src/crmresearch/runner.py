@@ -1327,15 +1327,24 @@ class _Workers:
             for t in tasks:
                 on_result(run_task(t), None)
             return
-        from concurrent.futures import as_completed
+        from concurrent.futures import FIRST_COMPLETED, wait
 
-        futures = {self.executor.submit(run_task, t): t for t in tasks}
-        for fut in as_completed(futures):
-            try:
-                res = fut.result()
-            except Exception as exc:  # noqa: BLE001 - a crashed worker fails that report only
-                res = _lost(futures[fut], exc)
-            on_result(res, self.executor)
+        from .procs import raise_pending, signals_deferred
+
+        # SIGTERM / Ctrl-C are held while waiting and recording (raised inside concurrent.futures, they could
+        # leave one of its locks held and the shutdown hanging), and raised between results
+        with signals_deferred():
+            futures = {self.executor.submit(run_task, t): t for t in tasks}
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    try:
+                        res = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - a crashed worker fails that report only
+                        res = _lost(futures[fut], exc)
+                    on_result(res, self.executor)
+                raise_pending()
 
     def close(self) -> None:
         """Stop the workers and their kernels."""
@@ -1345,13 +1354,14 @@ class _Workers:
 
     def kill(self) -> None:
         """Stop the workers and their kernels now, without waiting for running reports (the run was interrupted)."""
-        from .procs import stop_group
+        from .procs import signals_deferred, stop_group
 
-        if self.executor is not None:
-            stop_group([p.pid for p in list(getattr(self.executor, "_processes", {}).values() or [])])
-            self.executor.shutdown(wait=True, cancel_futures=True)
-        _kill_warm_kernels()
-        shutdown_warm_kernels()
+        with signals_deferred(raise_after=False):  # a second Ctrl-C does not stop the stopping
+            if self.executor is not None:
+                stop_group([p.pid for p in list(getattr(self.executor, "_processes", {}).values() or [])])
+                self.executor.shutdown(wait=True, cancel_futures=True)
+            _kill_warm_kernels()
+            shutdown_warm_kernels()
 
 
 def _lost(task: ReportTask, exc: BaseException) -> dict:
@@ -1466,7 +1476,7 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
     if cache_abs == out_abs or out_abs in cache_abs.parents:
         raise InputError(f"--cache-dir {cache} is inside --out {out}: the cache holds customer-level data and "
                          "must stay outside the published reports")  # fmt: skip
-    # ---- one run at a time in a folder; SIGTERM stops the run as Ctrl-C does (workers, kernels, manifest)
+    # ---- one run at a time in a folder; SIGTERM and Ctrl-C stop the workers and kernels, the manifest stays
     with FolderLock(out_dir, wait=wait, say=say), terminate_raises():
         manifest = _read_manifest(out_dir / "manifest.json")
         if manifest is not None and manifest.get("language") != language and not force:
