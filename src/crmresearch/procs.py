@@ -128,6 +128,11 @@ def spill_dir() -> str:
     The folder itself is not created: DuckDB makes it when it first spills
     and removes it when the connection closes; the process folder around it
     goes at exit (:func:`process_dir`).
+
+    Examples
+    --------
+    >>> Path(spill_dir()).parent == process_dir("duckdb")
+    True
     """
     return str(process_dir("duckdb") / f"c-{uuid.uuid4().hex[:12]}")
 
@@ -443,7 +448,13 @@ def signals_deferred(raise_after: bool = True):
 
 
 class RunLocked(InputError):
-    """Another run holds the output folder's lock."""
+    """Another run holds the output folder's lock (the message names its pid; exit status 2).
+
+    Examples
+    --------
+    >>> issubclass(RunLocked, InputError)
+    True
+    """
 
 
 class FolderLock:
@@ -493,7 +504,13 @@ class FolderLock:
         return self.folder / self.NAME
 
     def holder(self) -> str:
-        """What the lock file says about its holder (``pid N since T``), or ``unknown``."""
+        """What the lock file says about its holder (``pid N since T``), or ``unknown``.
+
+        Examples
+        --------
+        >>> FolderLock("/nonexistent/2026-10").holder()
+        'unknown'
+        """
         try:
             text = self.path.read_text(encoding="utf-8").split()
         except OSError:
