@@ -22,6 +22,7 @@ from .contract import ContractError, load_source, validate_source
 from .errors import InputError
 from .io import check_output
 from .params import Params, load_params
+from .procs import RunInterrupted
 
 EXIT_OK, EXIT_REPORT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -161,7 +162,8 @@ def cmd_report(args: argparse.Namespace) -> Outcome:
     summary = run_report(args.source, month=args.month, branches=args.branch, out=args.out, params_path=args.params,
                          overrides={"language": args.language}, workers=args.workers, scheduler=args.scheduler,
                          force=args.force, cache_dir=args.cache_dir, timeout=args.timeout,
-                         key_file=args.key_file, log=_say, metrics_dir=args.metrics_dir)  # fmt: skip
+                         key_file=args.key_file, log=_say, metrics_dir=args.metrics_dir,
+                         wait=args.wait)  # fmt: skip
     counts = {s: sum(v == s for v in summary.status.values()) for s in ("done", "skipped", "failed")}
     _say(f"{counts['done']} report(s) done, {counts['skipped']} skipped (unchanged), {counts['failed']} failed "
          f"in {time.perf_counter() - t0:.1f} s (bank stage {summary.bank_stage_seconds:.1f} s"
@@ -278,13 +280,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--metrics-dir", type=Path, default=None, metavar="DIR",
                     help="also write each report's exact metrics.json to DIR/YYYY-MM/ID.json (bank.json); "
                          "outside --out: it holds exact small counts, which the published reports suppress")
+    sp.add_argument("--wait", action="store_true",
+                    help="if another run is writing the same month folder, wait for it to end (default: refuse)")
     sp.epilog = ("Reports go to OUT/YYYY-MM/ (OUT/snapshot/ for a flat extract): index.html, bank.html, "
                  "branches/ID.html, notebooks/ (executed, for audit), manifest.json; exact metrics.json only "
                  "with --metrics-dir, never in OUT. A rerun "
                  "skips reports whose inputs are unchanged and redoes failed or stale ones. Per-branch parameters: "
                  "PARAMS_DIR/branches/ID.yaml beside --params. Exit status: 0 all reports done or unchanged, "
                  "1 some report failed (the others are done; see the summary and notebooks/), 2 bad input "
-                 "(nothing written).")  # fmt: skip
+                 "(nothing written; also: another run is writing the folder), 130 interrupted (Ctrl-C), 143 stopped "
+                 "by SIGTERM (workers and kernels stopped, manifest.json lists what finished).")  # fmt: skip
     sp.set_defaults(func=cmd_report)
 
     sp = add("keygen", "create a pseudonym key file (customers appear in reports under keyed pseudonyms)")
@@ -338,9 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, FileNotFoundError, FileExistsError) as exc:
         _say(f"error: {exc}")
         outcome = Outcome.BAD_INPUT
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         _say("interrupted: files already written are complete; a rerun continues where this one stopped")
-        return EXIT_INTERRUPTED
+        return 128 + exc.signum if isinstance(exc, RunInterrupted) else EXIT_INTERRUPTED
     return EXIT_STATUS[outcome]
 
 

@@ -20,7 +20,6 @@ import csv
 import datetime as dt
 import re
 import shutil
-import tempfile
 import weakref
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
@@ -713,7 +712,10 @@ def _connect(params: Params | None) -> duckdb.DuckDBPyConnection:
         con.execute(f"SET threads = {int(eng.threads)}")
     con.execute(f"SET memory_limit = {_lit(eng.memory_limit or default_memory_limit())}")
     # spill to the system's temporary folder, never into the user's working directory
-    spill = tempfile.mkdtemp(prefix="crmresearch-duckdb-")
+    # (one folder per connection inside this process's own, which goes at exit: crmresearch.procs)
+    from .procs import spill_dir
+
+    spill = spill_dir()
     weakref.finalize(con, shutil.rmtree, spill, ignore_errors=True)
     con.execute(f"SET temp_directory = {_lit(spill)}")
     con.execute("SET preserve_insertion_order = true")

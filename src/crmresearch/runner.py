@@ -33,6 +33,17 @@ How it runs:
 4. The **index** (:func:`render_index`) is written last, from every branch's
    ``metrics.json``, with the reports' small-cell suppression.
 
+One run at a time writes a month folder (an exclusive lock, ``<month>/.lock``,
+:class:`crmresearch.procs.FolderLock`; a second run refuses, or waits with
+``wait=True``).  Local workers and their kernels die with the run, even when
+it is killed (:mod:`crmresearch.procs`); kernels listen on IPC sockets, with
+IPython's history off, and what a report writes to stderr is logged (status
+line, ``manifest.json``, the executed notebook), never published.  Reports
+of the folder that this run does not redo stay only while their fingerprint
+matches these inputs; others (another source, a branch no longer in the
+data, changed parameters or code) are removed with their manifest entries,
+and ``manifest.json`` records the ``source_fingerprint``.
+
 Every file is written to a temporary name and renamed into place, and work in
 progress lives in a scratch folder in the cache, not in the output folder: a
 run killed at any point leaves only complete files.  ``manifest.json`` is
@@ -80,6 +91,7 @@ from .errors import InputError
 from .io import atomic_path, check_output
 from .params import Params, branch_params, load_params
 from .privacy import KEY_FILE_ENV
+from .procs import FolderLock, sweep, terminate_raises
 from .suppression import Suppression
 
 __all__ = [
@@ -315,8 +327,8 @@ def render_html(executed_nb: str | Path, title: str, language: str = "en", font_
 
     Parameters
     ----------
-    executed_nb : str or Path
-        The notebook executed by papermill.
+    executed_nb : str, Path or nbformat.NotebookNode
+        The notebook executed by papermill (a node is changed in place).
     title : str
         The page title (escaped here).
     language : {"en", "zh"}
@@ -340,7 +352,7 @@ def render_html(executed_nb: str | Path, title: str, language: str = "en", font_
     """
     import nbformat
 
-    nb = nbformat.read(str(executed_nb), as_version=4)
+    nb = executed_nb if isinstance(executed_nb, nbformat.NotebookNode) else nbformat.read(str(executed_nb), as_version=4)
     nb.cells = [c for c in nb.cells if HIDE_TAG not in c.get("metadata", {}).get("tags", [])]
     for cell in nb.cells:
         if cell.cell_type == "code":
@@ -430,13 +442,15 @@ class _WarmKernel:
     """One Jupyter kernel kept by a worker (process or thread), libraries imported, reset between reports."""
 
     def __init__(self) -> None:
-        from jupyter_client import AsyncKernelManager
         from jupyter_client.blocking import BlockingKernelClient
         from jupyter_core.utils import run_sync
 
-        # nbclient drives the kernel with the async client this manager makes; the reset uses a blocking one
-        self.km = AsyncKernelManager(kernel_name="python3")
-        run_sync(self.km.start_kernel)(extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+        from .procs import KERNEL_ARGUMENTS, LocalKernelManager
+
+        # nbclient drives the kernel with the async client this manager makes; the reset uses a blocking one.
+        # IPC sockets in a private folder (no TCP), no IPython history (kernels kept warm would share it)
+        self.km = LocalKernelManager(kernel_name="python3")
+        run_sync(self.km.start_kernel)(extra_arguments=list(KERNEL_ARGUMENTS))
         try:
             self.kc = BlockingKernelClient()
             self.kc.load_connection_info(self.km.get_connection_info())
@@ -535,6 +549,9 @@ def prestart_warm_kernel(key: tuple[int, int] | None = None) -> None:
     import papermill  # noqa: F401
     from jupyter_client import AsyncKernelManager  # noqa: F401
 
+    from .procs import kernel_manager_class
+
+    kernel_manager_class()
     fut: Future = Future()
 
     def start() -> None:
@@ -741,6 +758,14 @@ def _error_text(exc: BaseException, timeout: float) -> str:
     return f"{type(exc).__name__}: {exc}".strip()
 
 
+def _stderr_text(nb) -> str | None:
+    """What a notebook's cells wrote to stderr (warnings, kernel messages), or None."""
+    parts = [o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+             if o.get("output_type") == "stream" and o.get("name") == "stderr"]  # fmt: skip
+    text = "".join(parts).strip()
+    return text[:4000] if text else None
+
+
 def run_task(task: ReportTask) -> dict[str, Any]:
     """Execute one report's notebook, render its HTML and move its files into place.
 
@@ -764,7 +789,9 @@ def run_task(task: ReportTask) -> dict[str, Any]:
     -------
     dict
         ``name, status ("done" | "failed"), error (None or "ExceptionName:
-        message"), started, finished, duration_seconds``.
+        message"), stderr (what the cells wrote to stderr, None if nothing;
+        kept in the executed notebook, never in the page), started,
+        finished, duration_seconds``.
 
     Examples
     --------
@@ -772,6 +799,8 @@ def run_task(task: ReportTask) -> dict[str, Any]:
     'done'
     """
     import papermill as pm
+
+    from .procs import KERNEL_ARGUMENTS, kernel_manager_class
 
     started, t0 = _now(), time.perf_counter()
     scratch = Path(task.scratch) / f"{task.name}-{uuid.uuid4().hex[:8]}"
@@ -788,7 +817,8 @@ def run_task(task: ReportTask) -> dict[str, Any]:
     try:
         try:
             # nbclient's timeout is per cell; asking for the time left at each cell makes it per notebook
-            kw: dict[str, Any] = {"engine_name": _engine(False), "extra_arguments": ["--IPKernelApp.log_level=CRITICAL"],
+            kw: dict[str, Any] = {"engine_name": _engine(False), "extra_arguments": list(KERNEL_ARGUMENTS),
+                                  "kernel_manager_class": kernel_manager_class(),
                                   "kernel_env": kernel_env}  # fmt: skip
             if warm:
                 kernel = _warm_kernel()
@@ -802,12 +832,19 @@ def run_task(task: ReportTask) -> dict[str, Any]:
             error = _error_text(exc, task.timeout)
             if warm:  # the kernel may still be running the cell, or hold a half-done state: a new one next time
                 _drop_warm_kernel()
-        page = None
+        page = stderr = nb = None
+        if executed.is_file():
+            import nbformat
+
+            with contextlib.suppress(Exception):
+                nb = nbformat.read(str(executed), as_version=4)
+                stderr = _stderr_text(nb)
         if error is None and not metrics_tmp.is_file():
             error = "RuntimeError: the notebook finished without writing metrics.json (metrics_out)"
         if error is None:
             try:
-                page = render_html(executed, task.title, task.language, task.font_cover, task.font_cache)
+                page = render_html(nb if nb is not None else executed, task.title, task.language, task.font_cover,
+                                   task.font_cache)  # fmt: skip
             except Exception as exc:  # noqa: BLE001
                 error = f"rendering HTML failed: {type(exc).__name__}: {exc}"
         try:
@@ -828,7 +865,7 @@ def run_task(task: ReportTask) -> dict[str, Any]:
         shutil.rmtree(scratch, ignore_errors=True)
     finished = _now()
     return {"name": task.name, "status": "done" if error is None else "failed", "error": error,
-            "started": started, "finished": finished,
+            "stderr": stderr, "started": started, "finished": finished,
             "duration_seconds": round(time.perf_counter() - t0, 2)}  # fmt: skip
 
 
@@ -1251,6 +1288,14 @@ def _kill_warm_kernels() -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
+def _init_worker(parent_pid: int) -> None:
+    """A local worker process as it spawns: it dies with the run (:func:`crmresearch.procs.init_worker`), then gets ready."""
+    from .procs import init_worker
+
+    init_worker(parent_pid, on_orphan=_kill_warm_kernels)
+    prepare_worker()
+
+
 def _noop() -> None:
     """A task that makes a process pool spawn a worker (its initializer starts the warm kernel)."""
 
@@ -1275,8 +1320,9 @@ class _Workers:
         from concurrent.futures import ProcessPoolExecutor
 
         # spawn: the parent holds DuckDB and BLAS threads, which forked children must not inherit
+        # each worker dies with this process and leads a process group that holds its kernels
         self.executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=prepare_worker)  # fmt: skip
+                                            initializer=_init_worker, initargs=(os.getpid(),))  # fmt: skip
         for _ in range(workers):  # one at a time while none is idle: every worker spawns now
             self.executor.submit(_noop)
 
@@ -1301,15 +1347,24 @@ class _Workers:
             for t in tasks:
                 on_result(run_task(t), None)
             return
-        from concurrent.futures import as_completed
+        from concurrent.futures import FIRST_COMPLETED, wait
 
-        futures = {self.executor.submit(run_task, t): t for t in tasks}
-        for fut in as_completed(futures):
-            try:
-                res = fut.result()
-            except Exception as exc:  # noqa: BLE001 - a crashed worker fails that report only
-                res = _lost(futures[fut], exc)
-            on_result(res, self.executor)
+        from .procs import raise_pending, signals_deferred
+
+        # SIGTERM / Ctrl-C are held while waiting and recording (raised inside concurrent.futures, they could
+        # leave one of its locks held and the shutdown hanging), and raised between results
+        with signals_deferred():
+            futures = {self.executor.submit(run_task, t): t for t in tasks}
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    try:
+                        res = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - a crashed worker fails that report only
+                        res = _lost(futures[fut], exc)
+                    on_result(res, self.executor)
+                raise_pending()
 
     def close(self) -> None:
         """Stop the workers and their kernels (or leave the Dask cluster)."""
@@ -1318,6 +1373,17 @@ class _Workers:
         if self.executor is not None:
             self.executor.shutdown(wait=True, cancel_futures=True)
         shutdown_warm_kernels()
+
+    def kill(self) -> None:
+        """Stop the workers and their kernels now, without waiting for running reports (the run was interrupted)."""
+        from .procs import signals_deferred, stop_group
+
+        with signals_deferred(raise_after=False):  # a second Ctrl-C does not stop the stopping
+            if self.executor is not None:
+                stop_group([p.pid for p in list(getattr(self.executor, "_processes", {}).values() or [])])
+                self.executor.shutdown(wait=True, cancel_futures=True)
+            _kill_warm_kernels()
+            shutdown_warm_kernels()
 
 
 def _connect_scheduler(address: str, seconds: float) -> Any:
@@ -1359,7 +1425,7 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
                overrides: dict[str, Any] | None = None, workers: int | None = None,
                scheduler: str | None = None, force: bool = False, cache_dir: str | Path | None = None,
                timeout: float | None = None, key_file: str | Path | None = None, progress: bool = True,
-               log: Callable[[str], None] | None = None, metrics_dir: str | Path | None = None,
+               log: Callable[[str], None] | None = None, metrics_dir: str | Path | None = None, wait: bool = False,
                _notebooks: dict[str, str | Path] | None = None) -> RunSummary:  # fmt: skip
     """Render a month: every branch report, the bank summary and the index (the module docstring says how).
 
@@ -1407,6 +1473,9 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
         Also write each report's exact ``metrics.json`` (done or unchanged)
         to ``<metrics_dir>/<month>/<branch>.json`` and ``bank.json``; never
         inside ``out`` (the published folder holds no exact counts).
+    wait : bool
+        When another run is writing the same output folder, wait for it to
+        end (default: refuse at once, :class:`crmresearch.procs.RunLocked`).
 
     Returns
     -------
@@ -1418,7 +1487,12 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
         Bad input (month, branch, parameters, key, timeout, an ``out`` or
         ``cache_dir`` that is a file, language of the folder, a scheduler
         that does not answer within ``engine.scheduler_connect_seconds``);
-        nothing is written.
+        nothing is written.  Also :class:`crmresearch.procs.RunLocked`:
+        another run holds the folder (``wait=False``).
+    KeyboardInterrupt
+        Ctrl-C, or :class:`crmresearch.procs.RunInterrupted` for ``SIGTERM``
+        (in the main thread): the workers and kernels are stopped, the
+        manifest records the reports that finished.
     ContractError
         The source breaks the data contract.
 
@@ -1472,22 +1546,29 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
         if m_abs == out_abs or out_abs in m_abs.parents:
             raise InputError(f"--metrics-dir {metrics_dir} is inside --out {out}: metrics.json holds exact counts, "
                              "small ones included, and must stay outside the published reports")  # fmt: skip
-    manifest = _read_manifest(out_dir / "manifest.json")
-    if manifest is not None and manifest.get("language") != language and not force:
-        raise InputError(f"{out_dir} holds {manifest.get('language')} reports and this run is {language}: an "
-                         "output folder holds one language (use another --out, or --force to replace them)")  # fmt: skip
+    # ---- one run at a time in a folder; SIGTERM and Ctrl-C stop the workers and kernels, the manifest stays
+    with FolderLock(out_dir, wait=wait, say=say), terminate_raises():
+        manifest = _read_manifest(out_dir / "manifest.json")
+        if manifest is not None and manifest.get("language") != language and not force:
+            raise InputError(f"{out_dir} holds {manifest.get('language')} reports and this run is {language}: an "
+                             "output folder holds one language (use another --out, or --force to replace them)")  # fmt: skip
+        sweep()  # temporary folders of killed runs and kernels
 
-    # ---- the workers start now: their kernels import the libraries while the bank stage runs
-    pool = _Workers(min(workers, len(requested)) if requested else workers, scheduler,
-                    params.engine.scheduler_connect_seconds)  # fmt: skip
-    try:
-        return _run(pool, source=source, month=month, requested=requested, params=params, params_path=params_path,
-                    overrides=overrides, language=language, timeout=timeout, workers=workers, scheduler=scheduler,
-                    force=force, cache=cache, key_file=key_file, key_digest=key_digest, out_dir=out_dir,
-                    manifest=manifest, nbs=nbs, progress=progress, say=say,
-                    metrics_dir=Path(metrics_dir).expanduser() if metrics_dir is not None else None)  # fmt: skip
-    finally:
-        pool.close()
+        # ---- the workers start now: their kernels import the libraries while the bank stage runs
+        pool = _Workers(min(workers, len(requested)) if requested else workers, scheduler,
+                        params.engine.scheduler_connect_seconds)  # fmt: skip
+        try:
+            return _run(pool, source=source, month=month, requested=requested, params=params,
+                        params_path=params_path, overrides=overrides, language=language, timeout=timeout,
+                        workers=workers, scheduler=scheduler, force=force, cache=cache, key_file=key_file,
+                        key_digest=key_digest, out_dir=out_dir, manifest=manifest, nbs=nbs, progress=progress,
+                        say=say, metrics_dir=Path(metrics_dir).expanduser() if metrics_dir is not None else None)  # fmt: skip
+        except BaseException:
+            pool.kill()
+            raise
+        finally:
+            pool.close()
+            sweep()  # the kernels' DuckDB folders (a kernel is killed at shutdown, its exit handlers do not run)
 
 
 def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: list[str] | None, params: Params,
@@ -1548,7 +1629,7 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
         if old is not None:  # --force switched the folder's language: the other language's files go
             _remove_reports(out_dir, old)
     manifest.update({"crmresearch_version": __version__, "month": month, "language": language,
-                     "source": str(Path(source).resolve())})  # fmt: skip
+                     "source": str(Path(source).resolve()), "source_fingerprint": source_fp})  # fmt: skip
     _clean_tmp(out_dir)
     _remove_published_metrics(out_dir)
     work = cache / "work"
@@ -1566,10 +1647,16 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
     font_cache = str(cache / "fonts")
     _shared_font(cover, font_cache)
     planned: list[tuple[ReportTask, str]] = []
+
+    def fingerprint(name: str) -> str:
+        scope = "bank" if name == "bank" else "branch"
+        p = per_branch.get(name, params) if scope == "branch" else params
+        return _digest(report_fingerprint(source_fp, p, nbs[scope], scope=name, month=month), key_digest, code)
+
     for name in ([] if requested else ["bank"]) + todo_branches:
         scope = "bank" if name == "bank" else "branch"
         p = per_branch.get(name, params) if scope == "branch" else params
-        fp = _digest(report_fingerprint(source_fp, p, nbs[scope], scope=name, month=month), key_digest, code)
+        fp = fingerprint(name)
         parameters = {"bundle": str(bundle_path.resolve()), "language": language,
                       "params_json": json.dumps(p.to_dict(), sort_keys=True),
                       "generated_at": generated_at}  # fmt: skip
@@ -1582,6 +1669,20 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
                           language=language, timeout=timeout, metrics=str(_metrics_store(bundle_path, fp).resolve()),
                           font_cover=cover, font_cache=font_cache, key_file=key_file)  # fmt: skip
         planned.append((task, fp))
+
+    # reports of the folder that this run does not redo stay only if they are what these inputs would make
+    # (same source, parameters, notebook, code, key); others (another source, a branch no longer in it ...) go
+    planned_names = {t.name for t, _ in planned}
+    current = set(table.loc[table["customers"] > 0, "branch_id"].astype(str)) | {"bank"}
+    stale = [n for n, e in manifest["reports"].items() if n != "index" and n not in planned_names
+             and (n not in current or e.get("fingerprint") != fingerprint(n))]  # fmt: skip
+    if stale:
+        _remove_reports(out_dir, {"reports": dict.fromkeys(stale)})
+        for n in stale:
+            del manifest["reports"][n]
+        _write_text(out_dir / "manifest.json", _manifest_text(manifest))
+        say(f"removed {len(stale)} report(s) of other inputs (another source, parameters or code, or a branch "
+            "no longer in the data): " + ", ".join(stale[:20]) + (" ..." if len(stale) > 20 else ""))  # fmt: skip
 
     todo: list[ReportTask] = []
     fps = {}
@@ -1614,13 +1715,17 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
         manifest["reports"][name] = {"scope": "bank" if name == "bank" else "branch", "status": res["status"],
                                      "duration_seconds": res["duration_seconds"], "fingerprint": fps[name],
                                      "package_version": __version__, "error": res["error"],
-                                     "started": res["started"], "finished": res["finished"]}  # fmt: skip
+                                     "stderr": res.get("stderr"), "started": res["started"],
+                                     "finished": res["finished"]}  # fmt: skip
         _write_text(out_dir / "manifest.json", _manifest_text(manifest))
         summary.status[name] = res["status"]
         summary.durations[name] = res["duration_seconds"]
         if res["error"]:
             summary.errors[name] = res["error"]
         bar.update(res)
+        if res.get("stderr"):  # logged, and kept in the executed notebook; never on the page
+            say(f"{name}: the notebook wrote to stderr (in manifest.json and notebooks/{name}.ipynb, not on the "
+                f"page): {res['stderr'].splitlines()[0][:300]}")  # fmt: skip
         done_count += 1
         if abort_after and done_count >= abort_after:  # test-only: a run killed mid-way
             bar.close()
@@ -1642,10 +1747,17 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
         t2 = time.perf_counter()
         pool.run(bank_todo, on_result)
         summary.bank_summary_seconds = round(time.perf_counter() - t2, 2)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the manifest keeps the reports that finished
+        manifest["interrupted"] = {"signal": str(exc) or "SIGINT", "at": _now(),
+                                   "unfinished": sorted(t.name for t in todo if t.name not in summary.status)}  # fmt: skip
+        with contextlib.suppress(OSError):
+            _write_text(out_dir / "manifest.json", _manifest_text(manifest))
+        raise
     finally:
         bar.close()
         shutil.rmtree(scratch, ignore_errors=True)
-    if todo:  # a run that redid nothing leaves the manifest as it was
+    if todo or "interrupted" in manifest:  # a run that redid nothing leaves the manifest as it was
+        manifest.pop("interrupted", None)
         manifest.update({"bank_stage_seconds": summary.bank_stage_seconds, "bundle_reused": reused,
                          "branch_stage_seconds": summary.branch_stage_seconds, "branch_stage_reports": len(branch_todo),
                          "bank_summary_seconds": summary.bank_summary_seconds if bank_todo else None,
