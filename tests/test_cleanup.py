@@ -191,7 +191,7 @@ def test_what_a_report_writes_to_stderr_is_logged_not_published(tmp_path: Path,
         for b in ("B001", "B002", "B003"):  # the same warm kernel, 3 reports
             task = runner.ReportTask(name=b, scope="branch", notebook=str(nb), parameters={"branch": b},
                                      out_dir=str(out), scratch=str(tmp_path / "scratch"), title=b, language="en",
-                                     timeout=120)  # fmt: skip
+                                     timeout=120, metrics=str(tmp_path / "metrics" / f"{b}.json"))  # fmt: skip
             results.append(runner.run_task(task))
     finally:
         runner.shutdown_warm_kernels()
@@ -326,7 +326,7 @@ def test_reports_of_another_source_or_branch_list_are_removed(bank6: Path, key: 
     manifest = json.loads((month / "manifest.json").read_text())
     assert set(manifest["reports"]) == {"B001", "index"}
     assert manifest["source_fingerprint"] and manifest["source"] == str(other.resolve())
-    assert sorted(p.name for p in (month / "branches").iterdir()) == ["B001.html", "B001.metrics.json"]
+    assert sorted(p.name for p in (month / "branches").iterdir()) == ["B001.html"]
     assert sorted(p.name for p in (month / "notebooks").iterdir()) == ["B001.ipynb"]
     assert not (month / "bank.html").exists()
     index = (month / "index.html").read_text(encoding="utf-8")

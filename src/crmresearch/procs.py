@@ -191,6 +191,11 @@ def _kernel_classes() -> tuple[type, type]:
         """Starts the kernel in this process's group when this process leads one (a run's worker)."""
 
         async def launch_kernel(self, cmd: list[str], **kwargs: Any):
+            # what the kernel process itself prints (not its cells' output, which comes over its sockets) never
+            # reaches the run's stderr: a kernel still starting when a run stops on bad input would print a
+            # traceback of its vanished socket folder
+            kwargs.setdefault("stdout", subprocess.DEVNULL)
+            kwargs.setdefault("stderr", subprocess.DEVNULL)
             if not _IN_GROUP or os.getpgid(0) != os.getpid():
                 return await super().launch_kernel(cmd, **kwargs)
             kw = self._scrub_kwargs(kwargs)
