@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from crmresearch.demo import DemoConfig, write_demo_bank
+from crmresearch.privacy import new_key_file
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,3 +17,15 @@ def small_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small demo bank (3 branches x 800 customers x 24 months), parquet."""
     out = tmp_path_factory.mktemp("demo") / "bank"
     return write_demo_bank(out, DemoConfig(branches=3, customers_per_branch=800, months=24, seed=7))
+
+
+@pytest.fixture(scope="module")
+def key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pseudonym key file of the module's report runs (outside every output folder)."""
+    return new_key_file(tmp_path_factory.mktemp("key") / "pseudonym.key")
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The cache folder of the module's report runs (not created: the run creates it owner-only)."""
+    return tmp_path_factory.mktemp("cache") / "cache"

@@ -30,8 +30,8 @@ import pytest
 
 from crmresearch.cli import main
 from crmresearch.demo import DemoConfig, write_demo_bank
-from crmresearch.privacy import new_key_file
 from crmresearch.runner import run_report
+from run_helpers import report_args, tiny_notebooks
 
 MONTH = "2026-10"
 KERNEL_TEXT = ["ERROR!", "Traceback", "Warning", "History logging", "stderr"]
@@ -50,19 +50,8 @@ def bank6(tmp_path_factory: pytest.TempPathFactory) -> Path:
                            DemoConfig(branches=6, customers_per_branch=60, months=24, seed=11))  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def key(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return new_key_file(tmp_path_factory.mktemp("cleanup-key") / "pseudonym.key")
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("cleanup-cache") / "cache"
-
-
 def _args(source: Path, out: Path, key: Path, cache: Path, *more: str) -> list[str]:
-    return ["report", str(source), "--month", MONTH, "--out", str(out), "--key-file", str(key),
-            "--cache-dir", str(cache), *more]  # fmt: skip
+    return report_args(source, out, key, cache, *more, month=MONTH)
 
 
 @pytest.fixture()
@@ -224,26 +213,6 @@ def test_local_kernels_use_ipc_in_a_private_folder_removed_at_exit(tmpdir_short:
 
 # --------------------------------------------------------------------------- the folder lock
 
-_TINY = """import json
-from crmresearch.bundle import open_bundle
-b = open_bundle(bundle)
-with open(metrics_out, "w") as f:
-    json.dump({"scope": "branch" if branch else "bank", "branch_id": branch, "kpis": None}, f)
-"""
-
-
-def _tiny_notebooks(folder: Path) -> dict[str, Path]:
-    paths = {}
-    for kind in ("branch", "bank"):
-        nb = nbformat.v4.new_notebook()
-        cell = nbformat.v4.new_code_cell("bundle = None\nbranch = None\nlanguage = 'en'\nparams_json = None\n"
-                                         "key_file = None\nmetrics_out = None\ngenerated_at = None")  # fmt: skip
-        cell.metadata["tags"] = ["parameters"]
-        nb.cells = [nbformat.v4.new_markdown_cell("## 1. Headline"), cell, nbformat.v4.new_code_cell(_TINY)]
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        paths[kind] = folder / f"{kind}.ipynb"
-        nbformat.write(nb, paths[kind])
-    return paths
 
 
 def _holder(folder: Path) -> subprocess.Popen:
@@ -273,7 +242,7 @@ def test_a_second_run_into_the_same_folder_refuses_or_waits(bank6: Path, key: Pa
                 holder.stdin.close()  # the first run ends
 
         s = run_report(bank6, month=MONTH, branches=["B001"], out=out, cache_dir=cache, key_file=key, workers=1,
-                       progress=False, log=say, wait=True, _notebooks=_tiny_notebooks(tmp_path))  # fmt: skip
+                       progress=False, log=say, wait=True, _notebooks=tiny_notebooks(tmp_path))  # fmt: skip
     finally:
         holder.kill()
         holder.wait()
@@ -309,7 +278,7 @@ def test_input_refused_after_the_lock_leaves_no_folder(bank6: Path, key: Path, c
 def test_reports_of_another_source_or_branch_list_are_removed(bank6: Path, key: Path, cache: Path,
                                                               tmp_path: Path) -> None:  # fmt: skip
     other = write_demo_bank(tmp_path / "other", DemoConfig(branches=2, customers_per_branch=60, months=24, seed=5))
-    nbs = _tiny_notebooks(tmp_path)
+    nbs = tiny_notebooks(tmp_path)
     out = tmp_path / "reports"
     month = out / MONTH
     kw = dict(month=MONTH, out=out, cache_dir=cache, key_file=key, workers=1, progress=False, log=lambda m: None,

@@ -29,8 +29,8 @@ import pytest
 
 from crmresearch.cli import main
 from crmresearch.demo import DemoConfig, write_demo_bank
-from crmresearch.privacy import new_key_file
 from crmresearch.runner import render_html, render_index, run_report
+from run_helpers import report_args, tiny_notebooks
 
 MONTH = "2026-10"
 SECTIONS = ["1. Headline", "2. Who left", "3. Product coverage", "4. Relationship-manager turnover",
@@ -67,19 +67,8 @@ def demo2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def key(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return new_key_file(tmp_path_factory.mktemp("runner-key") / "pseudonym.key")
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("runner-cache") / "cache"
-
-
 def _args(source: Path, out: Path, key: Path, cache: Path, *more: str) -> list[str]:
-    return ["report", str(source), "--month", MONTH, "--out", str(out), "--key-file", str(key),
-            "--cache-dir", str(cache), *more]  # fmt: skip
+    return report_args(source, out, key, cache, *more, month=MONTH)
 
 
 @dataclass
@@ -421,34 +410,13 @@ def test_render_html_has_no_code_and_escapes_the_title(tmp_path: Path) -> None:
     assert "Run me with" not in page and "Run me with" in path.read_text()  # kept in the notebook only
 
 
-_TINY = """import json, os, time
-from crmresearch.bundle import open_bundle
-time.sleep(float(os.environ.get("TINY_SLEEP", "0")))
-b = open_bundle(bundle)
-with open(metrics_out, "w") as f:
-    json.dump({"scope": "branch" if branch else "bank", "branch_id": branch, "kpis": None}, f)
-"""
-
-
-def _tiny_notebooks(folder: Path) -> dict[str, Path]:
-    paths = {}
-    for kind in ("branch", "bank"):
-        nb = nbformat.v4.new_notebook()
-        cell = nbformat.v4.new_code_cell("bundle = None\nbranch = None\nlanguage = 'en'\nparams_json = None\n"
-                                         "key_file = None\nmetrics_out = None\ngenerated_at = None")  # fmt: skip
-        cell.metadata["tags"] = ["parameters"]
-        nb.cells = [nbformat.v4.new_markdown_cell("## 1. Headline"), cell, nbformat.v4.new_code_cell(_TINY)]
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        paths[kind] = folder / f"{kind}.ipynb"
-        nbformat.write(nb, paths[kind])
-    return paths
 
 
 @pytest.mark.slow
 def test_timeout_then_the_rerun_redoes_the_failed_report(demo2: Path, key: Path, cache: Path,
                                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """Per-notebook timeout: the notebook is stopped and recorded as failed; a rerun redoes only it."""
-    nbs = _tiny_notebooks(tmp_path)
+    nbs = tiny_notebooks(tmp_path)
     out = tmp_path / "reports"
     kw = dict(month=MONTH, branches=["B001"], out=out, cache_dir=cache, key_file=key, workers=1,
               progress=False, log=lambda m: None, _notebooks=nbs, metrics_dir=tmp_path / "metrics")  # fmt: skip
@@ -472,7 +440,7 @@ def test_a_relative_cache_dir_works(demo2: Path, key: Path, tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TINY_SLEEP", "0")
     s = run_report(demo2, month=MONTH, branches=["B001"], out="reports", cache_dir="rel-cache", key_file=key,
-                   workers=1, progress=False, log=lambda m: None, _notebooks=_tiny_notebooks(tmp_path),
+                   workers=1, progress=False, log=lambda m: None, _notebooks=tiny_notebooks(tmp_path),
                    metrics_dir=tmp_path / "metrics")  # fmt: skip
     assert s.status == {"B001": "done", "index": "done"}, s.errors
     assert (tmp_path / "rel-cache").is_dir() and s.bundle.is_absolute()
