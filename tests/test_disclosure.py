@@ -281,3 +281,32 @@ def test_a_real_run_publishes_no_recoverable_count_and_no_metrics(tmp_path: Path
     assert checked == 15  # index, bank, 6 branches, 7 notebooks
     assert hidden > 100, "the small branches' pages hide cells: the check is not vacuous"
     shutil.rmtree(tmp_path / "cache", ignore_errors=True)
+
+
+def test_the_reasons_chart_draws_only_the_bars_its_table_shows(small_bank, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bar chart of churn reasons writes each bar's count on it: a cell its table hides gets no bar.
+
+    Reasons 30, 12 and 4 under the month's 46 churners: the table hides 4 ("fewer than 10") and 12 (its
+    complement, else 46 - 30 - 12 would give the 4 back); the chart must not show the 12 either.
+    """
+    import dataclasses
+
+    from crmresearch import plots, reporting
+    from crmresearch.i18n import label
+
+    drawn: list[list[float]] = []
+    monkeypatch.setattr(reporting._Report, "_fig", lambda self, ax, alt: "")
+    monkeypatch.setattr(plots, "bar_plot", lambda data, y, x, **k: drawn.append(sorted(data[x].astype(float))))
+    _, bundle = small_bank
+    report = BankReport.open(bundle)
+    b = report.ctx.breakdowns
+    mine = (b["scope"] == "bank") & (b["by"] == "reason")
+    crafted = pd.DataFrame([b[mine].iloc[0]] * 3).reset_index(drop=True)
+    crafted["group"], crafted["churned_in_month"] = ["price", "service", "moved"], [30, 12, 4]
+    crafted["share_of_churned"] = crafted["churned_in_month"] / 46
+    report.ctx = dataclasses.replace(report.ctx, breakdowns=pd.concat([b[~mine], crafted], ignore_index=True))
+    html = report.who_left()._repr_html_()
+    reason = [t for t in tables(html) if label("churn_reason", "en") in t.caption]
+    cells = [c for t in reason for r in t.rows for c in r[1:2]]
+    assert sorted(c.kind for c in cells) == ["count", "hidden", "small"], [c.text for c in cells]
+    assert drawn == [[30.0]], f"bars {drawn}: only the reason the table shows may be drawn"

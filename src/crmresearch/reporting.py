@@ -714,6 +714,7 @@ class _Report:
         b = self.ctx.breakdowns
         b = b[b["scope"] == self._scope_key]
         parts = []
+        reasons = b.iloc[:0]
         for by in BREAKDOWN_BY:
             part = b[(b["by"] == by) & ((b["churned_in_month"] > 0) | (b["active_at_start"] > 0))].copy()
             if not len(part):
@@ -730,7 +731,8 @@ class _Report:
                     "aum_lost": (label("aum_lost", self.language), self._amt),
                     "share_of_aum_lost": (f"{label('share', self.language)} ({label('aum_weighted', self.language)})", self._pct)}  # fmt: skip
             parts.append(self._table(part, cols, caption=self.t("by_count", by=label(key, self.language)), mask=mask))
-        reasons = b[(b["by"] == "reason") & (b["churned_in_month"] >= self.min_cell)]
+            if by == "reason":  # the chart labels each bar with its count: only the bars the table shows
+                reasons = part[~mask.rows.to_numpy()]
         if len(reasons):
             from .plots import bar_plot
 
