@@ -17,6 +17,7 @@ import json
 import os
 import pickle
 import re
+import shutil
 import stat
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -349,3 +350,30 @@ def test_the_key_path_is_never_published(hostile: Run) -> None:
         assert injected and "key_file" not in "".join(injected[0]["source"]), nb
     page = (hostile.out / "branches" / "B001.html").read_text(encoding="utf-8")
     assert re.search(r"<td>P[0-9a-f]{16}</td>", page), "the warm kernel got the key: the watch list is shown"
+
+
+@pytest.mark.slow
+def test_a_branch_without_rows_gets_empty_tables_and_no_type_name_becomes_sql(small_demo: Path, tmp_path: Path) -> None:
+    """A branch with no rows in a table gets it empty, with the table's columns, from a zero-row Parquet file.
+
+    No type name stored in the bundle is pasted into SQL: a bundle whose metadata was changed to hold a
+    statement in a column type runs nothing.
+    """
+    src = tmp_path / "bank"
+    shutil.copytree(small_demo, src)
+    customers = pd.read_parquet(src / "customers.parquet")
+    b001 = customers.loc[customers["branch_id"] == "B001", "customer_id"]
+    complaints = pd.read_parquet(src / "complaints.parquet")
+    complaints[~complaints["customer_id"].isin(b001)].to_parquet(src / "complaints.parquet", index=False)
+    source = load_source(src)
+    try:
+        b = build_bundle(source, Params(), month=MONTH, path=tmp_path / "cache" / f"{MONTH}-0123456789abcdef")
+    finally:
+        source.close()
+    full = b.branch_source("B002").df("complaints")
+    pwned = tmp_path / "pwned.csv"
+    b.meta["schemas"] = {"complaints": [["x", f"INTEGER); COPY (SELECT 42 AS x) TO '{pwned}'; CREATE TABLE zz (b INTEGER"]]}
+    empty = b.branch_source("B001").df("complaints")
+    assert not pwned.exists(), "a type name from the bundle ran as SQL"
+    assert len(full) > 0 and len(empty) == 0
+    assert list(empty.columns) == list(full.columns) and list(empty.dtypes) == list(full.dtypes)

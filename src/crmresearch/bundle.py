@@ -64,7 +64,7 @@ __all__ = [
     "slice_source",
 ]
 
-BUNDLE_FORMAT = 2  # 2: JSON + Parquet (1 was a pickle, never read any more)
+BUNDLE_FORMAT = 3  # 3: empty tables from zero-row Parquet files; 2: JSON + Parquet (1 was a pickle, never read)
 #: the bundle's index: its metadata, parameters and bank-wide results (tables in ``context/*.parquet``)
 BUNDLE_FILE = "bundle.json"
 BREAKDOWN_BY = ("tier", "segment", "channel", "churn_type", "reason")
@@ -458,9 +458,9 @@ class Bundle:
         present = {t: files for t, files in tables.items() if files}
         src = _open(self.path, present, self.meta, self.params)
         for t, files in tables.items():  # a branch without rows in a table: an empty table of the same columns
-            if not files:
-                cols = self.meta["schemas"][t]
-                src.con.execute(f"CREATE TABLE {ident(t)} ({', '.join(f'{ident(c)} {typ}' for c, typ in cols)})")
+            if not files:  # its columns and types from a zero-row file: no type name from the bundle becomes SQL
+                empty = literal(self.path / "empty" / f"{t}.parquet")
+                src.con.execute(f"CREATE TABLE {ident(t)} AS SELECT * FROM read_parquet({empty})")
                 src.tables[t] = 0
         return src
 
@@ -469,6 +469,7 @@ def _write_tables(source: Source, path: Path, partitions: dict[str, int]) -> dic
     con = source.con
     (path / "shared").mkdir(parents=True, mode=0o700)
     (path / "slices").mkdir(mode=0o700)
+    (path / "empty").mkdir(mode=0o700)
     pmap = pd.DataFrame({"branch_id": list(partitions), "p": list(partitions.values())})
     con.register("__parts", pmap)
     schemas, shared = {}, []
@@ -492,6 +493,8 @@ def _write_tables(source: Source, path: Path, partitions: dict[str, int]) -> dic
             else:
                 q = (f"SELECT {idents(cols, 'x.')}, p.p AS {ident(part)} FROM {ident(t)} x "
                      "JOIN customers c USING (customer_id) JOIN __parts p ON p.branch_id = c.branch_id")  # fmt: skip
+            empty = literal(path / "empty" / f"{t}.parquet")  # a branch without rows in it gets this (no rows)
+            con.execute(f"COPY (SELECT {idents(cols)} FROM {ident(t)} LIMIT 0) TO {empty} (FORMAT PARQUET)")
             con.execute(f"COPY ({q}) TO {literal(path / 'slices' / t)} (FORMAT PARQUET, PARTITION_BY ({ident(part)}))")
     finally:
         con.unregister("__parts")
