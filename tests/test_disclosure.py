@@ -310,3 +310,18 @@ def test_the_reasons_chart_draws_only_the_bars_its_table_shows(small_bank, monke
     cells = [c for t in reason for r in t.rows for c in r[1:2]]
     assert sorted(c.kind for c in cells) == ["count", "hidden", "small"], [c.text for c in cells]
     assert drawn == [[30.0]], f"bars {drawn}: only the reason the table shows may be drawn"
+
+
+def test_the_summary_describes_no_coverage_group_its_table_hides(small_bank) -> None:
+    """Coverage groups churning 5, 30 and 12: the table hides the 5 and, as its complement, the 12 — so the
+    summary's coverage sentence, which quotes churn rates, may not name the 12's group (24.0% x 50 = 12)."""
+    _, bundle = small_bank
+    report = BranchReport.open(bundle, bundle.branch_ids[0])
+    cov = pd.DataFrame({"group": ["1", "2", "3-4"], "customers": [100, 200, 50], "churned_12m": [5, 30, 12]})
+    cov["churn_rate_12m"] = cov["churned_12m"] / cov["customers"]
+    hidden = report._coverage_mask(cov).rows.tolist()
+    assert hidden == [True, False, True]
+    m = {**report.metrics(), "coverage": cov.to_dict("records"), "hazard_ratios": None}
+    report.metrics = lambda: m
+    html = report._summary_html(None, None)
+    assert "24.0%" not in html and "5.0%" not in html, html

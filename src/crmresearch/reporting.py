@@ -613,10 +613,23 @@ class _Report:
         parts.append(self._fig(ax, self.t("trend_title")))
         return self._section("headline", *parts)
 
+    def _coverage_mask(self, summ: pd.DataFrame) -> Suppression:
+        """The suppression of the coverage groups' table: every figure of a coverage group follows it.
+
+        The §3 table, its curves, the §5 cumulative-incidence curves and the
+        summary's coverage sentence all show a group only where this mask does.
+        """
+        derived = tuple(c for c in ("churned_12m", "churn_rate_12m", "survival", "rmst_months") if c in summ)
+        prior = self._suppress(summ, "customers", derived)
+        return self._suppress(summ, "churned_12m", derived[1:], prior=prior) if "churned_12m" in summ else prior
+
     def _summary_html(self, comparison: pd.DataFrame | None, retention: dict | None) -> str:
         """The generated plain-language summary (:func:`plain_summary`) of this report's results."""
         m = self.metrics()
-        summary = plain_summary(comparison, pd.DataFrame(m["coverage"]) if m["coverage"] else None,
+        coverage = pd.DataFrame(m["coverage"]) if m["coverage"] else None
+        if coverage is not None:  # a group the coverage table hides is not described either
+            coverage = coverage[~self._coverage_mask(coverage).rows.to_numpy()]
+        summary = plain_summary(comparison, coverage,
                                 pd.DataFrame(m["hazard_ratios"]) if m["hazard_ratios"] else None, retention,
                                 scope="branch" if self.branch else "bank", language=self.language,
                                 min_cell=self.min_cell, model_scope=m["hazard_ratios_scope"])  # fmt: skip
@@ -781,8 +794,7 @@ class _Report:
             return self._unavailable("product_coverage", str(exc))
         summ = res.summary.copy()
         summ["rmst_months"] = summ["rmst_days"] / 30.4375
-        derived = ("churned_12m", "churn_rate_12m", "survival", "rmst_months")
-        mask = self._suppress(summ, "churned_12m", derived[1:], prior=self._suppress(summ, "customers", derived))
+        mask = self._coverage_mask(summ)
         summ["group_label"] = summ["group"].map(lambda g: coverage_group_label(g, self.language))
         landmark = res.landmark.isoformat() if res.landmark else ""
         cols = {"group_label": (label("products_at_landmark", self.language), str),
@@ -938,10 +950,9 @@ class _Report:
                 res = self._coverage_result()
                 types = self.source.df("customers").set_index("customer_id")["churn_type"]
                 cif = cumulative_incidence(res, types)
-                t = res.table.set_index("group")
-                shown = t.index[(t["customers"] >= self.min_cell)
-                                & ((t["churned_12m"] >= self.min_cell) if "churned_12m" in t else True)]  # fmt: skip
-                cif = cif[cif["group"].isin(shown)]  # each step is a churner: no curve of a hidden count
+                summ = res.summary
+                shown = summ.loc[~self._coverage_mask(summ).rows.to_numpy(), "group"]
+                cif = cif[cif["group"].isin(shown)]  # each step is a churner: no curve of a group §3 hides
                 if len(cif):
                     ax = cumulative_incidence_plot(cif, language=self.language, title=self.t("cif_title"))
                     parts.append(self._fig(ax, self.t("cif_title")))
