@@ -377,3 +377,25 @@ def test_a_branch_without_rows_gets_empty_tables_and_no_type_name_becomes_sql(sm
     assert not pwned.exists(), "a type name from the bundle ran as SQL"
     assert len(full) > 0 and len(empty) == 0
     assert list(empty.columns) == list(full.columns) and list(empty.dtypes) == list(full.dtypes)
+
+
+def test_a_key_that_breaks_inside_a_report_is_not_named(small_demo: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A key file that fails inside the report's kernel (changed after the run's check) gives an error that
+    names no path: the executed notebook holding it is kept in the published folder."""
+    from crmresearch.errors import InputError
+    from crmresearch.privacy import KEY_FILE_ENV
+    from crmresearch.reporting import BranchReport
+
+    source = load_source(small_demo)
+    try:
+        b = build_bundle(source, Params(), month=MONTH, path=tmp_path / "cache" / f"{MONTH}-0123456789abcdef")
+    finally:
+        source.close()
+    broken = tmp_path / "secret-place" / "pseudonym.key"
+    broken.parent.mkdir()
+    broken.write_bytes(b"short")
+    monkeypatch.setenv(KEY_FILE_ENV, str(broken))
+    with pytest.raises(InputError) as err:
+        BranchReport.open(b, "B001")
+    assert "secret-place" not in str(err.value) and "pseudonym key" in str(err.value)

@@ -427,7 +427,11 @@ class _Report:
             key = load_key(key_file)
         except InputError:
             if key_path(key_file) is not None or os.environ.get(KEY_ENV, "").strip():
-                raise  # a key was configured but cannot be used: an error, never a silent omission
+                # a key was configured but cannot be used: an error, never a silent omission; the message does
+                # not name the file, since the executed notebook that holds it is kept in the published folder
+                raise InputError("the pseudonym key configured for this report cannot be used (its file was "
+                                 "changed, removed or made unreadable after the run checked it): the watch list "
+                                 "cannot be made") from None  # fmt: skip
             key = None  # no key configured: the watch list is withheld
         return b, params, key
 
