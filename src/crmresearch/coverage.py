@@ -17,6 +17,7 @@ holds that product, under the same merging and as-of rules.
 
 from __future__ import annotations
 
+from .sql import literal
 from .timeline import Context, count_changes
 
 __all__ = ["STICKY_COVARIATES", "STICKY_PRODUCTS", "product_count_changes", "sticky_covariate",
@@ -41,10 +42,6 @@ def sticky_covariate(product: str) -> str:
 STICKY_COVARIATES: tuple[str, ...] = tuple(sticky_covariate(p) for p in STICKY_PRODUCTS)
 
 
-def _sql_text(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
 def _merged_holdings_sql(ctx: Context, products: tuple[str, ...] | None = None) -> str:
     """Holdings merged per (customer, product): ``customer_id, product, d_from, d_to``.
 
@@ -54,7 +51,7 @@ def _merged_holdings_sql(ctx: Context, products: tuple[str, ...] | None = None) 
     the products read (default: all).
     """
     as_of = ctx.as_of_sql
-    only = f" AND product IN ({', '.join(_sql_text(p) for p in products)})" if products is not None else ""
+    only = f" AND product IN ({', '.join(literal(p) for p in products)})" if products is not None else ""
     return f"""
     SELECT customer_id, product, min(s) AS d_from,
            CASE WHEN max(e) >= {as_of} THEN NULL ELSE max(e) END AS d_to
@@ -108,7 +105,7 @@ def sticky_product_changes(ctx: Context, products: tuple[str, ...] = STICKY_PROD
     if not ctx.has("product_holdings"):
         return None
     merged = _merged_holdings_sql(ctx, products)
-    bit = "CASE product " + " ".join(f"WHEN {_sql_text(p)} THEN {1 << k}" for k, p in enumerate(products)) + " END"
+    bit = "CASE product " + " ".join(f"WHEN {literal(p)} THEN {1 << k}" for k, p in enumerate(products)) + " END"
     flips = f"""
     SELECT customer_id, d_from AS d, {bit} AS delta FROM ({merged})
     UNION ALL
