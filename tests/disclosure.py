@@ -36,7 +36,7 @@ PERCENT = re.compile(r"^(-?\d+(?:\.(\d+))?)%$")
 DECIMAL = re.compile(r"^(-?\d+\.(\d+))(\s*\(.*\))?$")  # "1.89" or "1.89 (0.50–3.20)"
 AMOUNT = re.compile(r"^(CNY\s|¥)?-?[\d.,]+\s*[KMB万亿]?(元|万元)?$|^CNY ")
 #: headers of columns that are ordinals or labels, not figures
-SKIP_HEADERS = {"rank", "排名", "#", "days", "天数", "p", "95% ↓", "95% ↑"}
+SKIP_HEADERS = {"rank", "排名", "#", "days", "天数", "p", "95% ↓", "95% ↑", "branches", "支行数"}
 #: words of headers (or KPI rows) that hold counts of people or records
 COUNT_WORDS = ("customers", "churned", "book", "warnings", "rows", "attempts", "exposed", "orphaned", "observed",
                "contacted", "retained")  # fmt: skip
@@ -190,8 +190,12 @@ def _lines(t: Table) -> list[tuple[str, list[tuple[str, Cell]]]]:
     return [(f"row {i + 1}", list(zip(heads, r, strict=False))) for i, r in enumerate(t.rows)]
 
 
-def find_leaks(page: str, min_cell: int) -> list[Leak]:
-    """Every way this page gives back a count it hides (or shows a count below ``min_cell``)."""
+def find_leaks(page: str, min_cell: int, regions_of: dict[str, str] | None = None) -> list[Leak]:
+    """Every way this page gives back a count it hides (or shows a count below ``min_cell``).
+
+    ``regions_of`` (branch id -> region, which a reader knows from the
+    index) links a table of branches to the page's table of regions.
+    """
     m = min_cell
     leaks: list[Leak] = []
     ts = tables(page)
@@ -224,6 +228,7 @@ def find_leaks(page: str, min_cell: int) -> list[Leak]:
                     if c.kind == "amount" and c.text not in ("CNY 0", "0元", "0万元"):
                         leaks.append(Leak(name, f"{where}: {h} {c.text} is the AUM of fewer than {m} churners"))
     leaks += _subtraction(ts, m, page)
+    leaks += _regions_and_branches(ts, m, regions_of)
     leaks += _sentences(page, ts, m)
     return leaks
 
@@ -296,10 +301,10 @@ def _subtraction(ts: list[Table], m: int, page: str = "") -> list[Leak]:
     totals = _totals(ts)
     # the high-value KPI table (the second KPI table) and its tiers, named in its heading
     kpis = [t for t in ts if "kpi-lights" in t.classes]
-    hv_total = None
+    hv_total, hv_cell = None, None
     if len(kpis) > 1:
-        hv_total = next((r[0].value for h, r in zip(kpis[1].row_heads, kpis[1].rows, strict=False)
-                         if "churned" in h and r and r[0].kind == "count"), None)  # fmt: skip
+        hv_cell = next((r[0] for h, r in zip(kpis[1].row_heads, kpis[1].rows, strict=False) if "churned" in h and r), None)
+        hv_total = hv_cell.value if hv_cell is not None and hv_cell.kind == "count" else None
     mo = re.search(r"High-value customers \(([^)]*)\)", page)
     hv_tiers = {x.strip() for x in mo.group(1).split(",")} if mo else set()
     churned_total = next((v for k, v in totals.items() if "churned" in k), None)
@@ -335,6 +340,16 @@ def _subtraction(ts: list[Table], m: int, page: str = "") -> list[Leak]:
                 candidates.append((hv_total, hv))
                 if churned_total is not None:
                     candidates.append((churned_total - hv_total, rest))
+            if (t.caption == "Churned customers by tier" and "churned" in h.lower() and hv_tiers and hv_cell is not None
+                    and hv_cell.kind in ("small", "hidden")):  # fmt: skip
+                # a hidden high-value KPI: its tiers add up to it, and with the other tiers to the month's churners
+                hv = [c for lab, c in zip(labels, col, strict=False) if lab in hv_tiers]
+                rest = [c for lab, c in zip(labels, col, strict=False) if lab not in hv_tiers]
+                leak = _sum_leak(name, f"{h} (high-value KPI)", hv_cell, hv, m)
+                if leak:
+                    leaks.append(leak)
+                if churned_total is not None:
+                    candidates.append((churned_total, [*rest, hv_cell]))
             for total, cells in candidates:
                 leak = _column_leak(name, h, cells, total, m)
                 if leak:
@@ -354,4 +369,84 @@ def _subtraction(ts: list[Table], m: int, page: str = "") -> list[Leak]:
                 leak = _column_leak(f"index, region {region}", h, [b[bj] for b in part], r[j].value, m)
                 if leak:
                     leaks.append(leak)
+    return leaks
+
+
+def _bounds(c: Cell, m: int) -> tuple[float, float]:
+    """What a reader knows of one cell: a count is itself, "fewer than N" 1 to N−1, "suppressed" 0 and up."""
+    if c.kind == "count":
+        return c.value, c.value
+    if c.kind == "small":
+        return 1.0, m - 1.0
+    return 0.0, math.inf
+
+
+def _sum_leak(name: str, header: str, total: Cell, members: list[Cell], m: int) -> Leak | None:
+    """A sum ``total = members`` that pins a hidden cell: a hidden total from its members, or a member from both.
+
+    (A shown total against small members is :func:`_column_leak`.)
+    """
+    if total.kind == "count":
+        return _column_leak(name, header, members, total.value, m)
+    if total.kind not in ("small", "hidden") or any(c.kind not in ("count", "small", "hidden", "empty") for c in members):
+        return None
+    if any(c.kind == "empty" for c in members) or not members:
+        return None  # a member a reader does not know: no usable sum
+    lo = sum(_bounds(c, m)[0] for c in members)
+    hi = sum(_bounds(c, m)[1] for c in members)
+    t_lo, t_hi = _bounds(total, m)
+    lo, hi = max(lo, t_lo), min(hi, t_hi)
+    if hi - lo < 1:
+        return Leak(name, f"column {header!r}: the hidden total is the sum of its parts, {lo:g}")
+    for i, c in enumerate(members):  # a hidden member, from the total's bounds and the others'
+        if c.kind == "count":
+            continue
+        o_lo = sum(_bounds(x, m)[0] for j, x in enumerate(members) if j != i)
+        o_hi = sum(_bounds(x, m)[1] for j, x in enumerate(members) if j != i)
+        c_lo, c_hi = _bounds(c, m)
+        if min(c_hi, t_hi - o_lo) - max(c_lo, t_lo - o_hi) < 1:
+            return Leak(name, f"column {header!r}: a hidden part is pinned by its hidden total's bounds")
+    return None
+
+
+def _word(header: str) -> str | None:
+    """The kind of count a header names (customers, churned …), to pair the columns of two tables."""
+    h = header.lower()
+    return next((w for w in ("churned", *COUNT_WORDS) if w in h), None)
+
+
+def _region_sums(branches: Table, regions: Table, region_of, name: str, m: int) -> list[Leak]:
+    """Each region's row against the branches of that region, column by column (same headers)."""
+    leaks = []
+    for r in regions.rows:
+        region = r[0].text
+        part = [b for b in branches.rows if region_of(b) == region]
+        if not part:
+            continue
+        for j, h in enumerate(regions.headers[1:], start=1):
+            bj = (branches.headers.index(h) if h in branches.headers else
+                  next((k for k, bh in enumerate(branches.headers) if _word(bh) and _word(bh) == _word(h)), None))
+            if bj is None or j >= len(r) or not _is_counts(h):
+                continue
+            leak = _sum_leak(f"{name}, region {region}", h, r[j], [b[bj] for b in part], m)
+            if leak:
+                leaks.append(leak)
+    return leaks
+
+
+def _regions_and_branches(ts: list[Table], m: int, regions_of: dict[str, str] | None) -> list[Leak]:
+    """Hidden region rows, and the bank page's branches against its regions."""
+    regions = next((t for t in ts if t.id == "regions"), None)
+    branches = next((t for t in ts if t.id == "branches"), None)
+    leaks: list[Leak] = []
+    if branches is not None and regions is not None:  # the index (shown totals are in _subtraction)
+        col = branches.headers.index("region") if "region" in branches.headers else 2
+        hidden_rows = Table(regions.classes, regions.id, regions.caption, regions.headers,
+                            [r for r in regions.rows if any(c.kind in ("small", "hidden") for c in r)])  # fmt: skip
+        leaks += _region_sums(branches, hidden_rows, lambda b: b[col].text if len(b) > col else None, "index", m)
+    if regions_of:  # the bank page: a table whose first column is the branch, and the regions table
+        regions = next((t for t in ts if t.headers and t.headers[0] == "region"), None)
+        branches = next((t for t in ts if t.headers and t.headers[0] == "branch"), None)
+        if regions is not None and branches is not None:
+            leaks += _region_sums(branches, regions, lambda b: regions_of.get(b[0].text), "bank page", m)
     return leaks

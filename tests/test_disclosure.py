@@ -325,3 +325,127 @@ def test_the_summary_describes_no_coverage_group_its_table_hides(small_bank) -> 
     report.metrics = lambda: m
     html = report._summary_html(None, None)
     assert "24.0%" not in html and "5.0%" not in html, html
+
+
+# --------------------------------------------------------------------------- linked tables (a review's findings)
+
+
+def _index(customers: list[int], regions: list[str], month: str | None = None) -> str:
+    n = len(customers)
+    rows = pd.DataFrame({"branch_id": [f"B{i:02d}" for i in range(n)], "branch_name": ["x"] * n, "region": regions,
+                         "customers": customers, "status": ["done"] * n})  # fmt: skip
+    return render_index(rows, month=month, language="en", min_cell=M, meta={}, bank_link=False)
+
+
+def test_the_checker_finds_a_hidden_region_given_back_by_its_branches_and_a_region_that_pins_them() -> None:
+    index = _index([9, 9, 20, 30], ["N", "N", "S", "S"])
+    regions = tables(index)[1]
+    # a region hidden with all its branches shown is their sum
+    shown = index.replace("fewer than 10", "12")
+    assert any("sum of its parts" in str(x) for x in find_leaks(shown, M))
+    # a region of 18 shown over two "fewer than 10" branches: 9 + 9 is the only split
+    head, regions_part = index.split('id="regions"')
+    pinned = head + 'id="regions"' + regions_part.replace('<td data-sort="">suppressed</td>', '<td data-sort="18">18</td>', 1)
+    assert any("region N" in str(x) for x in find_leaks(pinned, M)), find_leaks(pinned, M)
+    assert regions.rows[0][2].kind == "hidden"
+
+
+def test_the_index_hides_a_region_its_small_branches_would_be_pinned_by_and_its_complement() -> None:
+    """Two branches of 9 make a region of 18 (each read "fewer than 10": 18 pins both); a region hidden as a
+    complement is not given back by its branches shown."""
+    index = _index([9, 9, 20, 30], ["N", "N", "S", "S"])
+    assert find_leaks(index, M) == []
+    branches, regions = tables(index)
+    assert [r[2].kind for r in regions.rows] == ["hidden", "hidden"]  # N (18) and S, or N = bank - S
+    assert [r[3].kind for r in branches.rows] == ["small", "small", "hidden", "count"]  # S = 20 + 30 otherwise
+    many = _index([4, 30, 12, 40, 55, 3, 9, 80], ["A", "A", "B", "B", "C", "C", "D", "D"])
+    assert find_leaks(many, M) == []
+
+
+def _flat_bank(root: Path, seed: int, branches: int = 24) -> Path:
+    """A flat extract (tenure and churned) of small branches in 4 regions."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True)
+    br = pd.DataFrame({"branch_id": [f"F{i:03d}" for i in range(branches)], "branch_name": "x",
+                       "region": [f"R{i % 4}" for i in range(branches)]})  # fmt: skip
+    sizes = rng.integers(1, 31, size=branches)
+    ids = np.repeat(br["branch_id"].to_numpy(), sizes)
+    cu = pd.DataFrame({"customer_id": [f"C{i:05d}" for i in range(len(ids))], "branch_id": ids,
+                       "tenure_months": rng.uniform(1, 60, len(ids)).round(1), "churned": rng.random(len(ids)) < 0.3,
+                       "segment": rng.choice(["retail", "sme"], len(ids))})  # fmt: skip
+    br.to_parquet(root / "branches.parquet", index=False)
+    cu.to_parquet(root / "customers.parquet", index=False)
+    return root
+
+
+def test_a_flat_bank_page_suppresses_its_branches_and_regions_as_one(tmp_path: Path, no_figures) -> None:
+    """The flat bank page's churners by branch and by region, on 5 random banks of small branches: no hidden
+    branch comes back from its region's row (nor a region from its branches); suppressed apart, they leak."""
+    from crmresearch.suppression import suppress_counts
+
+    apart = 0
+    for seed in range(5):
+        source = load_source(_flat_bank(tmp_path / f"flat{seed}", seed))
+        try:
+            assert source.flat
+            bundle = build_bundle(source, Params(), month=None, path=tmp_path / f"cache{seed}" / "b")
+        finally:
+            source.close()
+        report = BankReport.open(bundle)
+        page = _page(report, ["headline", "who_left", "regions"])
+        regions_of = dict(zip(bundle.context.branches["branch_id"], bundle.context.branches["region"], strict=True))
+        assert find_leaks(page, M, regions_of=regions_of) == [], seed
+        heads = [t.headers[0] for t in tables(page) if t.headers]
+        assert "branch" in heads and "region" in heads
+        assert _hidden_cells(page) > 5
+        # each table suppressed on its own, against the headline's total only (as before the fix)
+        df, _, g, _ = report._flat_branches_and_regions()
+        mb = suppress_counts(df, "customers", derived=("churned", "share"),
+                             prior=suppress_counts(df, "churned", derived=("share",)))  # fmt: skip
+        mr = suppress_counts(g, "churned", derived=("rate",), prior=suppress_counts(g, "customers", derived=("churned", "rate")))
+        report._flat_regions = (df, mb, g, mr)
+        apart += bool(find_leaks(_page(report, ["headline", "who_left", "regions"]), M, regions_of=regions_of))
+    assert apart >= 1, "suppressed apart, the two tables give hidden counts back on some bank: the check is not vacuous"
+
+
+def test_the_checker_finds_the_high_value_kpi_given_back_by_the_other_tiers() -> None:
+    """40 churners, 33 of them outside the high-value tiers: the high-value KPI's "fewer than 10" is 7."""
+    kpi = KPI.format(rate="suppressed", aum="x").replace("<td>12</td>", "<td>40</td>")
+    hv_kpi = ("<h3>High-value customers (key, private)</h3><table class='report-table kpi-lights'><thead><tr>"
+              "<th>measure</th><th>this month</th></tr></thead><tbody><tr><th>customers churned in the month</th>"
+              "<td>fewer than 10</td></tr></tbody></table>")  # fmt: skip
+    tiers = ("<table class='report-table'><caption>Churned customers by tier</caption><thead><tr><th>tier</th>"
+             "<th>churned customers</th></tr></thead><tbody><tr><td>mass</td><td>33</td></tr>"
+             "<tr><td>affluent</td><td>{affluent}</td></tr><tr><td>key</td><td>fewer than 10</td></tr>"
+             "<tr><td>private</td><td>fewer than 10</td></tr></tbody></table>")  # fmt: skip
+    assert any("high" not in str(x) and "total 40" in str(x) for x in find_leaks(kpi + hv_kpi + tiers.format(affluent="0"), M))
+    assert find_leaks(kpi + hv_kpi + tiers.format(affluent="suppressed"), M) == []
+    # a shown 18 over two "fewer than 10" high-value tiers: 9 + 9; hidden, it is no longer a total
+    shown18 = hv_kpi.replace("fewer than 10</td></tr></tbody>", "18</td></tr></tbody>")
+    assert find_leaks(kpi + shown18 + tiers.format(affluent="suppressed"), M)
+
+
+def test_the_competing_risks_chart_draws_no_cause_of_fewer_than_n_churners_nor_its_complement(
+        small_bank, no_figures, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A cause's incidence at the horizon times its group's customers (shown in §3) is about its churners.
+
+    On the bank page and the branches' pages, every cause drawn has 0 or at least 10 churners by the
+    horizon, and no group hides just one cause with churners (the group's churners would give it back).
+    """
+    from crmresearch import plots, product_coverage
+
+    computed, pairs = [], []
+    real = product_coverage.cumulative_incidence
+    monkeypatch.setattr(product_coverage, "cumulative_incidence", lambda *a: computed.append(real(*a)) or computed[-1])
+    monkeypatch.setattr(plots, "cumulative_incidence_plot", lambda cif, **k: pairs.append((computed[-1], cif.copy())))
+    _, bundle = small_bank
+    for r in [BankReport.open(bundle)] + [BranchReport.open(bundle, b) for b in bundle.branch_ids[:40]]:
+        r.causes()
+    assert pairs, "some page draws the chart"
+    for full, cif in pairs:
+        assert not cif["events"].between(1, M - 1).any(), cif[cif["events"].between(1, M - 1)]
+        for g, causes in full[full["group"].isin(cif["group"])].groupby("group", observed=True):
+            drawn = set(cif.loc[cif["group"] == g, "cause"])
+            left_out = causes[~causes["cause"].isin(drawn) & (causes["events"] > 0)]
+            assert len(left_out) != 1, f"group {g}: only {left_out['cause'].tolist()} is left out"
+    assert sum(int(f["events"].between(1, M - 1).sum()) for f in computed) > 0, "some cause was small: not vacuous"

@@ -303,7 +303,8 @@ def cumulative_incidence(result: CoverageResult, churn_types: pd.Series, *,
     Returns
     -------
     DataFrame
-        ``group, cause, cif, lower, upper`` at the horizon.
+        ``group, cause, cif, lower, upper`` at the horizon, and ``events``
+        (the group's churners of that cause by the horizon).
 
     Examples
     --------
@@ -329,13 +330,14 @@ def cumulative_incidence(result: CoverageResult, churn_types: pd.Series, *,
         fit = CumIncidenceRight(duration[m], ev[m]) if (ev[m] > 0).any() else None
         at = -1 if fit is None else int(np.searchsorted(fit.times, result.horizon_days, side="right")) - 1
         for cause, k in code.items():
+            events = int(((ev[m] == k) & (duration[m] <= result.horizon_days)).sum())
             if fit is None or at < 0 or k > len(fit.cinc) or fit.cinc[k - 1][at] <= 0:
-                rows.append({"group": g, "cause": cause, "cif": 0.0, "lower": 0.0, "upper": 0.0})
+                rows.append({"group": g, "cause": cause, "cif": 0.0, "lower": 0.0, "upper": 0.0, "events": events})
                 continue
             f, se = float(fit.cinc[k - 1][at]), float(fit.cinc_se[k - 1][at])
             lower, upper = _loglog_interval(f, se, z)
-            rows.append({"group": g, "cause": cause, "cif": f, "lower": lower, "upper": upper})
-    return pd.DataFrame(rows, columns=["group", "cause", "cif", "lower", "upper"])
+            rows.append({"group": g, "cause": cause, "cif": f, "lower": lower, "upper": upper, "events": events})
+    return pd.DataFrame(rows, columns=["group", "cause", "cif", "lower", "upper", "events"])
 
 
 def _loglog_interval(f: float, se: float, z: float) -> tuple[float, float]:

@@ -50,7 +50,7 @@ from .i18n import (
     term_label,
 )
 from .params import Params
-from .suppression import Suppression, suppress_counts
+from .suppression import Suppression, suppress_counts, suppress_nested, suppress_split
 
 __all__ = ["BankReport", "BranchReport", "GLOSSARY", "SECTIONS", "Section", "plain_summary", "text"]
 
@@ -411,6 +411,8 @@ class _Report:
         self.source = bundle.branch_source(branch) if branch is not None else bundle.bank_source()
         self._metrics: dict | None = None
         self._coverage = None
+        self._flat_regions = None
+        self._who_left = None
         from .plots import use_chinese_font
 
         use_chinese_font()  # data text (branch names) may be Chinese in an English report too
@@ -594,7 +596,8 @@ class _Report:
             sub = comp[comp["customers"] == who]
             title = (label("all", self.language) if who == "all"
                      else self.t("high_value_title", tiers=", ".join(self._lbl(t) for t in self.params.high_value_tiers)))  # fmt: skip
-            parts.append(f"<h3>{_e(title)}</h3>" + self._lights(sub))
+            hidden = who == "high_value" and self._who_left_masks()[1]
+            parts.append(f"<h3>{_e(title)}</h3>" + self._lights(sub, hidden_churn=hidden))
         trend = self.ctx.kpi_trend
         t = trend[(trend["customers"] == "all") & trend["scope"].isin([self._scope_key, "bank"])]
         if "churned_in_month" in t.columns:  # a month of fewer than min_cell churners is not plotted
@@ -640,16 +643,21 @@ class _Report:
         return (f'<div class="summary"><h3>{_e(self.t("summary_title"))}</h3><ul>'
                 + "".join(f"<li>{_e(x)}</li>" for x in summary) + "</ul></div>")  # fmt: skip
 
-    def _kpi_text(self, kpi: str, v: float, churned: float | None, active: float | None) -> str:
+    def _kpi_text(self, kpi: str, v: float, churned: float | None, active: float | None, *,
+                  hidden_churn: bool = False) -> str:  # fmt: skip
         """One KPI cell: a count below the minimum, and every figure computed from it, is not shown exactly.
 
         The churn rate of fewer than ``min_cell`` churners reads "below x%"
         (x = ``min_cell`` / active: a bound that gives back nothing, the active
         count being shown), or "suppressed" when the active count is hidden too;
         AUM lost and drained by fewer than ``min_cell`` churners read "suppressed".
+        ``hidden_churn``: the churners' count is hidden as a complement (a
+        breakdown's cells add up to it, :meth:`_who_left_masks`), with its rate and amounts.
         """
         if v is None or not math.isfinite(v):
             return "–"
+        if hidden_churn and kpi != "active_at_start":
+            return self.t("suppressed")
         m = self.min_cell
         small_churn = churned is not None and 0 < churned < m
         small_active = active is not None and 0 < active < m
@@ -665,7 +673,7 @@ class _Report:
             return self.t("suppressed")
         return format_amount(v, self.language)
 
-    def _lights(self, sub: pd.DataFrame) -> str:
+    def _lights(self, sub: pd.DataFrame, hidden_churn: bool = False) -> str:
         from .kpis import KPI_COLUMNS
 
         def counts(rows: pd.DataFrame, col: str) -> tuple[float | None, float | None]:
@@ -688,7 +696,7 @@ class _Report:
             if not len(k):
                 continue
             v = float(k["value"].iloc[0])
-            cells = [f"<th>{_e(label(kpi, self.language))}</th>", f"<td>{_e(self._kpi_text(kpi, v, churned, active))}</td>"]
+            cells = [f"<th>{_e(label(kpi, self.language))}</th>", f"<td>{_e(self._kpi_text(kpi, v, churned, active, hidden_churn=hidden_churn))}</td>"]
             for against in againsts:
                 if against not in k.index:
                     cells.append("<td>–</td>")
@@ -726,21 +734,10 @@ class _Report:
         """
         if self.flat:
             return self._flat_who_left()
-        from .bundle import BREAKDOWN_BY
 
-        b = self.ctx.breakdowns
-        b = b[b["scope"] == self._scope_key]
         parts = []
-        reasons = b.iloc[:0]
-        for by in BREAKDOWN_BY:
-            part = b[(b["by"] == by) & ((b["churned_in_month"] > 0) | (b["active_at_start"] > 0))].copy()
-            if not len(part):
-                continue
-            # the month's churners are in the headline; by tier, the high-value ones (and so the others) too
-            hv = part["group"].isin(self.params.high_value_tiers).to_numpy()
-            within = [hv, ~hv] if by == "tier" and hv.any() else []
-            mask = suppress_counts(part, "churned_in_month", min_cell=self.min_cell, within=within,
-                                   derived=("share_of_churned", "aum_lost", "share_of_aum_lost"))  # fmt: skip
+        reasons = self.ctx.breakdowns.iloc[:0]
+        for by, (part, mask) in self._who_left_masks()[0].items():
             key = "churn_reason" if by == "reason" else by
             cols = {"group": (label(key, self.language), self._lbl),
                     "churned_in_month": (label("churned", self.language), lambda v: format_count(v, self.language)),
@@ -758,6 +755,64 @@ class _Report:
             parts.append(self._fig(ax, self.t("by_count", by=label("churn_reason", self.language))))
         return self._section("who_left", *parts)
 
+    def _flat_branches_and_regions(self) -> tuple[pd.DataFrame, Suppression, pd.DataFrame, Suppression]:
+        """A flat extract's customers and churners per branch and per region, suppressed as one.
+
+        The bank page shows both tables: each region's row is the sum of its
+        branches' rows (and the regions add up to the headline), so a cell
+        hidden in one must not come back from the other
+        (:func:`crmresearch.suppression.suppress_nested`).
+        """
+        if self._flat_regions is None:
+            df = self.source.sql("""SELECT CAST(branch_id AS VARCHAR) AS "group", count(*) AS customers,
+                                           count(*) FILTER (WHERE churned) AS churned FROM customers
+                                    GROUP BY 1 ORDER BY 1""")  # fmt: skip
+            df["share"] = df["churned"] / df["customers"]
+            br = self.ctx.branches.assign(branch_id=lambda d: d["branch_id"].astype(str))
+            region = br.set_index("branch_id")["region"].fillna("–")
+            df["region"] = df["group"].map(region).fillna("–")
+            g = df.groupby("region", as_index=False).agg(branches=("group", "nunique"), customers=("customers", "sum"),
+                                                         churned=("churned", "sum"))  # fmt: skip
+            g["rate"] = g["churned"] / g["customers"]
+            mb, mr = suppress_nested(df, g, "churned", by="region", min_cell=self.min_cell, derived=("share",),
+                                     totals_derived=("rate",))  # fmt: skip
+            mb, mr = suppress_nested(df, g, "customers", by="region", min_cell=self.min_cell, derived=("churned", "share"),
+                                     totals_derived=("churned", "rate"), prior=(mb, mr))  # fmt: skip
+            self._flat_regions = (df, mb, g, mr)
+        return self._flat_regions
+
+    def _who_left_masks(self) -> tuple[dict[str, tuple[pd.DataFrame, Suppression]], bool]:
+        """§2's breakdowns with their masks, and whether the headline's high-value churners are hidden too.
+
+        Each breakdown adds up to the month's churners (a headline KPI).  By
+        tier, the high-value tiers add up to the high-value KPI, and the
+        other tiers to the month's churners minus it: the high-value count
+        is a cell of these sums (:func:`crmresearch.suppression.suppress_split`), so
+        a small one is not given back by the other tiers, and one that the
+        high-value tiers shown would pin down (two tiers of "fewer than 10"
+        under 18) is hidden in the headline.
+        """
+        if self._who_left is None:
+            from .bundle import BREAKDOWN_BY
+
+            b = self.ctx.breakdowns
+            b = b[b["scope"] == self._scope_key]
+            derived = ("share_of_churned", "aum_lost", "share_of_aum_lost")
+            out, hv_hidden = {}, False
+            for by in BREAKDOWN_BY:
+                part = b[(b["by"] == by) & ((b["churned_in_month"] > 0) | (b["active_at_start"] > 0))]
+                if not len(part):
+                    continue
+                part = part.reset_index(drop=True)
+                hv = part["group"].isin(self.params.high_value_tiers).to_numpy()
+                if by == "tier" and hv.any():
+                    mask, hv_hidden = suppress_split(part, "churned_in_month", hv, min_cell=self.min_cell, derived=derived)
+                else:
+                    mask = suppress_counts(part, "churned_in_month", min_cell=self.min_cell, derived=derived)
+                out[by] = (part, mask)
+            self._who_left = (out, hv_hidden)
+        return self._who_left
+
     def _flat_who_left(self) -> Section:
         cols = [c for c in ("segment", "channel") if self.source.has_column("customers", c)]
         if not self.branch:
@@ -765,12 +820,15 @@ class _Report:
         parts = []
         where = "WHERE branch_id = ?" if self.branch else ""
         for c in cols:
-            df = self.source.con.execute(
-                f"""SELECT CAST({c} AS VARCHAR) AS "group", count(*) AS customers,
-                           count(*) FILTER (WHERE churned) AS churned FROM customers {where}
-                    GROUP BY 1 ORDER BY 1""", [self.branch] if self.branch else []).df()  # fmt: skip
-            df["share"] = df["churned"] / df["customers"]
-            mask = self._suppress(df, "customers", ("churned", "share"), prior=self._suppress(df, "churned", ("share",)))
+            if c == "branch_id":  # the bank's branches add up to its regions: suppressed with the regions table
+                df, mask, _, _ = self._flat_branches_and_regions()
+            else:
+                df = self.source.con.execute(
+                    f"""SELECT CAST({c} AS VARCHAR) AS "group", count(*) AS customers,
+                               count(*) FILTER (WHERE churned) AS churned FROM customers {where}
+                        GROUP BY 1 ORDER BY 1""", [self.branch] if self.branch else []).df()  # fmt: skip
+                df["share"] = df["churned"] / df["customers"]
+                mask = self._suppress(df, "customers", ("churned", "share"), prior=self._suppress(df, "churned", ("share",)))
             parts.append(self._table(df, {"group": (label(c if c != "branch_id" else "branch", self.language), self._lbl),
                                           "customers": (self.t("customers_total"), lambda v: format_count(v, self.language)),
                                           "churned": (self.t("churned_total"), lambda v: format_count(v, self.language)),
@@ -957,6 +1015,10 @@ class _Report:
                 summ = res.summary
                 shown = summ.loc[~self._coverage_mask(summ).rows.to_numpy(), "group"]
                 cif = cif[cif["group"].isin(shown)]  # each step is a churner: no curve of a group §3 hides
+                # a cause's incidence times the group's customers (shown in §3) is about its churners: a cause of
+                # fewer than min_cell churners is not drawn, nor (its complement) the next smallest of its group
+                keep = [g[~self._suppress(g, "events").rows.to_numpy()] for _, g in cif.groupby("group", sort=False, observed=True)]
+                cif = pd.concat(keep) if keep else cif
                 if len(cif):
                     ax = cumulative_incidence_plot(cif, language=self.language, title=self.t("cif_title"))
                     parts.append(self._fig(ax, self.t("cif_title")))
@@ -1226,13 +1288,9 @@ class BankReport(_Report):
         """
         br = self.ctx.branches.copy()
         br["region"] = br["region"].fillna("–")
+        mask = None
         if self.flat:
-            df = self.source.sql("SELECT branch_id, count(*) AS customers, count(*) FILTER (WHERE churned) AS churned "
-                                 "FROM customers GROUP BY 1")  # fmt: skip
-            df["branch_id"] = df["branch_id"].astype(str)
-            g = br[["branch_id", "region"]].merge(df, on="branch_id").groupby("region", as_index=False).agg(
-                branches=("branch_id", "nunique"), customers=("customers", "sum"), churned=("churned", "sum"))
-            g["rate"] = g["churned"] / g["customers"]
+            _, _, g, mask = self._flat_branches_and_regions()
             rate_head = self.t("churn_share")
         else:
             k = self.ctx.kpi_comparison
@@ -1245,8 +1303,9 @@ class BankReport(_Report):
             rate_head = label("monthly_churn_rate", self.language)
         # the regions add up to the bank's figures (shown in the headline): complements
         amounts = tuple(c for c in ("aum_lost",) if c in g.columns)
-        mask = self._suppress(g, "customers", ("churned", "rate", *amounts))
-        mask = self._suppress(g, "churned", ("rate", *amounts), prior=mask)
+        if mask is None:
+            mask = self._suppress(g, "customers", ("churned", "rate", *amounts))
+            mask = self._suppress(g, "churned", ("rate", *amounts), prior=mask)
         cols = {"region": (self.t("region"), str), "branches": (self.t("branches"), lambda v: format_count(v, self.language)),
                 "customers": (label("active_at_start" if not self.flat else "customers", self.language), lambda v: format_count(v, self.language)),
                 "churned": (label("churned", self.language), lambda v: format_count(v, self.language)),

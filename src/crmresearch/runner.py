@@ -92,7 +92,7 @@ from .io import atomic_path, check_output
 from .params import Params, branch_params, load_params
 from .privacy import KEY_FILE_ENV
 from .procs import FolderLock, sweep, terminate_raises
-from .suppression import Suppression
+from .suppression import Suppression, suppress_nested
 
 __all__ = [
     "BRANCH_ID",
@@ -994,14 +994,31 @@ def render_index(rows: pd.DataFrame, *, month: str | None, language: str, min_ce
         if c not in rows:
             rows[c] = float("nan")
     rows["region"] = rows["region"].where(rows["region"].notna(), None)
-    # each region's branches add up to its roll-up row: complements within the region
-    hidden = Suppression.none(rows)
-    hidden = _hide(rows, "customers", [], hidden, min_cell, by="region")
-    hidden = _hide(rows, "active_at_start", ["churned_in_month", "monthly_churn_rate", "aum_lost", "aum_drained"], hidden,
-                   min_cell, by="region")  # fmt: skip
-    hidden = _hide(rows, "churned_in_month", ["monthly_churn_rate", "aum_lost", "aum_drained"], hidden, min_cell, by="region")
-    hidden = _hide(rows, "hv_churned", [], hidden, min_cell, by="region")
-
+    # regional roll-up: sums over the branches of each region (customers from the bank stage)
+    reg = rows.assign(region=rows["region"].fillna(label("not_recorded", language)))
+    have = reg["status"].eq("done") & reg["active_at_start"].notna()
+    agg = reg.groupby("region", sort=True).agg(branches=("branch_id", "size"), customers=("customers", "sum"))
+    kp = reg[have].groupby("region").agg(reported=("branch_id", "size"), active_at_start=("active_at_start", "sum"),
+                                         churned_in_month=("churned_in_month", "sum"))  # fmt: skip
+    agg = agg.join(kp).reset_index()
+    complete = agg["reported"].fillna(0).eq(agg["branches"])
+    agg.loc[~complete, ["active_at_start", "churned_in_month"]] = float("nan")  # a partial sum would mislead
+    agg["monthly_churn_rate"] = agg["churned_in_month"] / agg["active_at_start"].where(agg["active_at_start"] > 0)
+    rcols = ["customers", "active_at_start", "churned_in_month", "monthly_churn_rate"] if month else ["customers"]
+    # each region's branches add up to its roll-up row, and the regions to the bank: both tables at once
+    # (a hidden branch is not given back by its region, nor a hidden region by its branches)
+    rows["_region"] = reg["region"]
+    hidden, rhidden = Suppression.none(rows), Suppression.none(agg)
+    linked = [("customers", [], [])]
+    if month is not None:
+        linked += [("active_at_start", ["churned_in_month", "monthly_churn_rate", "aum_lost", "aum_drained"],
+                    ["churned_in_month", "monthly_churn_rate"]),
+                   ("churned_in_month", ["monthly_churn_rate", "aum_lost", "aum_drained"], ["monthly_churn_rate"])]  # fmt: skip
+    for count, derived, rderived in linked:
+        hidden, rhidden = suppress_nested(rows, agg.rename(columns={"region": "_region"}), count, by="_region",
+                                          min_cell=min_cell, derived=derived, totals_derived=rderived,
+                                          prior=(hidden, rhidden))  # fmt: skip
+    hidden = _hide(rows, "hv_churned", [], hidden, min_cell, by="_region")
     when = format_month(month, language) if month else L("index_snapshot")
     title = f"{label('index_title', language)} — {when}"
     parts = [f"<h1>{html.escape(title)}</h1>"]
@@ -1041,22 +1058,6 @@ def render_index(rows: pd.DataFrame, *, month: str | None, language: str, min_ce
         parts.append("<tr>" + "".join(cells) + "</tr>")
     parts.append("</tbody></table>")
 
-    # regional roll-up: sums over the branches of each region (customers from the bank stage)
-    reg = rows.assign(region=rows["region"].fillna(label("not_recorded", language)))
-    have = reg["status"].eq("done") & reg["active_at_start"].notna()
-    agg = reg.groupby("region", sort=True).agg(branches=("branch_id", "size"), customers=("customers", "sum"))
-    kp = reg[have].groupby("region").agg(reported=("branch_id", "size"), active_at_start=("active_at_start", "sum"),
-                                         churned_in_month=("churned_in_month", "sum"))  # fmt: skip
-    agg = agg.join(kp).reset_index()
-    complete = agg["reported"].fillna(0).eq(agg["branches"])
-    agg.loc[~complete, ["active_at_start", "churned_in_month"]] = float("nan")  # a partial sum would mislead
-    agg["monthly_churn_rate"] = agg["churned_in_month"] / agg["active_at_start"].where(agg["active_at_start"] > 0)
-    rcols = ["customers", "active_at_start", "churned_in_month", "monthly_churn_rate"] if month else ["customers"]
-    rhidden = Suppression.none(agg)
-    rhidden = _hide(agg, "customers", [], rhidden, min_cell)
-    if month is not None:
-        rhidden = _hide(agg, "active_at_start", ["churned_in_month", "monthly_churn_rate"], rhidden, min_cell)
-        rhidden = _hide(agg, "churned_in_month", ["monthly_churn_rate"], rhidden, min_cell)
     rkinds = {"customers": "count", "active_at_start": "count", "churned_in_month": "count",
               "monthly_churn_rate": "percent"}  # fmt: skip
     parts.append(f"<h2>{L('index_regions')}</h2>")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["Suppression", "hidden_determined", "suppress_counts"]
+__all__ = ["Sum", "Suppression", "hidden_determined", "protect", "suppress_counts", "suppress_nested", "suppress_split"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,33 @@ class Suppression:
         return Suppression(hidden, sm)
 
 
+def _others(a: np.ndarray) -> np.ndarray:
+    """For each i, the sum of ``a`` over the other cells (an infinite term makes it infinite)."""
+    inf_pos, inf_neg = np.isposinf(a), np.isneginf(a)
+    fin = np.where(np.isfinite(a), a, 0.0)
+    total = fin.sum() - fin
+    n_pos, n_neg = inf_pos.sum() - inf_pos, inf_neg.sum() - inf_neg
+    return np.where(n_pos > 0, np.inf, np.where(n_neg > 0, -np.inf, total))
+
+
+def _pinned(values: np.ndarray, signs: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> bool:
+    """Whether ``sum(signs * x) = sum(signs * values)`` with ``lo <= x <= hi`` leaves some ``x_i`` one integer."""
+    if not len(values):
+        return False
+    c = float((signs * values).sum())
+    tlo, thi = np.where(signs > 0, lo, -hi), np.where(signs > 0, hi, -lo)  # bounds of each term s_i x_i
+    low = np.maximum(tlo, c - _others(thi))
+    high = np.minimum(thi, c - _others(tlo))
+    return bool((high - low < 1).any())
+
+
+def _bounds(small: np.ndarray, unknown: np.ndarray, min_cell: int) -> tuple[np.ndarray, np.ndarray]:
+    """What a reader knows of hidden cells: "fewer than N" is 1 to N−1, "suppressed" at least N (or 0 and up)."""
+    lo = np.where(small, 1.0, float(min_cell))
+    lo = np.where(unknown & ~small, 0.0, lo)
+    return lo, np.where(small, float(min_cell - 1), np.inf)
+
+
 def hidden_determined(values: Sequence[float], small: Sequence[bool], min_cell: int,
                       unknown: Sequence[bool] | None = None) -> bool:  # fmt: skip
     """Whether a shown total would pin down any one of the hidden cells ``values``.
@@ -147,23 +174,108 @@ def hidden_determined(values: Sequence[float], small: Sequence[bool], min_cell: 
     """
     v = np.asarray(values, dtype=float)
     sm = np.asarray(small, dtype=bool)
-    if not len(v):
-        return False
-    total = v.sum()
-    lo = np.where(sm, 1.0, float(min_cell))
-    hi = np.where(sm, float(min_cell - 1), np.inf)
-    if unknown is not None:
-        lo = np.where(np.asarray(unknown, dtype=bool), 0.0, lo)
-    others_lo = lo.sum() - lo
-    finite = np.isfinite(hi)
-    n_inf = int((~finite).sum())
-    fin = hi[finite].sum()
-    # the others' upper bound: infinite while another cell is unbounded
-    others_hi = np.where(finite, np.inf if n_inf else fin - np.where(finite, hi, 0.0),
-                         np.inf if n_inf > 1 else fin)  # fmt: skip
-    low = np.maximum(lo, total - others_hi)
-    high = np.minimum(hi, total - others_lo)
-    return bool((high - low < 1).any())  # one integer left for some cell
+    unk = np.zeros(len(v), bool) if unknown is None else np.asarray(unknown, dtype=bool)
+    lo, hi = _bounds(sm, unk, min_cell)
+    return _pinned(v, np.ones(len(v)), lo, hi)
+
+
+@dataclass(frozen=True)
+class Sum:
+    """One published (or implied) sum: the cells ``members`` add up to the cell ``total``.
+
+    ``total`` None: the sum is a figure shown elsewhere on the page (a KPI,
+    a total row) that is never hidden.  Indices are positions in the cell
+    vector given to :func:`protect`.
+
+    Examples
+    --------
+    >>> Sum(2, (0, 1))   # cell 2 is the total of cells 0 and 1
+    Sum(total=2, members=(0, 1))
+    """
+
+    total: int | None
+    members: tuple[int, ...]
+
+
+def protect(values: Sequence[float], sums: Sequence[Sum], *, min_cell: int,
+            hidden: Sequence[bool] | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Complementary suppression over linked tables: which cells to hide so no sum pins a hidden one down.
+
+    Each cell is a count on the page (of one table or another); each
+    :class:`Sum` says that some of them add up to another (a region's
+    branches to the region's row) or to a figure that is always shown.
+    Counts from 1 to ``min_cell`` − 1 are hidden; then, while some sum
+    leaves a hidden cell one possible value (given the shown cells and the
+    bounds a reader knows, :func:`hidden_determined`), the smallest shown
+    member with a positive count is hidden too, or — when all its members
+    are hidden already — the sum's total itself (a total hidden with all its
+    members shown is their sum: that too is a sum that pins it).  Rounds
+    repeat until no sum changes: hiding a region for its branches can call
+    for a second region, for the bank's total.
+
+    Each sum is checked on its own (no linear programme across sums), which
+    is what a reader adding up one table against another does.
+
+    Parameters
+    ----------
+    values : sequence of float
+        Every cell's true count (NaN: not shown, and not part of any sum a reader can use).
+    sums : sequence of Sum
+    min_cell : int
+    hidden : sequence of bool, optional
+        Cells already hidden for another reason (an earlier count's pass): a reader
+        knows only that they are 0 or more.
+
+    Returns
+    -------
+    hidden, small : ndarray of bool
+        Hidden cells, and the hidden ones that read "fewer than N".
+
+    Examples
+    --------
+    Two branches of 9 customers make a region of 18: both branches read
+    "fewer than 10", which with 18 leaves one split, so the region is hidden:
+
+    >>> h, s = protect([9, 9, 18, 40], [Sum(2, (0, 1)), Sum(None, (2, 3))], min_cell=10)
+    >>> h.tolist(), s.tolist()   # and the other region too, or the bank's total would give it back
+    ([True, True, True, True], [True, True, False, False])
+    """
+    n = np.asarray(values, dtype=float)
+    known = np.isfinite(n)
+    before = np.zeros(len(n), bool) if hidden is None else np.asarray(hidden, dtype=bool).copy()
+    small = known & (n > 0) & (n < min_cell) & ~before
+    hid = small | before
+    lo, hi = _bounds(small, before, min_cell)
+    usable = [s for s in sums if known[list(s.members)].all() and (s.total is None or known[s.total])]
+
+    def pinned(s: Sum) -> bool:
+        idx = [i for i in s.members if hid[i]]
+        signs = [1.0] * len(idx)
+        if s.total is not None and hid[s.total]:
+            if not idx:
+                return True  # the members are all shown: the total is their sum
+            idx.append(s.total)
+            signs.append(-1.0)
+        if not idx:
+            return False
+        return _pinned(n[idx], np.asarray(signs), lo[idx], hi[idx])
+
+    changed = True
+    while changed:  # a complement added for one sum may need another for a second one
+        changed = False
+        for s in usable:
+            while pinned(s):
+                shown = [i for i in s.members if not hid[i] and n[i] > 0]
+                if shown:
+                    pick = min(shown, key=lambda i: n[i])
+                elif s.total is not None and not hid[s.total]:
+                    pick = s.total
+                else:
+                    break  # nothing left to hide: every cell of this sum is hidden already
+                hid[pick] = True
+                lo[pick], hi[pick] = float(min_cell), np.inf
+                changed = True
+    return hid, small
 
 
 def suppress_counts(table: pd.DataFrame, count: str, *, min_cell: int = 10, derived: Sequence[str] = (),
@@ -213,21 +325,121 @@ def suppress_counts(table: pd.DataFrame, count: str, *, min_cell: int = 10, deri
     n = pd.to_numeric(table[count], errors="coerce").to_numpy(dtype=float)
     before = mask.hidden[count].to_numpy(dtype=bool) if count in mask.hidden.columns else np.zeros(len(n), bool)
     known = np.isfinite(n)
-    small = known & (n > 0) & (n < min_cell) & ~before
-    hidden = small | before
     groups = ([np.ones(len(n), dtype=bool)] if total_shown else []) + [np.asarray(w, dtype=bool) for w in within]
-    changed = True
-    while changed:  # a complement added for one total may need another for a second one
-        changed = False
-        for g in groups:
-            while True:
-                idx = np.flatnonzero(g & hidden & known)
-                if not hidden_determined(n[idx], small[idx], min_cell, before[idx]):
-                    break
-                shown = np.flatnonzero(g & ~hidden & known & (n > 0))
-                if not len(shown):
-                    break
-                hidden[shown[np.argmin(n[shown])]] = True
-                changed = True
+    sums = [Sum(None, tuple(np.flatnonzero(g & known).tolist())) for g in groups]
+    hidden, small = protect(n, sums, min_cell=min_cell, hidden=before)
     mask = mask.hide(small, [count], small=True)
     return mask.hide(hidden, [count, *derived])
+
+
+def suppress_nested(members: pd.DataFrame, totals: pd.DataFrame, count: str, *, by: str, min_cell: int = 10,
+                    derived: Sequence[str] = (), totals_derived: Sequence[str] | None = None,
+                    total_shown: bool = True, prior: tuple[Suppression, Suppression] | None = None,
+                    ) -> tuple[Suppression, Suppression]:  # fmt: skip
+    """Suppression of two linked tables: ``members`` rows (branches) that add up to ``totals`` rows (regions).
+
+    Each ``totals`` row is the sum of ``count`` over the ``members`` rows
+    with the same ``by`` value (a NaN total, or a NaN member, is no usable
+    sum), and the ``totals`` add up to a figure shown on the page when
+    ``total_shown``.  Both tables are suppressed at once with
+    :func:`protect`: a hidden branch is not given back by its region's row,
+    nor a hidden region by its branches.
+
+    Parameters
+    ----------
+    members, totals : DataFrame
+        Both have the column ``by`` and ``count``.
+    count, by : str
+    min_cell : int
+    derived : sequence of str
+        Columns of ``members`` hidden with the count.
+    totals_derived : sequence of str, optional
+        Columns of ``totals`` hidden with the count (default: ``derived``, those present).
+    total_shown : bool
+    prior : (Suppression, Suppression), optional
+        Earlier passes' masks of both tables.
+
+    Returns
+    -------
+    (Suppression, Suppression)
+        The masks of ``members`` and ``totals``.
+
+    Examples
+    --------
+    >>> br = pd.DataFrame({"region": ["N", "N", "S", "S"], "customers": [9, 9, 20, 30]})
+    >>> rg = pd.DataFrame({"region": ["N", "S"], "customers": [18, 50]})
+    >>> mb, mr = suppress_nested(br, rg, "customers", by="region")
+    >>> mb.hidden["customers"].tolist(), mr.hidden["customers"].tolist()
+    ([True, True, True, False], [True, True])
+    """
+    for name, t in (("members", members), ("totals", totals)):
+        if count not in t.columns or by not in t.columns:
+            raise KeyError(f"suppress_nested: the {name} table needs columns {count!r} and {by!r}")
+    pm, pt = prior if prior is not None else (Suppression.none(members), Suppression.none(totals))
+    nm = pd.to_numeric(members[count], errors="coerce").to_numpy(dtype=float)
+    nt = pd.to_numeric(totals[count], errors="coerce").to_numpy(dtype=float)
+    k = len(nm)
+    values = np.concatenate([nm, nt])
+    before = np.concatenate([pm.hidden[count].to_numpy(bool) if count in pm.hidden else np.zeros(k, bool),
+                             pt.hidden[count].to_numpy(bool) if count in pt.hidden else np.zeros(len(nt), bool)])  # fmt: skip
+    keys = members[by].astype(object).where(members[by].notna(), None).to_numpy()
+    sums = [Sum(k + j, tuple(np.flatnonzero(keys == key).tolist()))
+            for j, key in enumerate(totals[by].astype(object).where(totals[by].notna(), None))]  # fmt: skip
+    if total_shown:
+        sums.append(Sum(None, tuple(range(k, k + len(nt)))))
+    hidden, small = protect(values, sums, min_cell=min_cell, hidden=before)
+    tder = [c for c in (derived if totals_derived is None else totals_derived) if c in totals.columns]
+    pm = pm.hide(small[:k], [count], small=True).hide(hidden[:k], [count, *derived])
+    pt = pt.hide(small[k:], [count], small=True).hide(hidden[k:], [count, *tder])
+    return pm, pt
+
+
+def suppress_split(table: pd.DataFrame, count: str, part: Sequence[bool], *, min_cell: int = 10,
+                   derived: Sequence[str] = ()) -> tuple[Suppression, bool]:  # fmt: skip
+    """Suppression of a table whose total is shown, and whose ``part`` rows' total is shown too.
+
+    The month's churners by tier: all tiers add up to the month's churners
+    (a KPI, always shown), the high-value tiers (``part``) to the high-value
+    KPI, and so the other tiers to the first KPI minus the second.  The
+    part's total is a cell of these sums: a small one (it reads "fewer than
+    N") is not given back by the other tiers, and one the part's rows would
+    pin down (two tiers of "fewer than 10" under 18) must be hidden where it
+    is shown — the second value returned.
+
+    Parameters
+    ----------
+    table : DataFrame
+    count : str
+    part : sequence of bool
+        The rows of the part.
+    min_cell : int
+    derived : sequence of str
+        Columns hidden with the count.
+
+    Returns
+    -------
+    (Suppression, bool)
+        The table's mask, and whether the part's total must be hidden as a complement
+        (a small total reads "fewer than N" anyway: False).
+
+    Examples
+    --------
+    Two high-value tiers of 3 and 4 churners, 33 others: 40 − 33 would give
+    back the high-value KPI's 7, so an other tier is hidden too:
+
+    >>> t = pd.DataFrame({"tier": ["mass", "affluent", "key", "private"], "n": [33, 12, 3, 4]})
+    >>> mask, total_hidden = suppress_split(t, "n", [False, False, True, True])
+    >>> mask.hidden["n"].tolist(), total_hidden
+    ([False, True, True, True], False)
+    >>> mask, total_hidden = suppress_split(t.assign(n=[33, 12, 9, 9]), "n", [False, False, True, True])
+    >>> total_hidden   # 18 over two "fewer than 10" tiers: the KPI's 18 is hidden in the headline
+    True
+    """
+    n = pd.to_numeric(table[count], errors="coerce").to_numpy(dtype=float)
+    inside = np.asarray(part, dtype=bool)
+    k = len(n)
+    rows = np.arange(k)
+    sums = [Sum(None, tuple(rows.tolist())), Sum(k, tuple(rows[inside].tolist())), Sum(None, (*rows[~inside].tolist(), k))]
+    hidden, small = protect(np.append(n, np.nansum(n[inside])), sums, min_cell=min_cell)
+    mask = Suppression.none(table).hide(small[:k], [count], small=True).hide(hidden[:k], [count, *derived])
+    return mask, bool(hidden[k] and not small[k])
