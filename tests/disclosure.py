@@ -153,9 +153,12 @@ def _is_counts(header: str) -> bool:
 
 
 def _is_denominator(header: str) -> bool:
-    """A count a rate is taken of (customers, a book, warnings, customer-months …), not a numerator."""
+    """A count a rate is taken of (customers, a book, warnings, customer-months …), not a numerator.
+
+    (A watch-list customer's products held is an attribute of one person, not a group's size.)
+    """
     h = header.lower()
-    return "churned" not in h and "high-value" not in h
+    return "churned" not in h and "high-value" not in h and "products held" not in h
 
 
 def _is_rate_of_churn(header: str) -> bool:
