@@ -335,7 +335,13 @@ def test_chinese_text_is_drawn_with_the_embedded_font(context: BrowserContext, m
       el.textContent = text;
       document.body.appendChild(el);
     }""", [FONT_FAMILY, "".join(chars)])  # fmt: skip
+    page.evaluate("async () => { document.body.offsetHeight; await document.fonts.ready; }")  # laid out first
     [fonts] = _fonts_of(page, "#font-probe")
+    for _ in range(5):  # under load the probe can be measured before it is drawn: no font at all yet
+        if fonts:
+            break
+        page.wait_for_timeout(200)
+        [fonts] = _fonts_of(page, "#font-probe")
     if any(not f["isCustomFont"] for f in fonts) or _web_font_glyphs(fonts) != len(chars):
         lacking = [c for c in chars if not _drawn_by_web_font(page, c)]
         pytest.fail(f"{which}: the embedded font lacks {len(lacking)} of the page's {len(chars)} "
