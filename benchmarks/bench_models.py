@@ -33,9 +33,9 @@ def prepare(source: Path) -> Path:
     out = source.with_name(source.name + "_episodes.parquet")
     if not out.exists():
         from crmresearch import load_source
-        from crmresearch.io import write_relation
-        from crmresearch.params import Params
-        from crmresearch.survival import _materialize, context
+        from crmresearch.core.io import write_relation
+        from crmresearch.core.params import Params
+        from crmresearch.survival.episodes import _materialize, context
 
         src = load_source(source)
         ctx = context(src, Params())
@@ -50,7 +50,7 @@ def main() -> None:
     ap.add_argument("--lifelines", action="store_true", help="also fit lifelines' CoxTimeVaryingFitter")
     args = ap.parse_args()
 
-    from crmresearch.models import TimeVaryingCox
+    from crmresearch.survival.cox import TimeVaryingCox
 
     path = prepare(args.source)
     t = time.perf_counter()

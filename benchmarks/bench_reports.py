@@ -87,8 +87,8 @@ def main() -> None:
     ap.add_argument("--skip-single", action="store_true", help="skip (b)")
     a = ap.parse_args()
 
-    from crmresearch.demo import DemoConfig, write_demo_bank
-    from crmresearch.privacy import new_key_file
+    from crmresearch.core.privacy import new_key_file
+    from crmresearch.data.demo import DemoConfig, write_demo_bank
 
     work = a.work or Path(tempfile.mkdtemp(prefix="bench-reports-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -111,8 +111,8 @@ def main() -> None:
     key = work / "key"
     if not key.exists():
         new_key_file(key)
-    from crmresearch.contract import load_source
-    from crmresearch.params import load_params
+    from crmresearch.core.params import load_params
+    from crmresearch.data.contract import load_source
 
     src = load_source(bank, load_params(None, {}))
     month = f"{src.as_of:%Y-%m}"

@@ -34,7 +34,7 @@ OUT = HERE / "out"
 
 
 def prepare(customers: int) -> Path:
-    from crmresearch.demo import DemoConfig, write_demo_bank
+    from crmresearch.data.demo import DemoConfig, write_demo_bank
 
     per_branch = 5000
     branches = max(1, customers // per_branch)
@@ -50,8 +50,8 @@ def prepare(customers: int) -> Path:
 
 def run(source: Path) -> dict:
     from crmresearch import load_source
-    from crmresearch.params import Params
-    from crmresearch.survival import write_survival_table
+    from crmresearch.core.params import Params
+    from crmresearch.survival.episodes import write_survival_table
 
     params = Params()
     stages = {}

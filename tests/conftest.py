@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from crmresearch.demo import DemoConfig, write_demo_bank
-from crmresearch.privacy import new_key_file
+from crmresearch.core.privacy import new_key_file
+from crmresearch.data.demo import DemoConfig, write_demo_bank
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ that say "fewer than N" or "suppressed" — and tries what an attacker would:
   knows ("fewer than N" is 1 to N−1, "suppressed" is at least N).
 
 It knows the pages' words (English headers and labels of
-:mod:`crmresearch.reporting` and :mod:`crmresearch.runner`), not the data:
+:mod:`crmresearch.report.reports` and :mod:`crmresearch.batch.run`), not the data:
 it checks what is shown, not how it was computed (and uses none of the
 package's suppression code).
 """

@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 
 _TINY = """import json, os, time
-from crmresearch.bundle import open_bundle
+from crmresearch.month.bundle import open_bundle
 time.sleep(float(os.environ.get("TINY_SLEEP", "0")))
 b = open_bundle(bundle)
 with open(metrics_out, "w") as f:

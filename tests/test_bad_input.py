@@ -26,9 +26,9 @@ import pandas as pd
 import pytest
 
 import crmresearch
-from crmresearch.contract import validate_source
-from crmresearch.demo import DemoConfig, write_demo_bank
-from crmresearch.privacy import new_key_file
+from crmresearch.core.privacy import new_key_file
+from crmresearch.data.contract import validate_source
+from crmresearch.data.demo import DemoConfig, write_demo_bank
 
 MONTH = "2026-10"
 PARALLEL = 4

@@ -34,8 +34,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from crmresearch.demo import DEFAULT_AS_OF
-from crmresearch.i18n import label
+from crmresearch.data.demo import DEFAULT_AS_OF
+from crmresearch.viz.i18n import label
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

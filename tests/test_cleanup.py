@@ -28,9 +28,9 @@ import nbformat
 import psutil
 import pytest
 
+from crmresearch.batch.run import run_report
 from crmresearch.cli import main
-from crmresearch.demo import DemoConfig, write_demo_bank
-from crmresearch.runner import run_report
+from crmresearch.data.demo import DemoConfig, write_demo_bank
 from run_helpers import report_args, tiny_notebooks
 
 MONTH = "2026-10"
@@ -167,7 +167,7 @@ def _notebook(folder: Path, code: str) -> Path:
 
 def test_what_a_report_writes_to_stderr_is_logged_not_published(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    from crmresearch import runner
+    from crmresearch.batch import run as runner
 
     monkeypatch.delenv(runner.FRESH_ENV, raising=False)
     nb = _notebook(tmp_path, "import json, sys, warnings\nprint('visible-output')\n"
@@ -196,7 +196,7 @@ def test_what_a_report_writes_to_stderr_is_logged_not_published(tmp_path: Path,
 
 
 def test_local_kernels_use_ipc_in_a_private_folder_removed_at_exit(tmpdir_short: Path) -> None:
-    code = ("import json, os, stat\nfrom crmresearch import runner\nk = runner._WarmKernel()\n"
+    code = ("import json, os, stat\nfrom crmresearch.batch import run as runner\nk = runner._WarmKernel()\n"
             "info = k.km.get_connection_info()\nd = os.path.dirname(k.km.connection_file)\n"
             "print(json.dumps({'transport': info['transport'], 'ip': info['ip'], 'dir': d,"
             " 'mode': stat.S_IMODE(os.stat(d).st_mode), 'files': sorted(os.listdir(d))}))\n"
@@ -217,7 +217,7 @@ def test_local_kernels_use_ipc_in_a_private_folder_removed_at_exit(tmpdir_short:
 
 def _holder(folder: Path) -> subprocess.Popen:
     """Another process holding the folder's lock until its stdin closes."""
-    code = ("import sys\nfrom crmresearch.procs import FolderLock\n"
+    code = ("import sys\nfrom crmresearch.batch.procs import FolderLock\n"
             f"with FolderLock({str(folder)!r}):\n    print('locked', flush=True)\n    sys.stdin.read()\n")
     p = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == "locked"
@@ -252,7 +252,7 @@ def test_a_second_run_into_the_same_folder_refuses_or_waits(bank6: Path, key: Pa
 
 
 def test_a_lock_left_by_a_dead_process_is_broken(tmp_path: Path) -> None:
-    from crmresearch.procs import FolderLock
+    from crmresearch.batch.procs import FolderLock
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     pid = int(dead.stdout)

@@ -1,4 +1,4 @@
-"""The data contract (docs: /work/shared/spec/data-contract.md, code: crmresearch.contract).
+"""The data contract (docs: /work/shared/spec/data-contract.md, code: crmresearch.data.contract).
 
 For every rule of the contract there is a case below that breaks that one rule
 in an otherwise valid source and checks that validation names the table, the
@@ -38,8 +38,8 @@ import pandas as pd
 import pytest
 
 from crmresearch import cli
-from crmresearch import contract as contract_mod
-from crmresearch.contract import (
+from crmresearch.data import contract as contract_mod
+from crmresearch.data.contract import (
     FLAT_CUSTOMERS,
     TABLES,
     ContractError,
@@ -710,7 +710,7 @@ def run_validate_cli(sources: list[Path | Callable[[], Path]]) -> list[Run]:
     """Run ``cli.main(['validate', SOURCE])`` for each source, a few at a time.
 
     A source may be a callable that writes it (then it is built in the worker).
-    A spy around :func:`crmresearch.contract.validate_source` (the real one
+    A spy around :func:`crmresearch.data.contract.validate_source` (the real one
     runs, once) keeps the report the CLI printed, so a test reads the findings
     as objects, the printed text and the exit code of one and the same
     validation.  A crash is kept in ``Run.error``.
@@ -1239,7 +1239,7 @@ def test_extract_with_as_of_only(tmp_path):
 
 def _stub_survival(calls: list) -> types.ModuleType:
     """A survival module whose writer really writes: proves the CLI stops before it."""
-    mod = types.ModuleType("crmresearch.survival")
+    mod = types.ModuleType("crmresearch.survival.episodes")
 
     def write_survival_table(source, params, out, as_of=None, episodes=False):
         calls.append(Path(out))
@@ -1252,10 +1252,10 @@ def _stub_survival(calls: list) -> types.ModuleType:
 
 BAD_FOR_WRITING = ["customers.open_date.type", "customers.branch_id.foreign_key",
                    "branches.-.missing_table", "rm_assignments.start_date.no_overlap"]  # fmt: skip
-HAVE_SURVIVAL = importlib.util.find_spec("crmresearch.survival") is not None
+HAVE_SURVIVAL = importlib.util.find_spec("crmresearch.survival.episodes") is not None
 
 
-_REAL = pytest.mark.skipif(not HAVE_SURVIVAL, reason="crmresearch.survival not written yet")
+_REAL = pytest.mark.skipif(not HAVE_SURVIVAL, reason="crmresearch.survival.episodes not written yet")
 
 
 @pytest.mark.parametrize(("case_id", "writer"), [
@@ -1270,7 +1270,7 @@ def test_nothing_written_when_validation_fails(tmp_path, monkeypatch, capsys, ca
     """
     calls: list = []
     if writer == "stub":
-        monkeypatch.setitem(sys.modules, "crmresearch.survival", _stub_survival(calls))
+        monkeypatch.setitem(sys.modules, "crmresearch.survival.episodes", _stub_survival(calls))
     bad = build_case_source(next(c for c in CASES if c.id == case_id), "csv", tmp_path)
     out = tmp_path / "x.parquet"
     assert cli.main(["survival-table", str(bad), "--out", str(out)]) == cli.EXIT_BAD_INPUT
@@ -1285,7 +1285,7 @@ def test_nothing_written_when_validation_fails(tmp_path, monkeypatch, capsys, ca
 def test_stub_writer_is_reached_for_a_valid_source(tmp_path, monkeypatch):
     """The nothing-written test would notice a write: the same command writes for a clean source."""
     calls: list = []
-    monkeypatch.setitem(sys.modules, "crmresearch.survival", _stub_survival(calls))
+    monkeypatch.setitem(sys.modules, "crmresearch.survival.episodes", _stub_survival(calls))
     src = write_source({n: valid_tables()[n] for n in CORE}, tmp_path / "src", "csv")
     out = tmp_path / "x.parquet"
     assert cli.main(["survival-table", str(src), "--out", str(out)]) == 0

@@ -23,14 +23,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmresearch.bundle import build_bundle
+from crmresearch.batch.run import render_index
 from crmresearch.cli import main
-from crmresearch.contract import load_source
-from crmresearch.demo import DemoConfig, write_demo_bank
-from crmresearch.params import Params
-from crmresearch.privacy import new_key_file
-from crmresearch.reporting import BankReport, BranchReport
-from crmresearch.runner import render_index
+from crmresearch.core.params import Params
+from crmresearch.core.privacy import new_key_file
+from crmresearch.data.contract import load_source
+from crmresearch.data.demo import DemoConfig, write_demo_bank
+from crmresearch.month.bundle import build_bundle
+from crmresearch.report.reports import BankReport, BranchReport
 from disclosure import find_leaks, tables
 
 MONTH = "2026-10"
@@ -76,7 +76,9 @@ def small_bank(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture
 def no_figures(monkeypatch: pytest.MonkeyPatch) -> None:
     """Figures are images (not read by the checker): drawing 200 pages of them would only cost time."""
-    from crmresearch import lifecycle, plots, reporting
+    from crmresearch.analyses import lifecycle
+    from crmresearch.report import reports as reporting
+    from crmresearch.viz import plots
 
     monkeypatch.setattr(reporting._Report, "_fig", lambda self, ax, alt: "")
     for f in ("trend_plot", "km_plot", "forest_plot", "cumulative_incidence_plot", "funnel_plot", "bar_plot"):
@@ -201,7 +203,7 @@ def test_rows_used_hides_small_counts(small_bank) -> None:
 
 def test_a_cell_is_hidden_by_the_mask_never_by_its_text(small_bank) -> None:
     """A label from the data that reads like a suppressed cell is shown as it is; a hidden count, from the mask."""
-    from crmresearch.suppression import suppress_counts
+    from crmresearch.core.suppression import suppress_counts
 
     _, bundle = small_bank
     r = BranchReport.open(bundle, bundle.branch_ids[0])
@@ -291,8 +293,9 @@ def test_the_reasons_chart_draws_only_the_bars_its_table_shows(small_bank, monke
     """
     import dataclasses
 
-    from crmresearch import plots, reporting
-    from crmresearch.i18n import label
+    from crmresearch.report import reports as reporting
+    from crmresearch.viz import plots
+    from crmresearch.viz.i18n import label
 
     drawn: list[list[float]] = []
     monkeypatch.setattr(reporting._Report, "_fig", lambda self, ax, alt: "")
@@ -381,7 +384,7 @@ def _flat_bank(root: Path, seed: int, branches: int = 24) -> Path:
 def test_a_flat_bank_page_suppresses_its_branches_and_regions_as_one(tmp_path: Path, no_figures) -> None:
     """The flat bank page's churners by branch and by region, on 5 random banks of small branches: no hidden
     branch comes back from its region's row (nor a region from its branches); suppressed apart, they leak."""
-    from crmresearch.suppression import suppress_counts
+    from crmresearch.core.suppression import suppress_counts
 
     apart = 0
     for seed in range(5):
@@ -432,7 +435,8 @@ def test_the_competing_risks_chart_draws_no_cause_of_fewer_than_n_churners_nor_i
     On the bank page and the branches' pages, every cause drawn has 0 or at least 10 churners by the
     horizon, and no group hides just one cause with churners (the group's churners would give it back).
     """
-    from crmresearch import plots, product_coverage
+    from crmresearch.analyses import product_coverage
+    from crmresearch.viz import plots
 
     computed, pairs = [], []
     real = product_coverage.cumulative_incidence

@@ -1,7 +1,7 @@
-"""Counting-process episodes and the customer table (crmresearch.survival).
+"""Counting-process episodes and the customer table (crmresearch.survival.episodes).
 
 Each case writes a tiny hand-made source (a directory of CSV files) and loads
-it with :func:`crmresearch.contract.load_source`.  The expected episodes are
+it with :func:`crmresearch.data.contract.load_source`.  The expected episodes are
 built independently of the package: a base frame ``(id, start=entry,
 stop=duration, event)`` computed in Python from the contract's rules, split by
 ``lifelines.utils.add_covariate_to_timeline`` at covariate change points that
@@ -10,7 +10,7 @@ Both sides are then normalised the same way (consecutive episodes with
 identical covariates merged) and compared exactly on ``start, stop, event``
 and every covariate.
 
-Time scale (module docstring of crmresearch.survival): tenure days since
+Time scale (module docstring of crmresearch.survival.episodes): tenure days since
 ``open_date``; calendar day ``D`` is the interval ``(D - open, D - open + 1]``.
 """
 
@@ -26,9 +26,9 @@ import pytest
 from lifelines import CoxTimeVaryingFitter
 from lifelines.utils import add_covariate_to_timeline
 
-from crmresearch.contract import Source, load_source
-from crmresearch.params import Params, load_params
-from crmresearch.survival import customer_table, episodes
+from crmresearch.core.params import Params, load_params
+from crmresearch.data.contract import Source, load_source
+from crmresearch.survival.episodes import customer_table, episodes
 
 D = dt.date.fromisoformat
 
@@ -43,7 +43,7 @@ COVS: dict[str, tuple[str, object]] = {
     "retention_contact_90d": ("retention_actions", 0),
 }
 
-# the contract's required columns (crmresearch.contract.TABLES), in file order
+# the contract's required columns (crmresearch.data.contract.TABLES), in file order
 COLUMNS: dict[str, list[str]] = {
     "extract": ["as_of", "observation_start"],
     "branches": ["branch_id", "branch_name"],
@@ -772,7 +772,7 @@ def test_episodes_fit_cox_time_varying(tmp_path):
 
 
 def test_sticky_product_indicators(tmp_path):
-    from crmresearch.coverage import STICKY_COVARIATES, STICKY_PRODUCTS
+    from crmresearch.timelines.products import STICKY_COVARIATES, STICKY_PRODUCTS
 
     assert STICKY_PRODUCTS == ("mobile_banking", "fund_sip", "payroll", "third_party_custody")
     as_of, obs = "2023-12-31", "2023-01-01"
@@ -837,7 +837,7 @@ def test_sticky_product_indicators(tmp_path):
 def test_sticky_product_indicators_have_no_look_ahead(tmp_path):
     """The full source of test_no_look_ahead (customer 004: overlapping payroll holdings),
     cut at dates around the payroll changes."""
-    from crmresearch.coverage import STICKY_COVARIATES
+    from crmresearch.timelines.products import STICKY_COVARIATES
 
     src, _ = _full_source(tmp_path)
     full = episodes(src)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from crmresearch import load_params
-from crmresearch.fingerprint import report_fingerprint, source_fingerprint
+from crmresearch.core.fingerprint import report_fingerprint, source_fingerprint
 
 
 def test_fingerprints(small_demo: Path, tmp_path: Path) -> None:

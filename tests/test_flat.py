@@ -1,4 +1,4 @@
-"""Flat-extract import (crmresearch.flat): public datasets, conversions, errors, CLI."""
+"""Flat-extract import (crmresearch.data.flat): public datasets, conversions, errors, CLI."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from crmresearch.cli import main
-from crmresearch.contract import ContractError, load_source
-from crmresearch.errors import InputError
-from crmresearch.flat import FlatMappingError, import_flat, load_mapping, shipped_mappings
+from crmresearch.core.errors import InputError
+from crmresearch.data.contract import ContractError, load_source
+from crmresearch.data.flat import FlatMappingError, import_flat, load_mapping, shipped_mappings
 from public_data import BANK_CSV, TELCO_CSV
 
 needs_bank = pytest.mark.skipif(not BANK_CSV.is_file(), reason=f"public dataset not present: {BANK_CSV}")

@@ -13,19 +13,20 @@ import pytest
 import yaml
 from lifelines import CoxPHFitter, KaplanMeierFitter
 
+from crmresearch.analyses.causes import causes_model
+from crmresearch.analyses.early_warnings import early_warnings
+from crmresearch.analyses.kpis import monthly_kpis
+from crmresearch.analyses.lifecycle import lifecycle
+from crmresearch.analyses.product_coverage import cumulative_incidence, product_coverage
+from crmresearch.analyses.retention_loop import contact_outcomes
+from crmresearch.analyses.rm_turnover import orphaned_churn_rates, rm_exits
+from crmresearch.analyses.watchlist import watch_list
 from crmresearch.cli import main
-from crmresearch.contract import Source, load_source
-from crmresearch.early_warnings import early_warnings
-from crmresearch.errors import InputError
-from crmresearch.flat import ANALYSES, FLAT_REASONS, NOT_BUILT, flat_support, import_flat
-from crmresearch.kpis import monthly_kpis
-from crmresearch.lifecycle import lifecycle
-from crmresearch.models import causes_model, flat_covariates
-from crmresearch.product_coverage import cumulative_incidence, product_coverage
-from crmresearch.retention_loop import contact_outcomes
-from crmresearch.survival import customer_table
-from crmresearch.turnover import orphaned_churn_rates, rm_exits
-from crmresearch.watchlist import watch_list
+from crmresearch.core.errors import InputError
+from crmresearch.data.contract import Source, load_source
+from crmresearch.data.flat import ANALYSES, FLAT_REASONS, NOT_BUILT, flat_support, import_flat
+from crmresearch.data.flat_covariates import flat_covariates
+from crmresearch.survival.episodes import customer_table
 from public_data import BANK_CSV, TELCO_CSV
 
 ALL_ANALYSES = ["monthly KPIs", "product coverage", "competing risks", "causes model", "lifecycle",

@@ -9,7 +9,7 @@ import re
 import pytest
 from fontTools.ttLib import TTFont
 
-from crmresearch.fonts import font_face_css
+from crmresearch.viz.fonts import font_face_css
 
 TEXT = "2026年10月 客户流失率：12.5%（较上月下降0.3个百分点）。“高价值”客户留存率 88%"
 DATA_URL = re.compile(r"url\(data:font/woff;base64,([A-Za-z0-9+/=]+)\)")
@@ -49,7 +49,7 @@ def test_deterministic() -> None:
     shuffled = "".join(sorted(TEXT, reverse=True)) * 2
     assert font_face_css(shuffled, family="crmresearch-cjk") == css
     # and not a cached string: a fresh subset gives the same bytes
-    from crmresearch import fonts
+    from crmresearch.viz import fonts
 
     fonts._subset_font.cache_clear()
     assert font_face_css(TEXT) == css

@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 
 from crmresearch import load_params, load_source
-from crmresearch.errors import InputError
-from crmresearch.kpis import (
+from crmresearch.analyses.kpis import (
     BREAKDOWNS,
     _traffic_light,
     churn_breakdown,
@@ -18,6 +17,7 @@ from crmresearch.kpis import (
     kpi_trend,
     monthly_kpis,
 )
+from crmresearch.core.errors import InputError
 
 CUSTOMERS = [  # id, branch, open, churn
     ("c1", "B1", "2023-01-10", "2024-03-01"),  # churned on the month's first day

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from crmresearch import load_source
-from crmresearch.lifecycle import lifecycle, stage_rates
+from crmresearch.analyses.lifecycle import lifecycle, stage_rates
 
 matplotlib.use("Agg")
 M = 30.4375

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from crmresearch import load_params, load_source
+from crmresearch.analyses.kpis import monthly_kpis
+from crmresearch.analyses.product_coverage import product_coverage
 from crmresearch.cli import main
-from crmresearch.kpis import monthly_kpis
-from crmresearch.product_coverage import product_coverage
 from public_data import BANK_CSV
 
 REQUIRED = ["schema", "scope", "branch_id", "month", "as_of", "churn_definition", "language", "kpis",
@@ -75,7 +75,7 @@ def test_bank_file_and_usage_errors(small_demo: Path, tmp_path: Path, capsys: py
 
 
 def test_branch_model_when_it_has_enough_events(small_demo: Path) -> None:
-    from crmresearch.metrics import metrics
+    from crmresearch.month.metrics import metrics
 
     src = load_source(small_demo)
     own = metrics(src, load_params(overrides={"branch_model_min_events": 50}), month="2026-10", branch="B001")
@@ -87,7 +87,7 @@ def test_branch_model_when_it_has_enough_events(small_demo: Path) -> None:
 def test_flat_extract_metrics(tmp_path: Path) -> None:
     if not BANK_CSV.exists():
         pytest.skip(f"public dataset not found: {BANK_CSV}")
-    from crmresearch.flat import import_flat
+    from crmresearch.data.flat import import_flat
 
     src_dir = import_flat(BANK_CSV, "bank-churn-modelling", tmp_path / "flat")
     out = tmp_path / "flat.json"
@@ -101,7 +101,7 @@ def test_flat_extract_metrics(tmp_path: Path) -> None:
 
 
 def test_engine_settings_do_not_change_the_file(small_demo: Path) -> None:
-    from crmresearch.metrics import metrics, metrics_json
+    from crmresearch.month.metrics import metrics, metrics_json
 
     src = load_source(small_demo)
     a = metrics(src, month="2026-10", branch="B002")

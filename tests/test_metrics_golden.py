@@ -12,10 +12,10 @@ does, minus the rendering:
 
 1. ``crmresearch demo-data DIR`` (:func:`crmresearch.cli.main`, the command
    ``make report`` runs, with its default sizes and seed);
-2. the bank stage: :func:`crmresearch.contract.load_source` and
-   :func:`crmresearch.bundle.build_bundle` with the parameters of
+2. the bank stage: :func:`crmresearch.data.contract.load_source` and
+   :func:`crmresearch.month.bundle.build_bundle` with the parameters of
    ``params/defaults.yaml`` (and any per-branch file of ``params/branches/``,
-   via :func:`crmresearch.params.branch_params`, as the runner merges them);
+   via :func:`crmresearch.core.params.branch_params`, as the runner merges them);
 3. per report, what the first cell of ``notebooks/branch_report.ipynb`` and
    ``notebooks/bank_report.ipynb`` runs: ``BranchReport.open(bundle, branch,
    language=..., params_json=..., key_file=...)`` (``BankReport.open`` for the
@@ -60,12 +60,12 @@ from typing import Any
 
 import pytest
 
-from crmresearch.bundle import build_bundle
 from crmresearch.cli import main
-from crmresearch.contract import load_source
-from crmresearch.demo import DemoConfig
-from crmresearch.params import branch_params, load_params
-from crmresearch.reporting import BankReport, BranchReport
+from crmresearch.core.params import branch_params, load_params
+from crmresearch.data.contract import load_source
+from crmresearch.data.demo import DemoConfig
+from crmresearch.month.bundle import build_bundle
+from crmresearch.report.reports import BankReport, BranchReport
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from crmresearch.params import Params, ParamsError, load_params
+from crmresearch.core.params import Params, ParamsError, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,7 +86,7 @@ def test_cli_reports_bad_params(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_branch_overrides_are_merged_and_validated_up_front(tmp_path: Path) -> None:
-    from crmresearch.params import branch_params
+    from crmresearch.core.params import branch_params
 
     d = tmp_path / "branches"
     d.mkdir()

@@ -20,8 +20,9 @@ import pytest
 from matplotlib import font_manager, ticker
 from matplotlib.ft2font import FT2Font
 
-from crmresearch import i18n, load_source, plots
-from crmresearch.i18n import coverage_group_label, label, term_label
+from crmresearch import load_source
+from crmresearch.viz import i18n, plots
+from crmresearch.viz.i18n import coverage_group_label, label, term_label
 
 matplotlib.use("Agg")
 
@@ -274,10 +275,10 @@ def test_figure_to_html_embeds_a_png() -> None:
 # ------------------------------------------------------------------ real results from the demo
 @pytest.fixture(scope="module")
 def demo_results(small_demo: Path) -> dict:
-    from crmresearch.lifecycle import lifecycle
-    from crmresearch.models import TimeVaryingCox
-    from crmresearch.product_coverage import cumulative_incidence, product_coverage
-    from crmresearch.survival import customer_table, episodes
+    from crmresearch.analyses.lifecycle import lifecycle
+    from crmresearch.analyses.product_coverage import cumulative_incidence, product_coverage
+    from crmresearch.survival.cox import TimeVaryingCox
+    from crmresearch.survival.episodes import customer_table, episodes
 
     src = load_source(small_demo)
     cov = product_coverage(src, month="2026-10")
@@ -302,7 +303,7 @@ def test_result_objects_plot_through_plots(language: str, demo_results: dict) ->
     assert [last[i] for i in range(len(risk))] == [f"{n:,}" for n in risk.iloc[:, -1]]
 
     model = demo_results["model"]
-    ax = strict(model.plot, language=language)
+    ax = strict(plots.forest_plot, model.hazard_ratios(), language=language)
     assert len(ax.get_yticks()) == len(model.hazard_ratios())
     assert_labelled(ax)
 
@@ -324,7 +325,7 @@ def test_i18n_module() -> None:
                  "affluent_retiree", "homemaker", "transfer", "natural", "unknown", "fund_sip", "payroll",
                  "mobile_banking", "third_party_custody"):  # fmt: skip
         assert code in i18n.LABELS, code
-    from crmresearch.contract import CHANNELS, CHURN_TYPES, EXIT_TYPES, PRODUCTS, SEGMENTS
+    from crmresearch.data.contract import CHANNELS, CHURN_TYPES, EXIT_TYPES, PRODUCTS, SEGMENTS
 
     assert set(PRODUCTS + SEGMENTS + CHANNELS + CHURN_TYPES + EXIT_TYPES) <= set(i18n.LABELS)
     assert doctest.testmod(i18n).failed == 0

@@ -11,8 +11,8 @@ from lifelines import KaplanMeierFitter
 from lifelines.utils import restricted_mean_survival_time
 
 from crmresearch import load_source
-from crmresearch.errors import InputError
-from crmresearch.product_coverage import coverage_group, product_coverage, rmst
+from crmresearch.analyses.product_coverage import coverage_group, product_coverage, rmst
+from crmresearch.core.errors import InputError
 from public_data import BANK_CSV
 
 
@@ -101,7 +101,7 @@ def test_coverage_groups() -> None:
 def test_flat_bank_dataset_matches_its_readme_and_lifelines(tmp_path: Path) -> None:
     if not BANK_CSV.exists():
         pytest.skip(f"public dataset not present: {BANK_CSV}")
-    from crmresearch.flat import import_flat
+    from crmresearch.data.flat import import_flat
 
     r = product_coverage(load_source(import_flat(BANK_CSV, "bank-churn-modelling", tmp_path / "bank")))
     by = r.table_by_count().set_index("n_products")
@@ -122,8 +122,8 @@ def test_flat_bank_dataset_matches_its_readme_and_lifelines(tmp_path: Path) -> N
 
 
 def test_cumulative_incidence_of_competing_churn_types(small_demo: Path) -> None:
-    from crmresearch.product_coverage import cumulative_incidence
-    from crmresearch.survival import customer_table
+    from crmresearch.analyses.product_coverage import cumulative_incidence
+    from crmresearch.survival.episodes import customer_table
 
     src = load_source(small_demo)
     r = product_coverage(src, month="2026-10")
@@ -147,7 +147,7 @@ def test_sticky_products_on_the_demo(small_demo: Path) -> None:
     (−0.3) protect beyond the count, fund SIP and third-party custody do not (0).  The small
     demo has the power for the count and mobile banking (interval below 1); payroll's point
     estimate is below 1 (the truth's three seeds recover every β: tests/test_truth.py)."""
-    from crmresearch.product_coverage import sticky_products
+    from crmresearch.analyses.product_coverage import sticky_products
 
     r = sticky_products(load_source(small_demo))
     t = r.table.set_index("term")
@@ -208,7 +208,7 @@ def sticky_source(tmp_path: Path):
 
 
 def test_sticky_products_held_by_fewer_than_10_are_left_out(sticky_source) -> None:
-    from crmresearch.product_coverage import sticky_products
+    from crmresearch.analyses.product_coverage import sticky_products
 
     r = sticky_products(sticky_source)
     h = r.holders.set_index("product")
@@ -236,7 +236,7 @@ def test_sticky_products_held_by_fewer_than_10_are_left_out(sticky_source) -> No
 
 
 def test_sticky_products_need_product_holdings(hand_source, tmp_path: Path) -> None:
-    from crmresearch.product_coverage import sticky_products
+    from crmresearch.analyses.product_coverage import sticky_products
 
     bare = tmp_path / "bare"
     bare.mkdir()
@@ -250,8 +250,8 @@ def test_sticky_products_need_product_holdings(hand_source, tmp_path: Path) -> N
 def test_sticky_products_refuse_a_flat_extract(tmp_path: Path) -> None:
     import yaml
 
-    from crmresearch.flat import import_flat
-    from crmresearch.product_coverage import sticky_products
+    from crmresearch.analyses.product_coverage import sticky_products
+    from crmresearch.data.flat import import_flat
 
     (tmp_path / "in.csv").write_text("id,t,c,n\n1,3,1,1\n2,5,0,2\n3,8,0,3\n4,1,1,1\n", encoding="utf-8")
     mapping = {"customer_id": "id", "tenure": {"column": "t", "unit": "months"},
@@ -272,7 +272,7 @@ def test_cumulative_incidence_takes_tied_days_as_they_are() -> None:
     F_natural(10) = 1/10; S(10) = 8/10, n(20) = 7: F_transfer(20) = 0.1 + 0.8 * 2/7;
     S(20) = 0.8 * 5/7, n(30) = 5, the 'other' churn competes: F's are unchanged.
     """
-    from crmresearch.product_coverage import CoverageResult, cumulative_incidence
+    from crmresearch.analyses.product_coverage import CoverageResult, cumulative_incidence
 
     days = [10, 10, 10, 20, 20, 30, 40, 40, 40, 40]
     event = [1, 1, 0, 1, 1, 1, 0, 0, 0, 0]
@@ -293,7 +293,7 @@ def test_cumulative_incidence_interval_covers_the_truth() -> None:
     """Seeded: two exponential causes (hazards 0.002, 0.001 per day), uniform censoring;
     the true incidence of cause 1 at 365 days is 2/3 * (1 - exp(-0.003 * 365)); the 95%
     interval covers it in about 95% of 200 draws (binomial tolerance)."""
-    from crmresearch.product_coverage import CoverageResult, cumulative_incidence
+    from crmresearch.analyses.product_coverage import CoverageResult, cumulative_incidence
 
     rng = np.random.default_rng(7)
     truth = 2 / 3 * (1 - np.exp(-0.003 * 365))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from crmresearch.contract import FLAT_CUSTOMERS, TABLES
+from crmresearch.data.contract import FLAT_CUSTOMERS, TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 CONDA_NAMES = {"python-duckdb": "duckdb"}
@@ -47,7 +47,7 @@ def test_environment_yml_matches_pyproject() -> None:
 
 
 def _notebooks() -> list[Path]:
-    return sorted((ROOT / "notebooks").glob("*.ipynb"))
+    return sorted([*(ROOT / "notebooks").glob("*.ipynb"), *(ROOT / "src/crmresearch/report/notebooks").glob("*.ipynb")])
 
 
 def test_there_are_notebooks() -> None:

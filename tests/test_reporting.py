@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from crmresearch.bundle import build_bundle, open_bundle, slice_source
-from crmresearch.contract import load_source
-from crmresearch.errors import InputError
-from crmresearch.metrics import metrics, metrics_json
-from crmresearch.params import Params
-from crmresearch.reporting import SECTIONS, BankReport, BranchReport, plain_summary, text
+from crmresearch.core.errors import InputError
+from crmresearch.core.params import Params
+from crmresearch.data.contract import load_source
+from crmresearch.month.bundle import build_bundle, open_bundle, slice_source
+from crmresearch.month.metrics import metrics, metrics_json
+from crmresearch.report.reports import SECTIONS, BankReport, BranchReport, plain_summary, text
 from public_data import BANK_CSV
 
 MONTH = "2026-10"
@@ -158,7 +158,7 @@ def test_plain_summary_describes_the_data_whichever_way() -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(not BANK_CSV.exists(), reason=f"public dataset not found at {BANK_CSV}")
 def test_flat_snapshot_on_bank_churn_modelling_says_more_products_churn_more(tmp_path: Path) -> None:
-    from crmresearch.flat import import_flat
+    from crmresearch.data.flat import import_flat
 
     src = load_source(import_flat(BANK_CSV, "bank-churn-modelling", tmp_path / "src"))
     b = build_bundle(src, Params(), month=None, path=tmp_path / "cache")

@@ -9,9 +9,8 @@ import pandas as pd
 import pytest
 
 from crmresearch import Params, load_params, load_source
-from crmresearch.early_warnings import early_warnings, warning_summary
-from crmresearch.errors import InputError
-from crmresearch.retention_loop import (
+from crmresearch.analyses.early_warnings import early_warnings, warning_summary
+from crmresearch.analyses.retention_loop import (
     contact_outcomes,
     odds_ratio_2x2,
     outcomes_from_cohort,
@@ -19,6 +18,7 @@ from crmresearch.retention_loop import (
     rm_table,
     winbacks,
 )
+from crmresearch.core.errors import InputError
 
 
 def _write(path: Path, **tables: pd.DataFrame) -> Path:
@@ -253,7 +253,7 @@ def test_no_warnings_unknown_branch_and_no_contacts(warned) -> None:
 
 
 def test_asset_attrition_cohort_waits_for_confirmed_churns() -> None:
-    from crmresearch.retention_loop import _cohort_window
+    from crmresearch.analyses.retention_loop import _cohort_window
 
     _, recorded, _ = _cohort_window("2024-12", Params())
     _, attrition, _ = _cohort_window("2024-12", load_params(overrides={"churn.definition": "asset_attrition"}))

@@ -27,9 +27,9 @@ import nbformat
 import pandas as pd
 import pytest
 
+from crmresearch.batch.run import render_html, render_index, run_report
 from crmresearch.cli import main
-from crmresearch.demo import DemoConfig, write_demo_bank
-from crmresearch.runner import render_html, render_index, run_report
+from crmresearch.data.demo import DemoConfig, write_demo_bank
 from run_helpers import report_args, tiny_notebooks
 
 MONTH = "2026-10"
@@ -470,7 +470,7 @@ with open(metrics_out, "w") as f:
 
 def test_a_warm_kernel_leaks_no_state_from_one_report_to_the_next(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    from crmresearch import runner
+    from crmresearch.batch import run as runner
 
     (tmp_path / "probe_state.py").write_text("STATE = []\n")
     monkeypatch.setenv("PROBE_DIR", str(tmp_path))
@@ -506,7 +506,7 @@ def test_a_warm_kernel_leaks_no_state_from_one_report_to_the_next(tmp_path: Path
 def test_branch_reports_on_one_warm_kernel_equal_fresh_kernels(full_run: FullRun, demo2: Path, key: Path,
                                                                cache: Path, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    from crmresearch import runner
+    from crmresearch.batch import run as runner
 
     runs = {}
     for mode in ("warm", "fresh"):

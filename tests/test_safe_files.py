@@ -26,13 +26,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmresearch.bundle import BankContext, bank_context, build_bundle, open_bundle, prune
 from crmresearch.cli import main
-from crmresearch.contract import load_source
-from crmresearch.demo import DemoConfig, write_demo_bank
-from crmresearch.params import Params
-from crmresearch.privacy import load_key, new_key_file
-from crmresearch.survival import customer_table
+from crmresearch.core.params import Params
+from crmresearch.core.privacy import load_key, new_key_file
+from crmresearch.data.contract import load_source
+from crmresearch.data.demo import DemoConfig, write_demo_bank
+from crmresearch.month.bundle import BankContext, bank_context, build_bundle, open_bundle, prune
+from crmresearch.survival.episodes import customer_table
 
 MONTH = "2026-10"
 MIN_KEY_BYTES = 32
@@ -102,7 +102,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Run:
 
 
 def test_quoting_escapes_quotes() -> None:
-    from crmresearch.sql import ident, literal
+    from crmresearch.core.sql import ident, literal
 
     assert ident('a"b') == '"a""b"' and literal("it's") == "'it''s'"
     with pytest.raises(ValueError, match="NUL"):
@@ -204,7 +204,7 @@ def test_the_bundle_is_data_only_and_round_trips_the_bank_context(small_demo: Pa
     assert original.model is not None and original.sticky is not None and original.backtest is not None
     # the store gives back exactly what it was given (build_bundle computes its own context: DuckDB's parallel
     # sums may differ from ``original`` in the last bits, so the exact comparison is of a round trip)
-    from crmresearch.store import dump, load
+    from crmresearch.core.store import dump, load
 
     folder = tmp_path / "round-trip"
     folder.mkdir()
@@ -218,7 +218,7 @@ def test_the_bundle_is_data_only_and_round_trips_the_bank_context(small_demo: Pa
 
 
 def test_the_store_rebuilds_only_its_own_classes(tmp_path: Path) -> None:
-    from crmresearch.store import StoreError, dump, load
+    from crmresearch.core.store import StoreError, dump, load
 
     with pytest.raises(StoreError, match="not stored"):
         dump({"f": open}, tmp_path)
@@ -383,9 +383,9 @@ def test_a_key_that_breaks_inside_a_report_is_not_named(small_demo: Path, tmp_pa
                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """A key file that fails inside the report's kernel (changed after the run's check) gives an error that
     names no path: the executed notebook holding it is kept in the published folder."""
-    from crmresearch.errors import InputError
-    from crmresearch.privacy import KEY_FILE_ENV
-    from crmresearch.reporting import BranchReport
+    from crmresearch.core.errors import InputError
+    from crmresearch.core.privacy import KEY_FILE_ENV
+    from crmresearch.report.reports import BranchReport
 
     source = load_source(small_demo)
     try:

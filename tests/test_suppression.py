@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from crmresearch.suppression import hidden_determined, suppress_counts
+from crmresearch.core.suppression import hidden_determined, suppress_counts
 
 
 def test_single_small_cell_gets_a_complement_when_a_total_is_shown() -> None:

@@ -10,9 +10,9 @@ import pytest
 
 from crmresearch import load_params, load_source
 from crmresearch.cli import main
-from crmresearch.demo import DemoConfig, write_demo_bank
-from crmresearch.errors import InputError
-from crmresearch.survival import COVARIATES, customer_table, episodes
+from crmresearch.core.errors import InputError
+from crmresearch.data.demo import DemoConfig, write_demo_bank
+from crmresearch.survival.episodes import COVARIATES, customer_table, episodes
 from public_data import BANK_CSV
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,7 +143,7 @@ def test_flat_extract_customer_table_and_no_episodes(tmp_path: Path) -> None:
     csv = BANK_CSV
     if not csv.exists():
         pytest.skip("public dataset not available")
-    from crmresearch.flat import import_flat
+    from crmresearch.data.flat import import_flat
 
     src = load_source(import_flat(csv, "bank-churn-modelling", tmp_path / "flat"))
     cust = customer_table(src)
@@ -166,8 +166,8 @@ def test_demo_with_mid_month_as_of_is_valid(tmp_path: Path) -> None:
 
 
 def test_handovers_table(demo) -> None:
-    from crmresearch.rm_turnover import handovers
-    from crmresearch.survival import context
+    from crmresearch.survival.episodes import context
+    from crmresearch.timelines.rm_exposure import handovers
 
     src, cust, ep = demo
     h = handovers(context(src))
@@ -189,7 +189,7 @@ def test_flat_customer_table_keeps_age_and_works_without_n_products(tmp_path) ->
     import pandas as pd
 
     from crmresearch import load_source
-    from crmresearch.survival import customer_table
+    from crmresearch.survival.episodes import customer_table
 
     pd.DataFrame({"branch_id": ["B1"], "branch_name": ["一"]}).to_csv(tmp_path / "branches.csv", index=False)
     pd.DataFrame({"customer_id": ["a", "b"], "branch_id": "B1", "tenure_months": [3, 10],

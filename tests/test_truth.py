@@ -20,11 +20,11 @@ import statsmodels.api as sm
 from scipy import stats
 
 from crmresearch import load_params, load_source
-from crmresearch.demo import DemoConfig, write_demo_bank
-from crmresearch.models import TimeVaryingCox
-from crmresearch.retention_loop import contact_outcomes
-from crmresearch.rm_turnover import ORPHAN_BANDS
-from crmresearch.survival import customer_table, episodes
+from crmresearch.analyses.retention_loop import contact_outcomes
+from crmresearch.data.demo import DemoConfig, write_demo_bank
+from crmresearch.survival.cox import TimeVaryingCox
+from crmresearch.survival.episodes import customer_table, episodes
+from crmresearch.timelines.rm_exposure import ORPHAN_BANDS
 
 pytestmark = pytest.mark.slow
 

@@ -7,16 +7,16 @@ import pandas as pd
 import pytest
 
 from crmresearch import load_source
-from crmresearch.errors import InputError
-from crmresearch.params import Params
-from crmresearch.survival import customer_table
-from crmresearch.turnover import (
+from crmresearch.analyses.rm_turnover import (
     orphaned_churn_rates,
     orphaned_customers,
     rm_exits,
     tenure_band,
     turnover_churn_comparison,
 )
+from crmresearch.core.errors import InputError
+from crmresearch.core.params import Params
+from crmresearch.survival.episodes import customer_table
 
 M = 30.4375
 

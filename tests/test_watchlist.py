@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from crmresearch import load_source
-from crmresearch.privacy import pseudonymize, resolve_pseudonyms
-from crmresearch.survival import customer_table
-from crmresearch.watchlist import suggested_actions, watch_list
+from crmresearch.analyses.watchlist import suggested_actions, watch_list
+from crmresearch.core.privacy import pseudonymize, resolve_pseudonyms
+from crmresearch.survival.episodes import customer_table
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_actions_follow_the_signals() -> None:
 def test_keygen_and_unmask_cli(small_demo: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
                                monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     from crmresearch.cli import main
-    from crmresearch.privacy import load_key
+    from crmresearch.core.privacy import load_key
 
     key_file = tmp_path / "secret" / "pseudonym.key"
     assert main(["keygen", str(key_file)]) == 0
@@ -82,8 +82,8 @@ def test_keygen_and_unmask_cli(small_demo: Path, tmp_path: Path, capsys: pytest.
 def test_pooled_baseline_gives_every_active_customer_a_risk(listed) -> None:
     """Far out in tenure the raw Breslow steps rest on a few customers (a 90-day window catches
     one jump or none); the pooled band rates give every customer a positive, finite risk."""
-    from crmresearch.models import causes_model
-    from crmresearch.watchlist import pooled_baseline
+    from crmresearch.analyses.causes import causes_model
+    from crmresearch.analyses.watchlist import pooled_baseline
 
     src, _ = listed
     pooled = pooled_baseline(causes_model(src, as_of=pd.Timestamp("2026-10-31").date()))

@@ -1,18 +1,21 @@
 """crmresearch: churn-and-retention research for bank branches.
 
-Data flows one way: source → validated tables (:mod:`crmresearch.contract`) →
-survival data (:mod:`crmresearch.survival`) → analyses → reports.
+Layers, each importing only those before it (docs/architecture.md): core → data →
+timelines → survival → viz → analyses → month → report → batch → cli.
+
+Data flows one way: source → validated tables (:mod:`crmresearch.data.contract`) →
+survival data (:mod:`crmresearch.survival.episodes`) → analyses → reports.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-from .contract import ContractError, Source, ValidationReport, load_source, validate_source
-from .params import Params, ParamsError, load_params
-
-try:
-    __version__ = version("crmresearch")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0+unknown"
+from crmresearch.core.params import Params, ParamsError, load_params
+from crmresearch.core.version import __version__
+from crmresearch.data.contract import (
+    ContractError,
+    Source,
+    ValidationReport,
+    load_source,
+    validate_source,
+)
 
 __all__ = [
     "ContractError",

@@ -17,12 +17,12 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__
-from .contract import ContractError, load_source, validate_source
-from .errors import InputError
-from .io import check_output
-from .params import Params, load_params
-from .procs import RunInterrupted
+from crmresearch.batch.procs import RunInterrupted
+from crmresearch.core.errors import InputError
+from crmresearch.core.io import check_output
+from crmresearch.core.params import Params, load_params
+from crmresearch.core.version import __version__
+from crmresearch.data.contract import ContractError, load_source, validate_source
 
 EXIT_OK, EXIT_REPORT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -56,7 +56,7 @@ def _say(msg: str) -> None:
 
 def _print_support(path: Path, params: Params | None = None) -> None:
     """Print, for a flat extract, which analyses run and which do not, and why (contract: "Flat extracts")."""
-    from .flat import flat_support
+    from crmresearch.data.flat import flat_support
 
     source = load_source(path, params)
     try:
@@ -81,7 +81,7 @@ def cmd_validate(args: argparse.Namespace) -> Outcome:
 
 
 def cmd_demo_data(args: argparse.Namespace) -> Outcome:
-    from .demo import DemoConfig, write_demo_bank
+    from crmresearch.data.demo import DemoConfig, write_demo_bank
 
     check_output(args.out_dir, "OUT_DIR", kind="dir")
     cfg = DemoConfig(
@@ -98,7 +98,7 @@ def cmd_demo_data(args: argparse.Namespace) -> Outcome:
 
 
 def cmd_survival_table(args: argparse.Namespace) -> Outcome:
-    from .survival import write_survival_table
+    from crmresearch.survival.episodes import write_survival_table
 
     params = _params(args, {"churn.definition": args.churn_definition})
     out = Path(args.out)
@@ -125,7 +125,7 @@ def cmd_survival_table(args: argparse.Namespace) -> Outcome:
 
 
 def cmd_import_flat(args: argparse.Namespace) -> Outcome:
-    from .flat import import_flat
+    from crmresearch.data.flat import import_flat
 
     params = _params(args)  # a bad parameters file stops the command before anything is written
     out = import_flat(args.csv, args.mapping, check_output(args.out, "--out", kind="dir"), force=args.force)
@@ -135,7 +135,7 @@ def cmd_import_flat(args: argparse.Namespace) -> Outcome:
 
 
 def cmd_metrics(args: argparse.Namespace) -> Outcome:
-    from .metrics import metrics, write_metrics
+    from crmresearch.month.metrics import metrics, write_metrics
 
     if args.branch is None and not args.bank:
         raise UserError("give --branch ID or --bank")
@@ -156,7 +156,7 @@ def cmd_metrics(args: argparse.Namespace) -> Outcome:
 
 
 def cmd_report(args: argparse.Namespace) -> Outcome:
-    from .runner import run_report
+    from crmresearch.batch.run import run_report
 
     t0 = time.perf_counter()
     summary = run_report(args.source, month=args.month, branches=args.branch, out=args.out, params_path=args.params,
@@ -179,7 +179,7 @@ def cmd_report(args: argparse.Namespace) -> Outcome:
 
 
 def cmd_keygen(args: argparse.Namespace) -> Outcome:
-    from .privacy import new_key_file
+    from crmresearch.core.privacy import new_key_file
 
     path = new_key_file(check_output(args.file, "key file"), force=args.force)
     _say(f"pseudonym key written to {path} (readable by you only); keep it outside the published reports")
@@ -187,7 +187,7 @@ def cmd_keygen(args: argparse.Namespace) -> Outcome:
 
 
 def cmd_unmask(args: argparse.Namespace) -> Outcome:
-    from .privacy import load_key, resolve_pseudonyms
+    from crmresearch.core.privacy import load_key, resolve_pseudonyms
 
     key = load_key(args.key_file)
     source = load_source(args.source, _params(args))

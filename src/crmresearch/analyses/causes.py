@@ -1,0 +1,148 @@
+"""The causes model: which covariates are associated with churn, as one Cox model of the bank or a branch.
+
+Time-varying covariates (products held, RM turnover exposure, an escalated
+complaint in the last 90 days, dormancy) enter as counting-process episodes
+(:func:`crmresearch.survival.episodes.episodes`), so nothing is known before
+it happened; a flat extract's columns enter as they are
+(:func:`crmresearch.data.flat_covariates.flat_covariates`).  The estimates are
+associations, not effects of an intervention.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from crmresearch.core.calendar import DAYS_PER_MONTH
+from crmresearch.core.errors import InputError
+from crmresearch.core.params import Params
+from crmresearch.data.contract import Source
+from crmresearch.data.flat import not_on_flat
+from crmresearch.data.flat_covariates import flat_covariates
+from crmresearch.survival.cox import ConvergenceError, TimeVaryingCox
+from crmresearch.survival.episodes import COVARIATES, customer_table, episodes
+
+__all__ = ["CAUSES_COVARIATES", "ConvergenceError", "causes_model"]
+
+CAUSES_COVARIATES = ["n_products", "rm_turnover_exposed", "complaint_escalated_90d", "dormant", "tier", "segment"]
+
+
+
+def _flat_causes_model(source: Source, *, branch: str | None, churn_type: str | None,
+                       covariates: Sequence[str] | None) -> TimeVaryingCox:  # fmt: skip
+    where = f"the flat extract {source.path}"
+    data = source.df("customers").drop(columns=["name"], errors="ignore")
+    if branch is not None:
+        if not (data["branch_id"] == branch).any():
+            raise InputError(f"unknown branch {branch!r} in {where}; known: "
+                             + ", ".join(sorted(data["branch_id"].unique())[:20]))  # fmt: skip
+        data = data[data["branch_id"] == branch].reset_index(drop=True)
+    event = data["churned"].astype(bool)
+    if churn_type is not None:
+        if "churn_type" not in data.columns or data["churn_type"].isna().all():
+            raise InputError(f"churn_type={churn_type!r}: {where} records no churn types")
+        event = event & (data["churn_type"] == churn_type)
+    if not event.any():
+        raise InputError(f"{where} has no churned customers{' of type ' + churn_type if churn_type else ''}: "
+                         "nothing to model")  # fmt: skip
+    selection = flat_covariates(data, covariates, exclude=("branch_id",) if branch else (), source=where)
+    used = selection.loc[selection["used"], "covariate"].tolist()
+    if not used:
+        raise not_on_flat("causes model", source)
+    # Tenure days as in the customer table (tenure_months x 30.4375), plus one day: the
+    # calendar's convention that the first day of tenure is (0, 1], so that a customer
+    # who left with tenure 0 is at risk and churns at 1.  Only the order of the times
+    # enters the partial likelihood: the coefficients equal those on tenure in months.
+    # (internal column names: an attribute may well be called "start" or "event")
+    fit_data = data[used].assign(__start=0.0, __event=event.astype(int).to_numpy(),
+                                 __stop=data["tenure_months"].to_numpy(dtype=float) * DAYS_PER_MONTH + 1.0)  # fmt: skip
+    model = TimeVaryingCox().fit(fit_data, used, start_col="__start", stop_col="__stop", event_col="__event")
+    model.covariate_selection_ = selection
+    return model
+
+
+def causes_model(source: Source, params: Params | None = None, *, as_of: dt.date | None = None,
+                 branch: str | None = None, churn_type: str | None = None,
+                 covariates: Sequence[str] | None = None) -> TimeVaryingCox:  # fmt: skip
+    """The multivariable Cox model of why customers leave (``reports.md`` §5).
+
+    Calendar source: the time-varying model.  Covariates (default): product
+    count, RM-turnover exposure, escalated complaint, dormancy, tier and
+    segment (those whose table was supplied).  On the tenure time scale the
+    lifecycle stage is the baseline hazard, so no function of tenure is a
+    covariate.
+
+    Flat extract: a Cox model on the static attributes, on the tenure time
+    scale in days (``tenure_months × 30.4375``, plus the first day: a
+    customer who left with tenure 0 churns in ``(0, 1]``), Efron ties.
+    Tenure is in whole months (or years), so ties are heavy; Efron handles
+    them exactly as lifelines' ``CoxPHFitter`` does, and since only the
+    order of the times matters the coefficients equal lifelines' on the raw
+    tenure in any unit.  Covariates: see :func:`flat_covariates` (default:
+    ``n_products``, ``segment``, ``channel``, ``birth_year``, ``branch_id``
+    and the extra attribute columns, those usable); the model's
+    ``covariate_selection_`` says which were used and why the others were
+    not.  Attributes are snapshot values: the hazard ratios describe
+    association, not cause.
+
+    Text covariates become indicators against the most frequent level
+    (calendar: tier ``general`` and segment ``salaried`` when present).
+    ``churn_type`` (``transfer`` / ``natural``) fits the cause-specific
+    model: other churns are censored at their date.  Hazard ratios are
+    associations, not effects of an intervention.
+
+    Parameters
+    ----------
+    source : Source
+        A loaded source (calendar or flat extract).
+    params : Params, optional
+        Churn definition and windows (calendar sources).
+    as_of : datetime.date, optional
+        Censoring date (calendar sources only: a flat extract has no dates).
+    branch : str, optional
+        Fit on this branch's customers only.
+    churn_type : str, optional
+        ``transfer`` or ``natural``: the cause-specific model.
+    covariates : sequence of str, optional
+        The covariates to use instead of the default; each must exist in the
+        source (an :class:`~crmresearch.core.errors.InputError` names a missing
+        one and the source).
+
+    Returns
+    -------
+    TimeVaryingCox
+        Fitted: ``summary``, ``hazard_ratios()``, ``concordance()``, ``ph_check()``.
+
+    Examples
+    --------
+    >>> m = causes_model(src)                     # doctest: +SKIP
+    >>> m.summary; m.ph_check(); m.concordance()  # doctest: +SKIP
+    >>> flat = causes_model(load_source("data/bank-flat"), covariates=["n_products", "age"])  # doctest: +SKIP
+    >>> flat.covariate_selection_                 # doctest: +SKIP
+    """
+    if source.flat:
+        if as_of is not None:
+            raise InputError(f"as_of={as_of}: the flat extract {source.path} has no dates to censor at")
+        return _flat_causes_model(source, branch=branch, churn_type=churn_type, covariates=covariates)
+    ep = episodes(source, params, as_of=as_of)
+    cust = customer_table(source, params, as_of=as_of)[["customer_id", "segment", "churn_type"]]
+    ep = ep.merge(cust, on="customer_id", how="left")
+    if branch is not None:
+        ep = ep[ep["branch_id"] == branch]
+    if covariates is None:
+        covariates = [c for c in CAUSES_COVARIATES if ep[c].notna().all() and ep[c].nunique() > 1]
+    else:
+        covariates = list(dict.fromkeys(covariates))
+        for c in covariates:
+            if c not in COVARIATES and c != "segment":
+                raise InputError(f"covariate {c!r}: the source {source.path} has no such covariate "
+                                 f"(covariates: {', '.join([*COVARIATES, 'segment'])})")  # fmt: skip
+            if ep[c].isna().any():
+                table = COVARIATES[c][0] if c in COVARIATES else "customers (its segment column)"
+                raise InputError(f"covariate {c!r} needs the {table} table, which the source "
+                                 f"{source.path} does not supply")  # fmt: skip
+    if churn_type is not None:
+        ep = ep.assign(event=((ep["event"] == 1) & (ep["churn_type"] == churn_type)).astype(int))
+    reference = {"tier": "general", "segment": "salaried"}
+    reference = {k: v for k, v in reference.items() if k in covariates and (ep[k] == v).any()}
+    return TimeVaryingCox().fit(ep, covariates, reference=reference)

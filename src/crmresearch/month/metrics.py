@@ -1,0 +1,281 @@
+"""``metrics.json``: the machine-readable results of a report, for BI tools (``reports.md``).
+
+:func:`metrics` assembles the fields of ``reports.md`` — KPIs, coverage
+groups, the causes model's hazard ratios, the retention loop — from the
+analyses, for one branch or the bank and one month, without rendering
+anything; :func:`write_metrics` writes them atomically.  Exact counts:
+suppression of small cells applies to what people read, not to this file
+(it is for systems under the same access as the source).
+
+Deterministic: the same inputs give a byte-identical file.  The analyses
+sort their inputs, sums of money are exact decimals, nothing random is
+unseeded, and floats are written rounded to 12 significant digits so that
+harmless last-bit differences cannot change the bytes.
+
+Fields beyond the minimum (all documented in ``docs/metrics.md``):
+``data_as_of``, ``kpis_high_value``, ``package_version``, ``params_digest``.
+A flat extract gives ``scope: "bank"``, ``month: null``, ``kpis: null``, the
+coverage groups on ``n_products`` and the hazard ratios of the static
+model, with caveats saying what is missing and why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from crmresearch.analyses.kpis import monthly_kpis
+from crmresearch.core.calendar import month_bounds
+from crmresearch.core.errors import InputError
+from crmresearch.core.io import atomic_path
+from crmresearch.core.params import Params
+from crmresearch.core.version import __version__
+from crmresearch.data.contract import Source, check_branch
+
+__all__ = ["SCHEMA", "metrics", "metrics_json", "write_metrics"]
+
+SCHEMA = 1
+_KPI_KEYS = ("active_at_start", "churned_in_month", "monthly_churn_rate", "aum_lost", "aum_drained")
+
+
+def _num(v: Any) -> Any:
+    """JSON-safe number: None for NaN, ints as ints, floats to 12 significant digits."""
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int):
+        return v
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return v
+    if math.isnan(f) or math.isinf(f):
+        return None
+    if f.is_integer() and abs(f) < 2**53 and not isinstance(v, float):
+        return int(f)
+    return float(f"{f:.12g}")
+
+
+def _kpis(source: Source, params: Params, month: str, scope: str) -> tuple[dict, dict]:
+    k = monthly_kpis(source, params, month=month).set_index(["scope", "customers"])
+    row = {c: _num(k.loc[(scope, "all"), c]) for c in _KPI_KEYS}
+    hv = {c: _num(k.loc[(scope, "high_value"), c]) for c in _KPI_KEYS}
+    for d in (row, hv):
+        for c in ("active_at_start", "churned_in_month"):
+            d[c] = int(d[c])
+    return row, hv
+
+
+def _coverage(source: Source, params: Params, month: str | None, branch: str | None, caveats: list[str]) -> list:
+    from crmresearch.analyses.product_coverage import product_coverage
+
+    try:
+        res = product_coverage(source, params, month=month, branch=branch)
+    except InputError as exc:
+        caveats.append(f"Product coverage is not available: {exc}")
+        return []
+    t = res.table
+    return [{"group": str(r.group), "customers": int(r.customers), "churned_12m": int(r.churned_12m),
+             "churn_rate_12m": _num(r.churn_rate_12m)} for r in t.itertuples() if r.customers > 0]  # fmt: skip
+
+
+def _hazard_ratios(source: Source, params: Params, last, branch: str | None,
+                   caveats: list[str], bank_model=None) -> tuple[str, list]:  # fmt: skip
+    from crmresearch.analyses.causes import causes_model
+    from crmresearch.survival.cox import ConvergenceError
+    from crmresearch.survival.episodes import customer_table
+
+    scope = "bank"
+    as_of = None if source.flat else last
+    if branch is not None and params.branch_model_min_events is not None and not source.flat:
+        cust = customer_table(source, params, as_of=last)  # churns as the model counts them
+        if int(cust.loc[cust["branch_id"] == branch, "event"].sum()) >= params.branch_model_min_events:
+            scope = "branch"
+    model = None
+    if scope == "branch":
+        try:
+            model = causes_model(source, params, as_of=as_of, branch=branch)
+        except (InputError, ConvergenceError, ValueError) as exc:
+            caveats.append(f"The branch's own causes model could not be fitted ({exc}); the bank-wide "
+                           "model is shown.")  # fmt: skip
+            scope = "bank"
+    if model is None and bank_model is None and source.cache.get("slice_of"):
+        caveats.append("The causes model could not be fitted on the bank's data up to the month's end.")
+        return scope, []
+    try:
+        model = model or bank_model or causes_model(source, params, as_of=as_of)
+    except (InputError, ConvergenceError, ValueError) as exc:
+        caveats.append(f"The causes model could not be fitted: {exc}")
+        return scope, []
+    hr = model.hazard_ratios()
+    return scope, [{"term": r.term, "hr": _num(r.hr), "lower": _num(r.lower), "upper": _num(r.upper),
+                    "p": _num(r.p)} for r in hr.itertuples()]  # fmt: skip
+
+
+def _retention(source: Source, params: Params, month: str, branch: str | None, caveats: list[str]) -> dict | None:
+    from crmresearch.analyses.early_warnings import early_warnings, warning_summary
+    from crmresearch.analyses.retention_loop import contact_outcomes
+
+    w = warning_summary(early_warnings(source, params, month=month, branch=branch)).set_index("rule")
+    out: dict[str, Any] = {"warnings": int(w.loc["all", "warnings"]),
+                           "contacted_in_target": int(w.loc["all", "contacted_in_target"]),
+                           "retained_90d_contacted": None, "retained_90d_not_contacted": None,
+                           "contact_odds_ratio": None}  # fmt: skip
+    if not source.has("retention_actions"):
+        out["contacted_in_target"] = None
+        caveats.append("Contact speed and retention outcomes are not available: retention_actions was not "
+                       "supplied.")  # fmt: skip
+        return out
+    try:
+        res = contact_outcomes(source, params, month=month, branch=branch)
+    except InputError as exc:
+        caveats.append(f"Retention outcomes are not available: {exc}")
+        return out
+    k = res.counts.set_index("group")
+    out["retained_90d_contacted"] = int(k.loc["contacted", "retained"])
+    out["retained_90d_not_contacted"] = int(k.loc["not contacted", "retained"])
+    if res.odds_ratio is not None:
+        out["contact_odds_ratio"] = {key: _num(v) for key, v in res.odds_ratio.items()}
+    caveats.extend(res.caveats)
+    return out
+
+
+def metrics(source: Source, params: Params | None = None, *, month: str | None,
+            branch: str | None = None, model=None) -> dict[str, Any]:  # fmt: skip
+    """The ``metrics.json`` content of one report (a branch, or the bank when ``branch`` is None).
+
+    Parameters
+    ----------
+    source : Source
+        A loaded source.
+    params : Params, optional
+        Parameters (churn definition, language, windows, ...).
+    month : str or None
+        ``YYYY-MM``; required for a calendar source, None for a flat extract.
+    branch : str, optional
+        The branch; None for the bank-wide file.
+    model : TimeVaryingCox, optional
+        The bank-wide causes model at the month's end (the month bundle's);
+        fitted on ``source`` when not given.  A branch's figures are computed
+        on its slice of the source (:func:`bundle.slice_source`), which is
+        how the report run computes them: both write identical files.
+
+    Returns
+    -------
+    dict
+        The fields of ``reports.md`` (see the module docstring for the extra ones).
+
+    Examples
+    --------
+    >>> m = metrics(src, month="2026-10", branch="B001")  # doctest: +SKIP
+    >>> m["kpis"]["monthly_churn_rate"], m["hazard_ratios"][0]  # doctest: +SKIP
+    """
+    from crmresearch.analyses.causes import causes_model
+    from crmresearch.month.bundle import slice_source
+    from crmresearch.survival.cox import ConvergenceError
+
+    params = params or Params()
+    check_branch(source, branch)
+    slice_of = source.cache.get("slice_of")
+    if slice_of is not None and slice_of != branch:
+        raise InputError(f"this source is the slice of branch {slice_of}; metrics of "
+                         f"{branch or 'the bank'} need the whole source")  # fmt: skip
+    if branch is not None and model is None:
+        if slice_of is not None:
+            raise InputError("a branch's slice needs the bank-wide model (model=...)")
+        try:
+            last = None if source.flat else month_bounds(month)[1] if month else None
+            model = causes_model(source, params, as_of=last)
+        except (InputError, ConvergenceError, ValueError):
+            model = None  # _hazard_ratios says why
+    if branch is not None and slice_of is None:
+        source = slice_source(source, branch, params)
+    caveats: list[str] = []
+    # what the results depend on: the engine's threads and memory do not change them
+    settings = {k: v for k, v in params.to_dict().items() if k != "engine"}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    base: dict[str, Any] = {"schema": SCHEMA, "scope": "branch" if branch else "bank", "branch_id": branch}
+    if source.flat:
+        if month is not None:
+            raise InputError(f"--month {month}: a flat extract has no calendar (omit --month)")
+        from crmresearch.data.flat import flat_support
+
+        hr_scope, hrs = _hazard_ratios(source, params, None, None, caveats, model)
+        out = base | {"month": None, "as_of": None, "churn_definition": "recorded", "language": params.language,
+                      "kpis": None, "coverage": _coverage(source, params, None, branch, caveats),
+                      "hazard_ratios_scope": hr_scope, "hazard_ratios": hrs, "retention": None}  # fmt: skip
+        for row in flat_support(source).itertuples():
+            if not row.available:
+                caveats.append(f"{row.analysis}: {row.reason}.")
+    else:
+        if month is None:
+            raise InputError("a month (YYYY-MM) is needed for a source with a calendar")
+        _, last = month_bounds(month)
+        scope_key = branch or "bank"
+        kpis, kpis_hv = _kpis(source, params, month, scope_key)
+        if not source.has("monthly_balances"):
+            caveats.append("AUM lost and drained are not available: monthly_balances was not supplied.")
+        if params.churn.definition == "asset_attrition":
+            caveats.append(f"Asset-attrition churns are confirmed {params.churn.asset_attrition.months - 1} "
+                           "month(s) after their date: the latest months are provisional.")  # fmt: skip
+        hr_scope, hrs = _hazard_ratios(source, params, last, branch, caveats, model)
+        out = base | {"month": month, "as_of": last.isoformat(), "churn_definition": params.churn.definition,
+                      "language": params.language, "kpis": kpis,
+                      "coverage": _coverage(source, params, month, branch, caveats),
+                      "hazard_ratios_scope": hr_scope, "hazard_ratios": hrs,
+                      "retention": _retention(source, params, month, branch, caveats),
+                      "kpis_high_value": kpis_hv}  # fmt: skip
+    out["data_as_of"] = source.as_of.isoformat() if source.as_of else None
+    out["package_version"] = __version__
+    out["params_digest"] = digest
+    out["caveats"] = caveats
+    return out
+
+
+def metrics_json(content: dict[str, Any]) -> str:
+    """Serialise metrics deterministically (sorted keys within objects as built, UTF-8, 2-space indent).
+
+    Examples
+    --------
+    >>> metrics_json({"schema": 1, "x": float("nan")})
+    '{\\n  "schema": 1,\\n  "x": null\\n}\\n'
+    """
+    def clean(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        if isinstance(v, pd.Timestamp):
+            return v.isoformat()
+        return _num(v) if not isinstance(v, str) else v
+
+    return json.dumps(clean(content), ensure_ascii=False, indent=2, allow_nan=False) + "\n"
+
+
+def write_metrics(content: dict[str, Any], out: str | Path, *, force: bool = False) -> str:
+    """Write ``metrics.json`` atomically; returns ``written``, ``unchanged`` or ``replaced``.
+
+    An existing different file is replaced only with ``force`` (nothing the
+    user had is overwritten silently); an identical one is left as it is.
+
+    Examples
+    --------
+    >>> write_metrics(metrics(src, month="2026-10"), "bank.metrics.json")  # doctest: +SKIP
+    """
+    out = Path(out)
+    text = metrics_json(content)
+    if out.exists():
+        if out.read_text(encoding="utf-8") == text:
+            return "unchanged"
+        if not force:
+            raise InputError(f"{out} exists with different content; pass --force to replace it")
+    status = "replaced" if out.exists() else "written"
+    with atomic_path(out) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return status

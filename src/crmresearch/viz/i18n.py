@@ -1,0 +1,429 @@
+"""Labels for what management reads, in English or Chinese.
+
+One dictionary, :data:`LABELS`, maps a key — a data code (tiers, segments,
+channels, churn types and reasons, products, RM exit types), a model term, a
+KPI name or an axis title — to its English and Chinese text.  Figures
+(:mod:`crmresearch.viz.plots`) and reports use :func:`label`; an unknown key is
+returned as it is, so a new code shows up verbatim instead of vanishing.
+
+Numbers and dates are formatted for the language too: :func:`format_percent`,
+:func:`format_count`, :func:`format_amount` (amounts in 万元 in Chinese) and
+:func:`format_month`.
+
+This module has no plotting dependency: the Chinese *font* is set up by
+:func:`crmresearch.viz.plots.use_chinese_font`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+
+__all__ = [
+    "COVERAGE_GROUPS",
+    "LABELS",
+    "LANGUAGES",
+    "check_language",
+    "coverage_group_label",
+    "format_amount",
+    "format_count",
+    "format_month",
+    "format_percent",
+    "label",
+    "labels",
+    "term_label",
+]
+
+LANGUAGES = ("en", "zh")
+COVERAGE_GROUPS = ("0", "1", "2", "3-4", "5+")
+
+# key -> (English, Chinese).  Axis titles are sentence case without a capital
+# (they read as part of a figure, and existing figures are checked on them).
+LABELS: dict[str, tuple[str, str]] = {
+    # ---- tiers (params.tiers)
+    "mass": ("mass", "大众客户"),
+    "potential": ("potential", "潜力客户"),
+    "general": ("general", "普通客户"),
+    "key": ("key", "重点客户"),
+    "private": ("private", "私人银行客户"),
+    "high_value": ("high-value customers", "高价值客户"),
+    "all": ("all customers", "全部客户"),
+    # ---- segments
+    "salaried": ("salaried", "工薪客户"),
+    "business_owner": ("business owner", "企业主"),
+    "executive": ("executive", "企业高管"),
+    "affluent_retiree": ("affluent retiree", "富裕退休客户"),
+    "homemaker": ("homemaker", "家庭主妇（夫）"),
+    # ---- channels
+    "walk_in": ("walk-in", "网点到访"),
+    "existing": ("existing relationship", "存量关系转介"),
+    "outreach": ("outreach", "外拓营销"),
+    # ---- churn types and reasons
+    "transfer": ("transfer", "转移流失"),
+    "natural": ("natural", "自然流失"),
+    "unknown": ("unknown", "未知"),
+    "rate": ("interest rate", "利率"),
+    "service": ("service", "服务"),
+    "fintech": ("fintech platforms", "互联网金融平台"),
+    "competitor_offer": ("competitor offer", "他行优惠"),
+    "rm_left": ("RM left", "客户经理离职/调岗"),
+    "relocation": ("relocation", "迁居"),
+    "death": ("death", "身故"),
+    "emigration": ("emigration", "移民"),
+    "life_event": ("life event", "生活变故"),
+    "not_recorded": ("not recorded", "未记录"),
+    # ---- products (contract.PRODUCTS)
+    "current_account": ("current account", "活期账户"),
+    "time_deposit": ("time deposit", "定期存款"),
+    "wealth_management": ("wealth management", "理财产品"),
+    "mutual_fund": ("mutual fund", "基金"),
+    "fund_sip": ("fund SIP", "基金定投"),
+    "insurance": ("insurance", "保险"),
+    "credit_card": ("credit card", "信用卡"),
+    "mortgage": ("mortgage", "住房贷款"),
+    "consumer_loan": ("consumer loan", "消费贷款"),
+    "payroll": ("payroll", "代发工资"),
+    "mobile_banking": ("mobile banking", "手机银行"),
+    "online_banking": ("online banking", "网上银行"),
+    "third_party_custody": ("third-party custody", "第三方存管"),
+    "precious_metals": ("precious metals", "贵金属"),
+    "trust": ("trust", "信托"),
+    # ---- RM exit types
+    "resigned": ("resigned", "离职"),
+    "transferred": ("transferred", "调岗"),
+    "retired": ("retired", "退休"),
+    "dismissed": ("dismissed", "解聘"),
+    # ---- lifecycle stages
+    "new": ("new (0–3 months)", "新客期（0–3 个月）"),
+    "growth": ("growth (3–12 months)", "成长期（3–12 个月）"),
+    "mature": ("mature (12+ months)", "成熟期（12 个月以上）"),
+    # ---- model terms (models.CAUSES_COVARIATES)
+    "n_products": ("products held (each one more)", "持有产品数（每多一个）"),
+    "rm_turnover_exposed": ("RM left (turnover window)", "客户经理离职/调岗后"),
+    "complaint_escalated_90d": ("escalated complaint (last 90 days)", "近 90 天升级投诉"),
+    "dormant": ("dormant", "账户休眠"),
+    "orphaned": ("without an RM (orphaned)", "无客户经理（交接空档）"),
+    "orphaned_band": ("days without an RM so far", "无客户经理天数"),
+    "retention_contact_90d": ("retention contact (last 90 days)", "近 90 天挽留接触"),
+    "holds_mobile_banking": ("holds mobile banking", "持有手机银行"),
+    "holds_fund_sip": ("holds a fund SIP", "持有基金定投"),
+    "holds_payroll": ("holds payroll", "持有代发工资"),
+    "holds_third_party_custody": ("holds third-party custody", "持有第三方存管"),
+    "tier": ("tier", "客户层级"),
+    "segment": ("segment", "客群"),
+    "channel": ("channel", "获客渠道"),
+    "churn_type": ("churn type", "流失类型"),
+    "churn_reason": ("recorded reason", "登记原因"),
+    "product": ("product", "产品"),
+    "exit_type": ("exit type", "离任类型"),
+    # ---- KPIs (kpis.KPI_COLUMNS) and scopes
+    "active_at_start": ("customers active at month start", "月初有效客户数"),
+    "churned_in_month": ("customers churned in the month", "当月流失客户数"),
+    "monthly_churn_rate": ("monthly churn rate", "月流失率"),
+    "aum_lost": ("AUM lost", "流失资产"),
+    "aum_drained": ("AUM drained before churn", "流失前资产流出"),
+    "churned": ("churned customers", "流失客户数"),
+    "customers": ("customers", "客户数"),
+    "churn_rate": ("churn rate", "流失率"),
+    "churn_rate_12m": ("churn within 12 months", "12 个月内流失率"),
+    "share": ("share", "占比"),
+    "bank": ("bank", "全行"),
+    "branch": ("branch", "本支行"),
+    "count": ("by count", "按客户数"),
+    "aum_weighted": ("AUM-weighted", "按资产加权"),
+    "measure": ("measure", "口径"),
+    # ---- axis titles and figure words
+    "month": ("month", "月份"),
+    "months_since_landmark": ("months since the landmark", "基准日后月数"),
+    "tenure_months": ("tenure (months)", "开户时长（月）"),
+    "retention": ("retention (share still a customer)", "留存率（仍为本行客户的比例）"),
+    "at_risk": ("at risk", "在险客户数"),
+    "hazard_ratio": ("hazard ratio", "风险比"),
+    "term": ("factor", "影响因素"),
+    "hazard_ratio_axis": ("hazard ratio ({level}% interval, log scale)", "风险比（{level}% 置信区间，对数刻度）"),
+    "hr_interval": ("HR ({level}% interval)", "风险比（{level}% 置信区间）"),
+    "hazard_per_month": ("churn hazard per customer-month", "月流失风险率（每客户每月）"),
+    "cumulative_incidence": ("cumulative incidence", "累计流失率"),
+    "churned_within": ("churned within {months:g} months", "{months:g} 个月内流失"),
+    "cif_axis": ("churned within {months:g} months (cumulative incidence)", "{months:g} 个月内流失（累计发生率）"),
+    "products_at_landmark": ("products held at the landmark", "基准日持有产品数"),
+    "cause": ("churn type", "流失类型"),
+    "fewer_than": ("fewer than {n}", "少于 {n}"),
+    "reference_line": ("no difference (HR = 1)", "无差异（风险比 = 1）"),
+    "amount_unit": ("CNY", "万元"),
+    # ---- the index page and page titles (crmresearch.batch.run)
+    "index_title": ("Monthly churn reports", "客户流失月度报告"),
+    "index_snapshot": ("snapshot (flat extract)", "快照（单表数据）"),
+    "bank_summary_title": ("Bank summary", "全行汇总"),
+    "index_bank_link": ("Bank summary: the whole bank, regions and risk-adjusted comparison of branches",
+                        "全行汇总：全行情况、区域汇总及分支行风险调整对比"),
+    "index_branches": ("Branches", "各支行"),
+    "index_regions": ("Regional roll-up", "区域汇总"),
+    "index_branch_id": ("branch", "支行编号"),
+    "index_branch_name": ("name", "支行名称"),
+    "index_region": ("region", "区域"),
+    "index_hv_churned": ("high-value customers churned", "高价值客户流失数"),
+    "index_status": ("report", "报告状态"),
+    "index_branches_count": ("branches", "支行数"),
+    "index_customers_extract": ("customers in the extract", "数据中客户数"),
+    "index_sort_hint": ("Click a column heading to sort; click again to reverse. Each branch ID links to its report.",
+                        "点击列标题排序，再次点击反向排序；点击支行编号打开该支行报告。"),
+    "index_suppression_note": ("Groups of fewer than {n} customers are not shown (\"fewer than {n}\"), nor a second "
+                               "cell where a shown total would reveal them (\"suppressed\").",
+                               "少于 {n} 名客户的组不予显示（“少于 {n}”）；若可由合计推算，另一单元格亦予隐藏（“已隐藏”）。"),
+    "index_partial_regions": ("A region's totals are shown only when every branch of the region has a report.",
+                              "仅当区域内所有支行均有报告时才显示该区域合计。"),
+    "index_no_kpis_flat": ("A flat extract has no calendar: monthly KPIs are not available; each report says "
+                           "which sections the data supports.",
+                           "单表数据没有日历：无法计算月度指标；各报告说明了数据支持哪些章节。"),
+    "churn_definition_recorded": ("recorded (the closing date in the data)", "登记流失（按数据中的销户日期）"),
+    "churn_definition_asset_attrition": ("asset attrition (assets fell below the threshold)", "资产流失（资产降至阈值以下）"),
+    "index_data_as_of": ("data as of", "数据截至"),
+    "index_churn_definition": ("churn definition", "流失定义"),
+    "index_version": ("made with", "生成工具"),
+    "index_generated": ("generated", "生成时间"),
+    "status_done": ("done", "已完成"),
+    "status_failed": ("failed", "失败"),
+    "status_not_run": ("not run", "未生成"),
+    "suppressed": ("suppressed", "已隐藏"),
+}
+
+_COVERAGE = {
+    "0": ("no products", "无产品"),
+    "1": ("1 product", "1 个产品"),
+    "2": ("2 products", "2 个产品"),
+    "3-4": ("3–4 products", "3–4 个产品"),
+    "5+": ("5+ products", "5 个及以上产品"),
+}
+
+def check_language(language: str) -> int:
+    """Validate a language code; return its column in :data:`LABELS` (0 for en, 1 for zh).
+
+    Parameters
+    ----------
+    language : str
+        A code of :data:`LANGUAGES`.
+
+    Returns
+    -------
+    int
+        0 for ``en``, 1 for ``zh``.
+
+    Raises
+    ------
+    ValueError
+        ``language`` is not in :data:`LANGUAGES`.
+
+    Examples
+    --------
+    >>> check_language("zh")
+    1
+    """
+    try:
+        return LANGUAGES.index(language)
+    except ValueError:
+        raise ValueError(f"language must be one of {', '.join(LANGUAGES)}, not {language!r}") from None
+
+def label(key: object, language: str = "en", **fields: object) -> str:
+    """The text of ``key`` in ``language``; the key itself (as text) when it has no entry.
+
+    Parameters
+    ----------
+    key : object
+        A code or label key (``"key"``, ``"transfer"``, ``"hazard_ratio"``…).
+        ``None`` and NaN read as "not recorded".
+    language : {"en", "zh"}
+    **fields
+        Values for placeholders in the text (``label("churned_within", months=12)``).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> label("private", "zh")
+    '私人银行客户'
+    >>> label("churned_within", "en", months=12)
+    'churned within 12 months'
+    >>> label("no such code")
+    'no such code'
+    """
+    i = check_language(language)
+    if key is None or (isinstance(key, float) and math.isnan(key)):
+        key = "not_recorded"
+    text = LABELS[key][i] if isinstance(key, str) and key in LABELS else str(key)
+    return text.format(**fields) if fields else text
+
+def labels(keys: Iterable[object], language: str = "en") -> list[str]:
+    """:func:`label` of every key.
+
+    Parameters
+    ----------
+    keys : iterable
+        Codes or label keys.
+    language : {"en", "zh"}
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> labels(["transfer", "natural"], "zh")
+    ['转移流失', '自然流失']
+    """
+    return [label(k, language) for k in keys]
+
+def coverage_group_label(group: object, language: str = "en") -> str:
+    """A product-coverage group (``0, 1, 2, 3-4, 5+``) as words; other values via :func:`label`.
+
+    Parameters
+    ----------
+    group : object
+        A group of :data:`COVERAGE_GROUPS` (or anything else).
+    language : {"en", "zh"}
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> coverage_group_label("3-4", "en"), coverage_group_label("5+", "zh")
+    ('3–4 products', '5 个及以上产品')
+    """
+    i = check_language(language)
+    g = str(group)
+    return _COVERAGE[g][i] if g in _COVERAGE else label(group, language)
+
+def term_label(term: str, language: str = "en") -> str:
+    """A model term as words: ``n_products`` or an indicator ``tier[key]`` (-> "tier: key").
+
+    Parameters
+    ----------
+    term : str
+        A term of a fitted model (a covariate, or ``covariate[level]``).
+    language : {"en", "zh"}
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> term_label("tier[private]", "en")
+    'tier: private'
+    >>> term_label("segment[executive]", "zh")
+    '客群：企业高管'
+    """
+    m = re.fullmatch(r"(.+)\[(.+)\]", str(term))
+    if m is None:
+        return label(term, language)
+    sep = "：" if language == "zh" else ": "
+    return f"{label(m.group(1), language)}{sep}{label(m.group(2), language)}"
+
+def format_percent(x: float, language: str = "en", digits: int = 1) -> str:
+    """A share as a percentage (``0.123`` -> ``12.3%``); NaN as an en dash.
+
+    Parameters
+    ----------
+    x : float
+        A share (0.123 for 12.3%).
+    language : {"en", "zh"}
+    digits : int
+        Decimals shown.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> format_percent(0.1234)
+    '12.3%'
+    """
+    check_language(language)
+    if x is None or not math.isfinite(x):
+        return "–"
+    return f"{100 * x:.{digits}f}%"
+
+def format_count(n: float, language: str = "en") -> str:
+    """A count with thousands separators (the same in both languages).
+
+    Parameters
+    ----------
+    n : float
+        The count (rounded); NaN or None gives an en dash.
+    language : {"en", "zh"}
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> format_count(12345)
+    '12,345'
+    """
+    check_language(language)
+    if n is None or not math.isfinite(n):
+        return "–"
+    return f"{round(n):,}"
+
+def format_amount(x: float, language: str = "en", *, unit: bool = True) -> str:
+    """An amount in CNY: compact in English (``1.2M``), in 万元 in Chinese (``123.5万``).
+
+    Parameters
+    ----------
+    x : float
+        Amount in CNY.
+    unit : bool
+        Append the unit (``CNY`` / ``万元``); tick labels leave it to the axis title.
+
+    Returns
+    -------
+    str
+        An en dash for NaN or None.
+
+    Examples
+    --------
+    >>> format_amount(1_234_567), format_amount(1_234_567, "zh")
+    ('CNY 1.23M', '123.5万元')
+    >>> format_amount(1_234_567, "zh", unit=False)
+    '123.5万'
+    """
+    i = check_language(language)
+    if x is None or not math.isfinite(x):
+        return "–"
+    if i == 1:
+        return f"{x / 1e4:,.1f}{'万元' if unit else '万'}"
+    a = abs(x)
+    text = (f"{x / 1e9:.2f}B" if a >= 1e9 else f"{x / 1e6:.2f}M" if a >= 1e6
+            else f"{x / 1e3:.1f}K" if a >= 1e3 else f"{x:,.0f}")  # fmt: skip
+    return f"CNY {text}" if unit else text
+
+def format_month(month: str, language: str = "en") -> str:
+    """A ``YYYY-MM`` month for the language (``2026-10`` / ``2026年10月``).
+
+    Parameters
+    ----------
+    month : str
+        ``YYYY-MM``; anything else is returned as it is.
+    language : {"en", "zh"}
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> format_month("2026-03", "zh")
+    '2026年3月'
+    """
+    i = check_language(language)
+    m = re.fullmatch(r"(\d{4})-(\d{2})", str(month))
+    if m is None:
+        return str(month)
+    return f"{m.group(1)}年{int(m.group(2))}月" if i == 1 else str(month)
