@@ -1,6 +1,6 @@
 # crmresearch — the two set-up commands (see README):
 #   make report   install, build the demo bank if missing, render its month of reports (prints index.html)
-#   make test     install with the test extra, run the test suite
+#   make test     install with the test extra, check the import layers (import-linter), run the test suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -35,6 +35,7 @@ report: $(VENV)/.installed $(DEMO)/customers.parquet $(KEY)
 	$(BIN)/crmresearch report $(DEMO) --month $(MONTH) --params params/defaults.yaml --key-file $(KEY) --out reports
 
 test: $(VENV)/.installed-test
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-test

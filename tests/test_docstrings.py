@@ -80,7 +80,7 @@ def _has_examples(obj: object) -> bool:
 
 def test_public_api_found() -> None:
     api = public_api()
-    assert "core.params.load_params" in api and "data.contract.Source.sql" in api
+    assert "core.params.load_params" in api and "data.source.Source.sql" in api
     assert not any(k.endswith(".model_post_init") for k in api)
 
 

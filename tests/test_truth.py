@@ -39,7 +39,7 @@ def _design(ep: pd.DataFrame, cust: pd.DataFrame) -> pd.DataFrame:
 
 def _fit(design: pd.DataFrame) -> pd.DataFrame:
     """Stratified time-varying Cox fit (the exact aggregated fitter, equal to lifelines':
-    tests/test_models.py)."""
+    tests/survival/test_cox.py)."""
     model = TimeVaryingCox().fit(design, [*TIME_VARYING, "segment", "channel"], strata=["branch_id"],
                                  reference={"segment": "salaried", "channel": "walk_in",
                                             "orphaned_band": "none"})  # fmt: skip

@@ -56,7 +56,7 @@ def _say(msg: str) -> None:
 
 def _print_support(path: Path, params: Params | None = None) -> None:
     """Print, for a flat extract, which analyses run and which do not, and why (contract: "Flat extracts")."""
-    from crmresearch.data.flat import flat_support
+    from crmresearch.data.capabilities import flat_support
 
     source = load_source(path, params)
     try:
@@ -75,7 +75,7 @@ def cmd_validate(args: argparse.Namespace) -> Outcome:
     _say(f"reading and checking {args.source} ...")
     report = validate_source(args.source, params)
     print(report.to_text())
-    if report.ok and report.flat:
+    if report.ok and not report.can("calendar"):
         _print_support(args.source, params)
     return Outcome.OK if report.ok else Outcome.BAD_INPUT
 
@@ -113,7 +113,7 @@ def cmd_survival_table(args: argparse.Namespace) -> Outcome:
     _say(f"source is valid ({time.perf_counter() - t0:.1f} s); building the {'episodes' if args.episodes else 'customer table'} ...")
     for w in source.report.warnings:
         _say(str(w))
-    if source.flat:
+    if not source.can("calendar"):
         _say("flat extract: " + source.report.settings["calendar"] + "; the customer table's duration "
              "is tenure_months x 30.4375 days, read as tenure at exit for churners")  # fmt: skip
     else:

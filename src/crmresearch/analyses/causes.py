@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from crmresearch.core.calendar import DAYS_PER_MONTH
 from crmresearch.core.errors import InputError
 from crmresearch.core.params import Params
+from crmresearch.data.capabilities import not_on_flat
 from crmresearch.data.contract import Source
-from crmresearch.data.flat import not_on_flat
 from crmresearch.data.flat_covariates import flat_covariates
 from crmresearch.survival.cox import ConvergenceError, TimeVaryingCox
 from crmresearch.survival.episodes import COVARIATES, customer_table, episodes
@@ -120,7 +120,7 @@ def causes_model(source: Source, params: Params | None = None, *, as_of: dt.date
     >>> flat = causes_model(load_source("data/bank-flat"), covariates=["n_products", "age"])  # doctest: +SKIP
     >>> flat.covariate_selection_                 # doctest: +SKIP
     """
-    if source.flat:
+    if not source.can("calendar"):
         if as_of is not None:
             raise InputError(f"as_of={as_of}: the flat extract {source.path} has no dates to censor at")
         return _flat_causes_model(source, branch=branch, churn_type=churn_type, covariates=covariates)

@@ -54,7 +54,7 @@ from crmresearch.core.errors import InputError
 from crmresearch.core.params import Params
 from crmresearch.core.sql import literal
 from crmresearch.data.contract import Source, check_branch
-from crmresearch.survival.episodes import _materialize, context
+from crmresearch.survival.episodes import context, materialize
 from crmresearch.timelines.activity import monthly_state_changes
 from crmresearch.timelines.complaints import escalation_date
 from crmresearch.timelines.context import Context
@@ -244,10 +244,7 @@ def early_warnings(source: Source, params: Params | None = None, *, month: str |
     >>> w = early_warnings(src, month="2026-10", branch="B001")  # doctest: +SKIP
     >>> w.groupby("rule")["contacted_in_target"].mean()  # doctest: +SKIP
     """
-    from crmresearch.data.flat import not_on_flat
-
-    if source.flat:
-        raise not_on_flat("early warnings", source)
+    source.require("early warnings")
     params = params or Params()
     check_branch(source, branch)
     if month is not None:
@@ -265,7 +262,7 @@ def early_warnings(source: Source, params: Params | None = None, *, month: str |
 
 def _all_warnings(source: Source, ctx: Context) -> pd.DataFrame:
     """Every warning up to ``ctx.as_of`` (all branches), as :func:`early_warnings` returns them."""
-    cust, _ = _materialize(source, ctx)
+    cust, _ = materialize(source, ctx)
     sql = _warnings_sql(ctx, cust)
     if sql is None:
         out = pd.DataFrame(columns=WARNING_COLUMNS)

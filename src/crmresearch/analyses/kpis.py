@@ -49,7 +49,6 @@ from crmresearch.core.errors import InputError
 from crmresearch.core.params import Params
 from crmresearch.core.sql import literal
 from crmresearch.data.contract import Source, check_branch
-from crmresearch.data.flat import not_on_flat
 from crmresearch.survival.estimators import rate_row
 from crmresearch.timelines.activity import tier_case
 from crmresearch.timelines.churn import churn_events
@@ -80,8 +79,7 @@ _BY_COLUMN = {"segment": "segment", "channel": "channel", "reason": "churn_reaso
 
 def _check_month(source: Source, month: str) -> None:
     """The report month must have closed by the as-of date and end after the observation start."""
-    if source.flat:
-        raise not_on_flat("monthly KPIs", source)
+    source.require("monthly KPIs")
     _, last = month_bounds(month)
     if last > source.as_of or last < source.observation_start:
         raise InputError(f"month {month} is outside the data: months from {source.observation_start:%Y-%m} "

@@ -22,7 +22,6 @@ from lifelines import KaplanMeierFitter, NelsonAalenFitter
 from crmresearch.core.calendar import DAYS_PER_MONTH, STAGES
 from crmresearch.core.params import Params
 from crmresearch.data.contract import Source
-from crmresearch.data.flat import not_on_flat
 from crmresearch.survival.episodes import customer_table
 from crmresearch.survival.estimators import rate_row
 
@@ -194,7 +193,7 @@ def lifecycle(source: Source, params: Params | None = None, *, as_of: dt.date | 
     Not on a flat extract (:class:`~crmresearch.core.errors.InputError`): it holds
     only the customers present at its snapshot, so the stage rates and the
     early loss of new customers would come out too low
-    (:data:`crmresearch.data.flat.FLAT_REASONS`).
+    (:data:`crmresearch.data.capabilities.FLAT_REASONS`).
 
     Parameters
     ----------
@@ -222,8 +221,7 @@ def lifecycle(source: Source, params: Params | None = None, *, as_of: dt.date | 
     >>> r = lifecycle(src)                    # doctest: +SKIP
     >>> r.stages; r.new_customer_loss(3); r.plot()  # doctest: +SKIP
     """
-    if source.flat:
-        raise not_on_flat("lifecycle", source)
+    source.require("lifecycle")
     cust = customer_table(source, params, as_of=as_of)
     if branch is not None:
         cust = cust[cust["branch_id"] == branch]

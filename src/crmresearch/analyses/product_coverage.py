@@ -28,14 +28,14 @@ from scipy import stats
 from crmresearch.core.calendar import month_bounds
 from crmresearch.core.errors import InputError
 from crmresearch.core.params import Params
+from crmresearch.data.capabilities import not_on_flat
 from crmresearch.data.contract import Source
-from crmresearch.data.flat import not_on_flat
 from crmresearch.survival.episodes import (
     COVARIATES,
-    _materialize,
     context,
     customer_table,
     episodes,
+    materialize,
 )
 from crmresearch.timelines.products import STICKY_PRODUCTS, sticky_covariate
 from crmresearch.viz.i18n import label
@@ -241,7 +241,7 @@ def product_coverage(source: Source, params: Params | None = None, *, month: str
 
 def _product_coverage(source: Source, params: Params, month: str | None, branch: str | None,
                       horizon_months: int) -> CoverageResult:  # fmt: skip
-    if source.flat:
+    if not source.can("calendar"):
         if not source.has_column("customers", "n_products"):
             raise not_on_flat("product coverage", source)
         cust = customer_table(source, params)
@@ -472,14 +472,14 @@ def sticky_products(source: Source, params: Params | None = None, *, as_of: dt.d
     """
     from crmresearch.analyses.causes import CAUSES_COVARIATES, causes_model
 
-    if source.flat:
+    if not source.can("calendar"):
         raise InputError(f"sticky products cannot run on the flat extract {source.path}: {STICKY_FLAT_REASON}")
     if not source.has("product_holdings"):
         raise InputError(f"sticky products need the product_holdings table, which the source {source.path} "
                          "does not supply")  # fmt: skip
     params = params or Params()
     ctx = context(source, params, as_of)
-    _, ep = _materialize(source, ctx)
+    _, ep = materialize(source, ctx)
     where, args = ("WHERE branch_id = ?", [branch]) if branch is not None else ("", [])
     if branch is not None and not ctx.con.execute(f"SELECT count(*) FROM {ep} {where}", args).fetchone()[0]:
         known = [r[0] for r in ctx.con.execute(f"SELECT DISTINCT branch_id FROM {ep} ORDER BY 1").fetchall()]

@@ -32,7 +32,7 @@ also change the outcome.  It is reported only when each of the four cells
 (contacted or not × retained or churned) holds at least ``min_cell_size``
 customers; otherwise it is missing, with a caveat.
 
-``tests/test_retention_loop.py`` checks the design on simulations in which
+``tests/analyses/test_retention_loop.py`` checks the design on simulations in which
 contact does nothing and is recorded only for customers still active: the
 adjusted interval covers 1 in at least 90% of replicates, the naive one in
 far fewer.
@@ -47,11 +47,11 @@ import pandas as pd
 from scipy import stats
 
 from crmresearch.analyses.early_warnings import early_warnings
-from crmresearch.core.calendar import month_bounds
+from crmresearch.core.calendar import DAYS_PER_MONTH, month_bounds
 from crmresearch.core.errors import InputError
 from crmresearch.core.params import Params
 from crmresearch.data.contract import Source, check_branch
-from crmresearch.survival.episodes import _materialize, context
+from crmresearch.survival.episodes import context, materialize
 
 __all__ = ["ContactOutcomes", "contact_outcomes", "odds_ratio_2x2", "outcomes_from_cohort", "retention_cohort",
            "rm_table", "winbacks"]
@@ -184,7 +184,7 @@ def _covariates_at(source: Source, params: Params, as_of, cohort: pd.DataFrame) 
     retention contact in the window before it (``retention_contact_90d`` the day before), from
     the episodes."""
     ctx = context(source, params, as_of)
-    _, ep = _materialize(source, ctx)
+    _, ep = materialize(source, ctx)
     con = ctx.con
     con.register("__cohort", cohort[["customer_id", "warning_date"]])
     try:
@@ -206,7 +206,7 @@ def _fit_logit(df: pd.DataFrame, rules: list[str]):
     X = pd.DataFrame({"contacted": df["contacted"].astype(float)})
     if df["n_products"].notna().any():
         X["n_products"] = df["n_products"].fillna(df["n_products"].median()).astype(float)
-    X["log_tenure_months"] = np.log1p(df["tenure_days"].astype(float) / 30.4375)
+    X["log_tenure_months"] = np.log1p(df["tenure_days"].astype(float) / DAYS_PER_MONTH)
     X["contacted_before"] = df["contacted_before"].fillna(0).astype(float)  # a contact still protecting
     tier = df["tier"].fillna("unknown")
     if tier.nunique() > 1:
@@ -259,10 +259,7 @@ def retention_cohort(source: Source, params: Params | None = None, *, month: str
 
 def _retention_cohort(source: Source, params: Params, month: str,
                       branch: str | None) -> tuple[pd.DataFrame, pd.Timestamp, pd.Timestamp]:  # fmt: skip
-    from crmresearch.data.flat import not_on_flat
-
-    if source.flat:
-        raise not_on_flat("retention outcomes", source)
+    source.require("retention outcomes")
     if not source.has("retention_actions"):
         raise InputError("the retention outcome needs retention_actions, which was not supplied")
     check_branch(source, branch)
@@ -274,7 +271,7 @@ def _retention_cohort(source: Source, params: Params, month: str,
     w = early_warnings(source, params, as_of=end.date(), branch=branch)
     w = w[(w["warning_date"] >= first) & (w["warning_date"] <= latest)]
     ctx = context(source, params, end.date())
-    ct, _ = _materialize(source, ctx)
+    ct, _ = materialize(source, ctx)
     fu = ctx.con.execute(f"SELECT customer_id, end_date, event FROM {ct}").df()
     fu["end_date"] = pd.to_datetime(fu["end_date"])
     rules = list(params.warnings.rules)

@@ -60,8 +60,7 @@ from crmresearch.core.calendar import DAYS_PER_MONTH, month_bounds
 from crmresearch.core.errors import InputError
 from crmresearch.core.params import Params
 from crmresearch.data.contract import Source
-from crmresearch.data.flat import not_on_flat
-from crmresearch.survival.episodes import _materialize, context, episodes
+from crmresearch.survival.episodes import context, episodes, materialize
 from crmresearch.survival.estimators import rate_row
 from crmresearch.timelines.context import date_lit
 from crmresearch.timelines.rm_exposure import ORPHAN_BANDS, exits_sql, handovers
@@ -77,8 +76,7 @@ TENURE_BANDS: dict[str, tuple[float, float | None]] = {"0-3m": (0, 3), "3-12m": 
 
 
 def _need_rm(source: Source) -> None:
-    if source.flat:
-        raise not_on_flat("RM turnover", source)
+    source.require("RM turnover")
     if not (source.has("relationship_managers") and source.has("rm_assignments")):
         raise InputError("RM turnover needs the relationship_managers and rm_assignments tables, "
                          "which this source does not supply")  # fmt: skip
@@ -278,7 +276,7 @@ def _exposed_and_pool(source: Source, params: Params, last: dt.date, earliest: p
                       latest: pd.Timestamp, hmax: int, branch: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
     """Exposed customers of the cohort's exits, and every eligible control on each exit date."""
     ctx = context(source, params, last)
-    cust, ep = _materialize(source, ctx)
+    cust, ep = materialize(source, ctx)
     con = ctx.con
     args = {"b": branch} if branch else {}
     exposed = con.execute(f"""
@@ -593,7 +591,7 @@ def orphaned_customers(source: Source, params: Params | None = None, *, month: s
     _need_rm(source)
     first, last = month_bounds(month)
     ctx = context(source, params, last)
-    cust, _ = _materialize(source, ctx)
+    cust, _ = materialize(source, ctx)
     fu = ctx.con.execute(f"SELECT customer_id, branch_id, end_date, event FROM {cust}").df()
     h = handovers(ctx).merge(fu, on="customer_id")
     if branch is not None:

@@ -48,7 +48,7 @@ from crmresearch.core.errors import InputError
 from crmresearch.core.params import Params
 from crmresearch.data.contract import Source, check_branch
 from crmresearch.survival.cox import ConvergenceError, TimeVaryingCox
-from crmresearch.survival.episodes import _materialize, context
+from crmresearch.survival.episodes import context, materialize
 
 __all__ = ["ACTIONS", "BASELINE_BANDS", "WatchList", "backtest", "pooled_baseline", "suggested_actions",
            "watch_list"]
@@ -84,7 +84,7 @@ def suggested_actions(signals: pd.DataFrame) -> pd.Series:
 def _state_at(source: Source, params: Params, as_of: dt.date) -> pd.DataFrame:
     """Every customer active on ``as_of`` with their covariates that day and tenure."""
     ctx = context(source, params, as_of)
-    cust, ep = _materialize(source, ctx)
+    cust, ep = materialize(source, ctx)
     seg = "k.segment" if ctx.has_column("customers", "segment") else "CAST(NULL AS VARCHAR)"
     df = ctx.con.execute(f"""
         SELECT e.* EXCLUDE (event), {seg} AS segment, e.stop AS tenure_days
@@ -313,10 +313,7 @@ def watch_list(source: Source, params: Params | None = None, *, month: str, bran
     >>> wl.summary.head(10); wl.backtest["auc"]  # doctest: +SKIP
     """
     from crmresearch.core.privacy import pseudonymize
-    from crmresearch.data.flat import not_on_flat
-
-    if source.flat:
-        raise not_on_flat("watch list", source)
+    source.require("watch list")
     check_branch(source, branch)
     params = params or Params()
     _, last = month_bounds(month)

@@ -207,6 +207,452 @@ def _branch_table(n: int, rng: np.random.Generator) -> pd.DataFrame:
 # --------------------------------------------------------------------------- generator
 
 
+class _Sim:
+    """The demo bank's simulation, one step per method, run in order by :func:`generate_demo_bank`.
+
+    Each step reads what the earlier ones left on ``self`` and adds its own; the random draws
+    happen in one fixed order (the steps' order), so a seed gives the same bank.
+    """
+
+    def __init__(self, cfg: DemoConfig, progress: bool) -> None:
+        self.cfg, self.progress = cfg, progress
+
+    def setup(self) -> None:
+        self.rng = np.random.default_rng(self.cfg.seed)
+        self.as_of = pd.Timestamp(self.cfg.as_of_date)
+        self.m_starts = _month_starts(self.cfg.as_of_date, self.cfg.months)
+        self.obs = self.m_starts[0]
+        self.D = int((self.as_of - self.obs).days) + 1  # simulated days 0..D-1; day 0 = observation start
+        self.m_start_day = np.asarray((self.m_starts - self.obs).days, dtype=np.int64)
+        self.m_end_day = np.append(self.m_start_day[1:] - 1, (self.m_starts[-1].to_period("M").to_timestamp("M") - self.obs).days)
+        self.M = self.cfg.months
+        self.B = self.cfg.branches
+        self.N = self.B * self.cfg.customers_per_branch
+
+    def branches(self) -> None:
+        # ---- branches and their character
+        self.branches = _branch_table(self.B, self.rng)
+        self.br_effect = self.rng.normal(0, 0.2, self.B).round(3)
+        self.br_rm_tenure_years = self.rng.uniform(2.5, 6.0, self.B)  # mean RM tenure
+        self.br_handover_mean = self.rng.uniform(3, 25, self.B)  # days from replacement hire to handover
+        self.br_contact_rate = self.rng.uniform(0.35, 0.85, self.B)  # share of warnings followed up
+        self.br_contact_fast = self.rng.uniform(0.3, 0.8, self.B)  # share of contacts within 1 day
+
+    def customers(self) -> None:
+        # ---- customers
+        self.cust_branch = np.repeat(np.arange(self.B), self.cfg.customers_per_branch)
+        self.seg = self.rng.choice(len(SEGMENTS), self.N, p=SEGMENT_P)
+        self.chan = self.rng.choice(len(CHANNELS), self.N, p=CHANNEL_P)
+        self.book = self.rng.random(self.N) < self.cfg.book_share
+        self.open_day = np.where(
+            self.book,
+            -(90 + np.minimum(self.rng.exponential(4 * 365, self.N), 25 * 365)).astype(np.int64),
+            self.rng.integers(0, self.D, self.N),
+        ).astype(np.int64)
+        self.birth_year = np.where(
+            self.seg == SEGMENTS.index("affluent_retiree"),
+            self.rng.integers(1944, 1964, self.N),
+            self.rng.integers(1962, 2003, self.N),
+        )
+        self.names = _names(self.rng, self.N)
+        self.static_lp = self.br_effect[self.cust_branch].copy()
+        for k, s in enumerate(SEGMENTS):
+            self.static_lp[self.seg == k] += TRUE_EFFECTS.get(f"segment[{s}]", 0.0)
+        for k, c in enumerate(CHANNELS):
+            self.static_lp[self.chan == k] += TRUE_EFFECTS.get(f"channel[{c}]", 0.0)
+
+    def events(self) -> None:
+        # ---- covariate change events: (day, customer, variable, delta) counters
+        self.ev_day: list[np.ndarray] = []
+        self.ev_cust: list[np.ndarray] = []
+        self.ev_var: list[np.ndarray] = []
+        self.ev_delta: list[np.ndarray] = []
+        self.V_PROD, self.V_RM, self.V_COMP, self.V_CONT, self.V_ORPH1, self.V_ORPH2, self.V_ORPH3 = range(7)
+        self.V_STICKY = tuple(range(7, 7 + len(STICKY_PRODUCTS)))  # one 0/1 counter per sticky product
+        self.n_vars = 7 + len(STICKY_PRODUCTS)
+
+        def add_events(day: np.ndarray, cust: np.ndarray, var: int, delta: int | np.ndarray) -> None:
+            day = np.asarray(day, dtype=np.int64)
+            keep = day < self.D
+            self.ev_day.append(np.maximum(day[keep], 0))
+            self.ev_cust.append(np.asarray(cust)[keep])
+            self.ev_var.append(np.full(int(keep.sum()), var, dtype=np.int8))
+            self.ev_delta.append(np.broadcast_to(np.asarray(delta, dtype=np.int8), day.shape)[keep].copy())
+        self.add_events = add_events
+
+        def window(start: np.ndarray, cust: np.ndarray, var: int, length: int | np.ndarray) -> None:
+            """Indicator on days start .. start+length-1 (as a +1/-1 counter)."""
+            self.add_events(start, cust, var, 1)
+            self.add_events(np.asarray(start) + length, cust, var, -1)
+        self.window = window
+
+    def products(self) -> None:
+        # ---- products: holdings with start and (maybe) end; the first is never dropped
+        self.n_init = 1 + np.minimum(self.rng.poisson(np.array(SEGMENT_PRODUCTS)[self.seg] + 0.4 * (self.chan == 1)), 6)
+        # cross-selling: most products are added in the first years of tenure
+        n_add = np.minimum(self.rng.poisson(2.2, self.N), 12)
+        n_hold = np.minimum(self.n_init + n_add, len(PRODUCTS))
+        n_add = n_hold - self.n_init
+        self.h_cust = np.repeat(np.arange(self.N), n_hold)
+        h_idx = np.arange(len(self.h_cust)) - np.repeat(np.cumsum(n_hold) - n_hold, n_hold)
+        h_is_init = h_idx < self.n_init[self.h_cust]
+        self.h_start = np.where(
+            h_is_init, self.open_day[self.h_cust],
+            self.open_day[self.h_cust] + 1 + self.rng.exponential(1.5 * 365, len(self.h_cust)).astype(np.int64),
+        )  # fmt: skip
+        h_dur = self.rng.exponential(4 * 365, len(self.h_cust)).astype(np.int64) + 30
+        self.h_end = np.where(h_idx == 0, np.iinfo(np.int64).max // 4, self.h_start + h_dur)
+        # product names: a weighted random order per customer, current account usually first
+        weights = np.array([9, 4, 2, 2, 1.5, 2, 4, 1, 1, 2, 5, 3, 1, 0.7, 0.5])
+        keys = -np.log(self.rng.random((self.N, len(PRODUCTS)))) / weights
+        order = np.argsort(keys, axis=1)
+        self.h_product = np.array(PRODUCTS)[order[self.h_cust, h_idx]]
+        self.add_events(self.h_start, self.h_cust, self.V_PROD, 1)
+        self.add_events(self.h_end + 1, self.h_cust, self.V_PROD, -1)
+        for var, product in zip(self.V_STICKY, STICKY_PRODUCTS, strict=True):  # a customer holds a product once
+            held = self.h_product == product
+            self.add_events(self.h_start[held], self.h_cust[held], var, 1)
+            self.add_events(self.h_end[held] + 1, self.h_cust[held], var, -1)
+
+    def rms(self) -> None:
+        # ---- RMs: slots per branch, each a sequence of RMs; customers belong to a slot
+        slots_per_branch = max(1, round(self.cfg.customers_per_branch / 120))
+        n_slots = self.B * slots_per_branch
+        self.slot_branch = np.repeat(np.arange(self.B), slots_per_branch)
+        rm_rows = []  # (slot, gen, hire_day, exit_day or None)
+        hire = -self.rng.integers(30, 8 * 365, n_slots)
+        exit_ = self.rng.exponential(self.br_rm_tenure_years[self.slot_branch] * 365).astype(np.int64)
+        alive_slots = np.arange(n_slots)
+        gen = 0
+        while alive_slots.size:
+            rm_rows.append(np.column_stack([alive_slots, np.full(alive_slots.size, gen), hire, exit_]))
+            cont = exit_ < self.D - 1
+            alive_slots, prev_exit = alive_slots[cont], exit_[cont]
+            hire = prev_exit + 1 + self.rng.integers(0, 45, alive_slots.size)
+            exit_ = hire + self.rng.exponential(self.br_rm_tenure_years[self.slot_branch[alive_slots]] * 365).astype(np.int64)
+            keep = hire < self.D
+            alive_slots, hire, exit_ = alive_slots[keep], hire[keep], exit_[keep]
+            gen += 1
+        rm = np.vstack(rm_rows)
+        rm = rm[np.lexsort((rm[:, 1], rm[:, 0]))]
+        self.rm_slot, rm_gen, self.rm_hire, self.rm_exit = rm[:, 0], rm[:, 1], rm[:, 2], rm[:, 3]
+        self.n_rm = len(rm)
+        self.rm_exit_type = self.rng.choice(len(EXIT_TYPES), self.n_rm, p=EXIT_P)
+        self.rm_exits = self.rm_exit < self.D  # exited on or before as-of
+
+        cust_slot = self.cust_branch * slots_per_branch + self.rng.integers(0, slots_per_branch, self.N)
+        # candidate assignments: every RM of the customer's slot who is still there after opening
+        slot_first = np.searchsorted(self.rm_slot, np.arange(n_slots))
+        slot_count = np.bincount(self.rm_slot, minlength=n_slots)
+        self.a_cust = np.repeat(np.arange(self.N), slot_count[cust_slot])
+        self.a_rm = slot_first[cust_slot[self.a_cust]] + (
+            np.arange(len(self.a_cust)) - np.repeat(np.cumsum(slot_count[cust_slot]) - slot_count[cust_slot],
+                                               slot_count[cust_slot]))  # fmt: skip
+        keep = self.rm_exit[self.a_rm] >= np.maximum(self.open_day[self.a_cust], 0)
+        self.a_cust, self.a_rm = self.a_cust[keep], self.a_rm[keep]
+        delay = _geom0(self.rng, self.br_handover_mean[self.cust_branch[self.a_cust]])
+        first_of_cust = np.r_[True, self.a_cust[1:] != self.a_cust[:-1]]
+        replacement = rm_gen[self.a_rm] > 0
+        self.a_start = np.where(
+            self.open_day[self.a_cust] >= self.rm_hire[self.a_rm], self.open_day[self.a_cust],
+            np.where(first_of_cust & ~(replacement & (self.rm_hire[self.a_rm] >= 0)), self.rm_hire[self.a_rm],
+                     self.rm_hire[self.a_rm] + delay),
+        )  # fmt: skip
+        self.a_end = self.rm_exit[self.a_rm]
+        keep = self.a_start <= self.a_end
+        self.a_cust, self.a_rm, self.a_start, self.a_end = self.a_cust[keep], self.a_rm[keep], self.a_start[keep], self.a_end[keep]
+        # turnover exposure and orphaned spells, from each assignment that ends with its RM's exit
+        next_same = np.r_[self.a_cust[1:] == self.a_cust[:-1], False]
+        a_next_start = np.where(next_same, np.r_[self.a_start[1:], 0], -1)
+        self.ex = self.rm_exits[self.a_rm]
+        self.e = self.a_end[self.ex]
+        self.window(self.e + 1, self.a_cust[self.ex], self.V_RM, 90)
+        nxt = a_next_start[self.ex]
+        orph_end = np.where(nxt >= 0, nxt, self.D + 10)  # orphaned e+1 .. next_start-1
+        gap_days = orph_end - self.e - 1  # days orphaned: e+1 .. orph_end-1
+        for var, (lo, hi) in zip((self.V_ORPH1, self.V_ORPH2, self.V_ORPH3), ORPHAN_BANDS.values(), strict=True):
+            length = np.minimum(gap_days, (hi + 1) if hi is not None else gap_days) - lo
+            self.ok = length > 0
+            self.window(self.e[self.ok] + 1 + lo, self.a_cust[self.ex][self.ok], var, length[self.ok])
+
+    def complaints(self) -> None:
+        # ---- complaints (exogenous Poisson), some escalated
+        comp_rate = np.where(self.seg == SEGMENTS.index("business_owner"), 0.30, 0.15) / 365
+        n_comp = self.rng.poisson(comp_rate * (self.D - np.maximum(self.open_day, 0)))
+        self.c_cust = np.repeat(np.arange(self.N), n_comp)
+        self.c_day = np.maximum(self.open_day[self.c_cust], 0) + (
+            self.rng.random(len(self.c_cust)) * (self.D - np.maximum(self.open_day[self.c_cust], 0))).astype(np.int64)  # fmt: skip
+        self.c_sev = self.rng.choice(3, len(self.c_cust), p=(0.5, 0.35, 0.15))
+        self.c_esc = self.rng.random(len(self.c_cust)) < np.array([0.12, 0.35, 0.7])[self.c_sev]
+        self.c_esc_day = self.c_day + np.minimum(_geom0(self.rng, 3.0, len(self.c_cust)), 20)
+        self.c_esc &= self.c_esc_day < self.D
+        self.window(self.c_esc_day[self.c_esc], self.c_cust[self.c_esc], self.V_COMP, 90)
+
+    def activity(self) -> None:
+        # ---- monthly activity: dormancy spells (Markov), transactions
+        active_level = self.rng.gamma(2.0, 5.0, self.N) + 1
+        dorm_state = np.zeros((self.N, self.M), dtype=bool)
+        state = self.rng.random(self.N) < 0.08
+        for m in range(self.M):
+            flip = self.rng.random(self.N)
+            state = np.where(state, flip > 0.35, flip < 0.035)
+            dorm_state[:, m] = state
+        self.txn = np.where(dorm_state, 0, self.rng.poisson(active_level[:, None], (self.N, self.M)))
+        self.has_row = self.open_day[:, None] <= self.m_end_day[None, :]  # before churn is applied
+        # dormant applies from the first day of month m+1 when months m and m-1 had no transaction
+        zero = (self.txn == 0) & self.has_row
+        self.dormant_from = np.zeros((self.N, self.M), dtype=bool)  # dormant during month m
+        self.dormant_from[:, 2:] = zero[:, 1:-1] & zero[:, :-2]
+
+    def contacts(self) -> None:
+        # ---- retention contacts (exogenous: triggered by warnings and events the model knows)
+        a_c: list[np.ndarray] = []
+        a_d: list[np.ndarray] = []
+        a_trig: list[np.ndarray] = []
+        def contacts(cust: np.ndarray, day: np.ndarray, trigger: str, rate: np.ndarray) -> None:  # noqa: E306
+            hit = self.rng.random(len(cust)) < rate
+            fast = self.rng.random(len(cust)) < self.br_contact_fast[self.cust_branch[cust]]
+            lag = np.where(fast, self.rng.integers(0, 2, len(cust)), 2 + _geom0(self.rng, 12.0, len(cust)))
+            d = day + lag
+            hit &= (d < self.D) & (d >= 0)
+            a_c.append(cust[hit])
+            a_d.append(d[hit])
+            a_trig.append(np.full(int(hit.sum()), trigger))
+
+        # dormancy warnings: the first month of each dormant run, dated the month's first day
+        new_dorm = self.dormant_from.copy()
+        new_dorm[:, 1:] &= ~self.dormant_from[:, :-1]
+        wi, wm = np.nonzero(new_dorm)
+        contacts(wi, self.m_start_day[wm], "early_warning", self.br_contact_rate[self.cust_branch[wi]])
+        contacts(self.c_cust[self.c_esc], self.c_esc_day[self.c_esc], "complaint", np.full(int(self.c_esc.sum()), 0.6))
+        contacts(self.a_cust[self.ex], self.e + 1, "rm_exit", self.br_contact_rate[self.cust_branch[self.a_cust[self.ex]]] * 0.8)
+        n_pro = self.rng.poisson(0.25 * (self.D - np.maximum(self.open_day, 0)) / 365)
+        p_cust = np.repeat(np.arange(self.N), n_pro)
+        p_day = np.maximum(self.open_day[p_cust], 0) + (
+            self.rng.random(len(p_cust)) * (self.D - np.maximum(self.open_day[p_cust], 0))).astype(np.int64)  # fmt: skip
+        contacts(p_cust, p_day, "proactive", np.ones(len(p_cust)))
+        self.act_cust, self.act_day, self.act_trig = np.concatenate(a_c), np.concatenate(a_d), np.concatenate(a_trig)
+        self.window(self.act_day, self.act_cust, self.V_CONT, 90)
+
+    def churn(self) -> None:
+        # ---- simulate churn day by day
+        day_all = np.concatenate(self.ev_day)
+        srt = np.argsort(day_all, kind="stable")
+        day_all = day_all[srt]
+        cust_all = np.concatenate(self.ev_cust)[srt]
+        var_all = np.concatenate(self.ev_var)[srt]
+        delta_all = np.concatenate(self.ev_delta)[srt].astype(np.int16)
+        bounds = np.searchsorted(day_all, np.arange(self.D + 1))
+        counters = np.zeros((self.n_vars, self.N), dtype=np.int16)
+        beta = np.array([TRUE_EFFECTS["n_products"], TRUE_EFFECTS["rm_turnover_exposed"],
+                         TRUE_EFFECTS["complaint_escalated_90d"], TRUE_EFFECTS["retention_contact_90d"],
+                         *(TRUE_EFFECTS[f"orphaned_band[{b}]"] for b in ORPHAN_BANDS),
+                         *(TRUE_EFFECTS[sticky_covariate(p)] for p in STICKY_PRODUCTS)])  # fmt: skip
+        threshold = self.rng.exponential(1.0, self.N)
+        cumhaz = np.zeros(self.N)
+        self.churn_day = np.full(self.N, -1, dtype=np.int64)
+        alive = np.ones(self.N, dtype=bool)
+        month_of_day = np.searchsorted(self.m_start_day, np.arange(self.D), side="right") - 1
+        dormant = np.zeros(self.N, dtype=bool)
+        it = range(self.D)
+        if self.progress:
+            it = tqdm(it, desc="demo bank: simulating days", unit="day", mininterval=1.0)
+        for d in it:
+            lo, hi = bounds[d], bounds[d + 1]
+            if hi > lo:
+                np.add.at(counters, (var_all[lo:hi], cust_all[lo:hi]), delta_all[lo:hi])
+            if d == self.m_start_day[month_of_day[d]]:
+                dormant = self.dormant_from[:, month_of_day[d]]
+            at_risk = alive & (self.open_day <= d)
+            idx = np.flatnonzero(at_risk)
+            tenure = d - self.open_day[idx] + 1
+            h0 = self.cfg.hazard_scale * np.where(
+                tenure <= 90, BASELINE["new_1_90"],
+                np.where(tenure <= 365, BASELINE["growth_91_365"], BASELINE["mature_366_plus"]))  # fmt: skip
+            c = counters[:, idx]
+            lp = (self.static_lp[idx] + beta[0] * c[self.V_PROD] + beta[1:].dot(c[1:] > 0)
+                  + TRUE_EFFECTS["dormant"] * dormant[idx])  # fmt: skip
+            cumhaz[idx] += h0 * np.exp(lp)
+            gone = idx[cumhaz[idx] >= threshold[idx]]
+            self.churn_day[gone] = d
+            alive[gone] = False
+        self.churned = self.churn_day >= 0
+        self.end_day = np.where(self.churned, self.churn_day, self.D - 1)
+
+    def churn_types(self) -> None:
+        # ---- churn type and reason, decided at churn from what was true then
+        self.big = (self.rng.lognormal(np.log(np.array(SEGMENT_AUM)[self.seg]), 1.0) * (1 + 0.2 * self.n_init))
+        retiree = self.seg == SEGMENTS.index("affluent_retiree")
+        p_transfer = np.clip(0.6 + 0.2 * (self.big > 200_000) - 0.35 * retiree, 0.05, 0.95)
+        u = self.rng.random(self.N)
+        self.ctype = np.where(u < 0.05, "unknown", np.where(u < 0.05 + 0.95 * p_transfer, "transfer", "natural"))
+        reason_t = self.rng.choice(["rate", "service", "fintech", "competitor_offer", "rm_left"], self.N,
+                              p=(0.35, 0.15, 0.2, 0.2, 0.1))  # fmt: skip
+        reason_n = self.rng.choice(["relocation", "death", "emigration", "life_event"], self.N, p=(0.45, 0.2, 0.15, 0.2))
+        # reasons follow the situation at churn (recorded in the exit interview)
+        exposed_at_end = np.zeros(self.N, dtype=bool)
+        exposed_at_end[self.a_cust[self.ex][(self.end_day[self.a_cust[self.ex]] > self.e) & (self.end_day[self.a_cust[self.ex]] <= self.e + 90)]] = True
+        reason_t = np.where(exposed_at_end & (self.rng.random(self.N) < 0.6), "rm_left", reason_t)
+        self.reason = np.where(self.ctype == "natural", reason_n, np.where(self.ctype == "transfer", reason_t, None))
+        self.reason = np.where(self.rng.random(self.N) < 0.15, None, self.reason)  # not every exit interview happens
+
+    def balances(self) -> None:
+        # ---- balances: AUM path, pre-churn drain for transfers, silent attrition
+        base = self.big
+        walk = np.cumsum(self.rng.normal(0.004, 0.05, (self.N, self.M)), axis=1)
+        aum = base[:, None] * np.exp(walk)
+        row = self.has_row & ~(self.churned[:, None] & (self.m_end_day[None, :] >= self.churn_day[:, None]))
+        last_m = np.where(self.churned, np.searchsorted(self.m_end_day, self.churn_day, side="left") - 1, self.M - 1)
+        drain_cust = self.churned & (self.ctype == "transfer") & (last_m >= 0)
+        for back, (lo_f, hi_f) in enumerate(((0.03, 0.4), (0.4, 0.9))):
+            mm = last_m - back
+            self.ok = drain_cust & (mm >= 0)
+            aum[np.flatnonzero(self.ok), mm[self.ok]] *= self.rng.uniform(lo_f, hi_f, int(self.ok.sum()))
+        self.silent = (~self.churned) & (base > 100_000) & (self.rng.random(self.N) < 0.06)
+        silent_m = self.rng.integers(min(6, self.M - 1), self.M, self.N)
+        drained_after = np.arange(self.M)[None, :] >= silent_m[:, None]
+        aum = np.where(self.silent[:, None] & drained_after, aum * 0.03, aum)
+        prev = np.concatenate([aum[:, :1], aum[:, :-1]], axis=1)
+        outflow = np.maximum(prev - aum, 0) + aum * self.rng.uniform(0, 0.08, (self.N, self.M))
+        avg_daily = aum * self.rng.uniform(0.85, 1.15, (self.N, self.M))
+        ri, rmo = np.nonzero(row)
+        self.balances = pd.DataFrame({
+            "customer_id": ri, "month": rmo, "aum": aum[ri, rmo].round(2),
+            "avg_daily_aum": avg_daily[ri, rmo].round(2), "txn_count": self.txn[ri, rmo].astype(np.int64),
+            "outflow": outflow[ri, rmo].round(2),
+        })  # fmt: skip
+
+    def tables(self) -> None:
+        # ---- assemble tables, cut at churn
+        def cid(i: np.ndarray) -> np.ndarray:
+            return np.char.add("", np.char.zfill(np.asarray(i + 1).astype(str), 10))
+        self.cid = cid
+
+        def day2date(d: np.ndarray) -> pd.Series:
+            return pd.Series(self.obs + pd.to_timedelta(np.asarray(d), unit="D")).dt.normalize()
+
+        def date_or_null(d: np.ndarray, valid: np.ndarray) -> pd.Series:
+            s = day2date(np.where(valid, d, 0))
+            return s.where(valid)
+
+        self.customers = pd.DataFrame({
+            "customer_id": self.cid(np.arange(self.N)),
+            "branch_id": self.branches.branch_id.to_numpy()[self.cust_branch],
+            "open_date": day2date(self.open_day),
+            "churn_date": date_or_null(self.churn_day, self.churned),
+            "churn_type": np.where(self.churned, self.ctype, None),
+            "churn_reason": np.where(self.churned, self.reason, None),
+            "segment": np.array(SEGMENTS)[self.seg],
+            "channel": np.array(CHANNELS)[self.chan],
+            "birth_year": self.birth_year.astype(np.int64),
+            "name": self.names,
+        })  # fmt: skip
+
+        hk = self.h_start <= self.end_day[self.h_cust]
+        h_end_cut = np.minimum(self.h_end, self.end_day[self.h_cust])
+        h_open = (h_end_cut >= self.D - 1) & ~self.churned[self.h_cust]
+        self.product_holdings = pd.DataFrame({
+            "customer_id": self.cid(self.h_cust[hk]), "product": self.h_product[hk],
+            "start_date": day2date(self.h_start[hk]),
+            "end_date": date_or_null(h_end_cut[hk], ~h_open[hk]),
+        })  # fmt: skip
+
+        rm_ids = np.char.add("RM", np.char.zfill((np.arange(self.n_rm) + 1).astype(str), 5))
+        self.relationship_managers = pd.DataFrame({
+            "rm_id": rm_ids, "branch_id": self.branches.branch_id.to_numpy()[self.slot_branch[self.rm_slot]],
+            "hire_date": day2date(self.rm_hire), "exit_date": date_or_null(self.rm_exit, self.rm_exits),
+            "exit_type": np.where(self.rm_exits, np.array(EXIT_TYPES)[self.rm_exit_type], None),
+        })  # fmt: skip
+
+        ak = self.a_start <= self.end_day[self.a_cust]
+        a_end_cut = np.minimum(self.a_end, self.end_day[self.a_cust])
+        a_open = ~self.rm_exits[self.a_rm] & ~self.churned[self.a_cust]
+        self.rm_assignments = pd.DataFrame({
+            "customer_id": self.cid(self.a_cust[ak]), "rm_id": rm_ids[self.a_rm[ak]],
+            "start_date": day2date(self.a_start[ak]),
+            "end_date": date_or_null(a_end_cut[ak], ~a_open[ak]),
+        })  # fmt: skip
+
+        ck = self.c_day <= self.end_day[self.c_cust]
+        esc_known = self.c_esc & (self.c_esc_day <= self.end_day[self.c_cust])
+        self.complaints = pd.DataFrame({
+            "complaint_id": np.char.add("CP", np.char.zfill((np.arange(len(self.c_cust)) + 1).astype(str), 8)),
+            "customer_id": self.cid(self.c_cust), "complaint_date": day2date(self.c_day),
+            "severity": np.array(["low", "medium", "high"])[self.c_sev],
+            "escalated": esc_known, "escalated_date": date_or_null(self.c_esc_day, esc_known),
+        })[ck].reset_index(drop=True)  # fmt: skip
+
+        # contacts before churn, plus win-back attempts after it
+        keep = self.act_day <= self.end_day[self.act_cust]
+        self.act_cust, self.act_day, self.act_trig = self.act_cust[keep], self.act_day[keep], self.act_trig[keep]
+        wb = np.flatnonzero(self.churned & (self.rng.random(self.N) < 0.3))
+        wb_day = self.churn_day[wb] + 1 + _geom0(self.rng, 10.0, len(wb))
+        self.ok = wb_day < self.D
+        self.act_cust = np.concatenate([self.act_cust, wb[self.ok]])
+        self.act_day = np.concatenate([self.act_day, wb_day[self.ok]])
+        self.act_trig = np.concatenate([self.act_trig, np.full(int(self.ok.sum()), "winback")])
+        n_act = len(self.act_cust)
+        later_churn = self.churned[self.act_cust] & (self.churn_day[self.act_cust] <= self.act_day + 90) & (self.act_trig != "winback")
+        outcome = np.where(self.act_day + 90 > self.D - 1, "pending", np.where(later_churn, "lost", "retained"))
+        outcome = np.where(self.act_trig == "winback", np.where(self.rng.random(n_act) < 0.12, "won_back", "lost"), outcome)
+        outcome = np.where(self.rng.random(n_act) < 0.25, None, outcome)
+        a_type = np.where(self.act_trig == "rm_exit", "visit",
+                          self.rng.choice(["call", "visit", "offer", "event", "other"], n_act, p=(0.55, 0.2, 0.15, 0.05, 0.05)))  # fmt: skip
+        # the contacting RM: the customer's RM that day, when there is one
+        act_rm = np.full(n_act, None, dtype=object)
+        srt_a = np.lexsort((self.a_start, self.a_cust))
+        a_cust_s, a_start_s, a_end_s, a_rm_s = self.a_cust[srt_a], self.a_start[srt_a], self.a_end[srt_a], self.a_rm[srt_a]
+        key_a = a_cust_s.astype(np.int64) * (self.D + 100_000) + (a_start_s + 50_000)
+        key_q = self.act_cust.astype(np.int64) * (self.D + 100_000) + (self.act_day + 50_000)
+        pos = np.searchsorted(key_a, key_q, side="right") - 1
+        okp = (pos >= 0) & (a_cust_s[np.maximum(pos, 0)] == self.act_cust) & (a_end_s[np.maximum(pos, 0)] >= self.act_day)
+        act_rm[okp] = rm_ids[a_rm_s[pos[okp]]]
+        o = np.lexsort((self.act_cust, self.act_day))
+        self.retention_actions = pd.DataFrame({
+            "action_id": np.char.add("RA", np.char.zfill((np.arange(n_act) + 1).astype(str), 8)),
+            "customer_id": self.cid(self.act_cust[o]), "action_date": day2date(self.act_day[o]),
+            "action_type": a_type[o], "rm_id": act_rm[o], "trigger": self.act_trig[o], "outcome": outcome[o],
+        })  # fmt: skip
+
+    def tables_rest(self) -> None:
+        self.balances["customer_id"] = self.cid(self.balances.customer_id.to_numpy())
+        self.balances["month"] = np.asarray(self.m_starts.strftime("%Y-%m"))[self.balances.month.to_numpy()]
+
+        extract = pd.DataFrame({"as_of": [self.as_of.normalize()], "observation_start": [self.obs]})
+        self.tables = {
+            "extract": extract, "branches": self.branches, "customers": self.customers,
+            "product_holdings": self.product_holdings, "relationship_managers": self.relationship_managers,
+            "rm_assignments": self.rm_assignments, "monthly_balances": self.balances, "complaints": self.complaints,
+            "retention_actions": self.retention_actions,
+        }  # fmt: skip
+        self.truth = {
+            "description": "True model of the demo bank (for tests; reports never read it).",
+            "model": "h(t) = h0(tenure stage) * exp(sum(coefficients * x(t)) + branch_log_hazard[branch])",
+            "time_scale": "tenure in days since open_date; covariates as defined by crmresearch.survival.episodes",
+            "churn_definition": "recorded",
+            "coefficients": TRUE_EFFECTS,
+            "reference_levels": {"segment": "salaried", "channel": "walk_in", "orphaned_band": "none"},
+            "baseline_hazard_per_day": {k: v * self.cfg.hazard_scale for k, v in BASELINE.items()},
+            "branch_log_hazard": dict(zip(self.branches.branch_id, self.br_effect.tolist(), strict=True)),
+            "no_effect": {"tier": "no term in the true model; associated with churn only through the "
+                                  "pre-churn drain of transfer churners' AUM"},
+            "windows_days": {"rm_turnover": 90, "complaint": 90, "retention_contact": 90},
+            "dormancy_months": 2,
+            "config": {k: (str(v) if isinstance(v, dt.date) else v) for k, v in asdict(self.cfg).items()}
+            | {"as_of": str(self.cfg.as_of_date)},
+            "summary": {
+                "customers": int(self.N), "churned": int(self.churned.sum()),
+                "book_customers_at_observation_start": int(self.book.sum()),
+                "silent_asset_attrition_customers": int(self.silent.sum()),
+                "rm_exits_in_window": int((self.rm_exits & (self.rm_exit >= 0)).sum()),
+            },
+        }  # fmt: skip
+
+    def result(self) -> tuple[dict[str, pd.DataFrame], dict]:
+        """The tables and the truth (the last step's)."""
+        return self.tables, self.truth
+
+
 def generate_demo_bank(cfg: DemoConfig = DemoConfig(), *, progress: bool = False
                        ) -> tuple[dict[str, pd.DataFrame], dict]:  # fmt: skip
     """Generate every contract table of the demo bank.
@@ -232,420 +678,10 @@ def generate_demo_bank(cfg: DemoConfig = DemoConfig(), *, progress: bool = False
     >>> sorted(tables)[:3], truth["coefficients"]["n_products"]
     (['branches', 'complaints', 'customers'], -0.5)
     """
-    rng = np.random.default_rng(cfg.seed)
-    as_of = pd.Timestamp(cfg.as_of_date)
-    m_starts = _month_starts(cfg.as_of_date, cfg.months)
-    obs = m_starts[0]
-    D = int((as_of - obs).days) + 1  # simulated days 0..D-1; day 0 = observation start
-    m_start_day = np.asarray((m_starts - obs).days, dtype=np.int64)
-    m_end_day = np.append(m_start_day[1:] - 1, (m_starts[-1].to_period("M").to_timestamp("M") - obs).days)
-    M = cfg.months
-    B = cfg.branches
-    N = B * cfg.customers_per_branch
-
-    # ---- branches and their character
-    branches = _branch_table(B, rng)
-    br_effect = rng.normal(0, 0.2, B).round(3)
-    br_rm_tenure_years = rng.uniform(2.5, 6.0, B)  # mean RM tenure
-    br_handover_mean = rng.uniform(3, 25, B)  # days from replacement hire to handover
-    br_contact_rate = rng.uniform(0.35, 0.85, B)  # share of warnings followed up
-    br_contact_fast = rng.uniform(0.3, 0.8, B)  # share of contacts within 1 day
-
-    # ---- customers
-    cust_branch = np.repeat(np.arange(B), cfg.customers_per_branch)
-    seg = rng.choice(len(SEGMENTS), N, p=SEGMENT_P)
-    chan = rng.choice(len(CHANNELS), N, p=CHANNEL_P)
-    book = rng.random(N) < cfg.book_share
-    open_day = np.where(
-        book,
-        -(90 + np.minimum(rng.exponential(4 * 365, N), 25 * 365)).astype(np.int64),
-        rng.integers(0, D, N),
-    ).astype(np.int64)
-    birth_year = np.where(
-        seg == SEGMENTS.index("affluent_retiree"),
-        rng.integers(1944, 1964, N),
-        rng.integers(1962, 2003, N),
-    )
-    names = _names(rng, N)
-    static_lp = br_effect[cust_branch].copy()
-    for k, s in enumerate(SEGMENTS):
-        static_lp[seg == k] += TRUE_EFFECTS.get(f"segment[{s}]", 0.0)
-    for k, c in enumerate(CHANNELS):
-        static_lp[chan == k] += TRUE_EFFECTS.get(f"channel[{c}]", 0.0)
-
-    # ---- covariate change events: (day, customer, variable, delta) counters
-    ev_day: list[np.ndarray] = []
-    ev_cust: list[np.ndarray] = []
-    ev_var: list[np.ndarray] = []
-    ev_delta: list[np.ndarray] = []
-    V_PROD, V_RM, V_COMP, V_CONT, V_ORPH1, V_ORPH2, V_ORPH3 = range(7)
-    V_STICKY = tuple(range(7, 7 + len(STICKY_PRODUCTS)))  # one 0/1 counter per sticky product
-    n_vars = 7 + len(STICKY_PRODUCTS)
-
-    def add_events(day: np.ndarray, cust: np.ndarray, var: int, delta: int | np.ndarray) -> None:
-        day = np.asarray(day, dtype=np.int64)
-        keep = day < D
-        ev_day.append(np.maximum(day[keep], 0))
-        ev_cust.append(np.asarray(cust)[keep])
-        ev_var.append(np.full(int(keep.sum()), var, dtype=np.int8))
-        ev_delta.append(np.broadcast_to(np.asarray(delta, dtype=np.int8), day.shape)[keep].copy())
-
-    def window(start: np.ndarray, cust: np.ndarray, var: int, length: int | np.ndarray) -> None:
-        """Indicator on days start .. start+length-1 (as a +1/-1 counter)."""
-        add_events(start, cust, var, 1)
-        add_events(np.asarray(start) + length, cust, var, -1)
-
-    # ---- products: holdings with start and (maybe) end; the first is never dropped
-    n_init = 1 + np.minimum(rng.poisson(np.array(SEGMENT_PRODUCTS)[seg] + 0.4 * (chan == 1)), 6)
-    # cross-selling: most products are added in the first years of tenure
-    n_add = np.minimum(rng.poisson(2.2, N), 12)
-    n_hold = np.minimum(n_init + n_add, len(PRODUCTS))
-    n_add = n_hold - n_init
-    h_cust = np.repeat(np.arange(N), n_hold)
-    h_idx = np.arange(len(h_cust)) - np.repeat(np.cumsum(n_hold) - n_hold, n_hold)
-    h_is_init = h_idx < n_init[h_cust]
-    h_start = np.where(
-        h_is_init, open_day[h_cust],
-        open_day[h_cust] + 1 + rng.exponential(1.5 * 365, len(h_cust)).astype(np.int64),
-    )  # fmt: skip
-    h_dur = rng.exponential(4 * 365, len(h_cust)).astype(np.int64) + 30
-    h_end = np.where(h_idx == 0, np.iinfo(np.int64).max // 4, h_start + h_dur)
-    # product names: a weighted random order per customer, current account usually first
-    weights = np.array([9, 4, 2, 2, 1.5, 2, 4, 1, 1, 2, 5, 3, 1, 0.7, 0.5])
-    keys = -np.log(rng.random((N, len(PRODUCTS)))) / weights
-    order = np.argsort(keys, axis=1)
-    h_product = np.array(PRODUCTS)[order[h_cust, h_idx]]
-    add_events(h_start, h_cust, V_PROD, 1)
-    add_events(h_end + 1, h_cust, V_PROD, -1)
-    for var, product in zip(V_STICKY, STICKY_PRODUCTS, strict=True):  # a customer holds a product once
-        held = h_product == product
-        add_events(h_start[held], h_cust[held], var, 1)
-        add_events(h_end[held] + 1, h_cust[held], var, -1)
-
-    # ---- RMs: slots per branch, each a sequence of RMs; customers belong to a slot
-    slots_per_branch = max(1, round(cfg.customers_per_branch / 120))
-    n_slots = B * slots_per_branch
-    slot_branch = np.repeat(np.arange(B), slots_per_branch)
-    rm_rows = []  # (slot, gen, hire_day, exit_day or None)
-    hire = -rng.integers(30, 8 * 365, n_slots)
-    exit_ = rng.exponential(br_rm_tenure_years[slot_branch] * 365).astype(np.int64)
-    alive_slots = np.arange(n_slots)
-    gen = 0
-    while alive_slots.size:
-        rm_rows.append(np.column_stack([alive_slots, np.full(alive_slots.size, gen), hire, exit_]))
-        cont = exit_ < D - 1
-        alive_slots, prev_exit = alive_slots[cont], exit_[cont]
-        hire = prev_exit + 1 + rng.integers(0, 45, alive_slots.size)
-        exit_ = hire + rng.exponential(br_rm_tenure_years[slot_branch[alive_slots]] * 365).astype(np.int64)
-        keep = hire < D
-        alive_slots, hire, exit_ = alive_slots[keep], hire[keep], exit_[keep]
-        gen += 1
-    rm = np.vstack(rm_rows)
-    rm = rm[np.lexsort((rm[:, 1], rm[:, 0]))]
-    rm_slot, rm_gen, rm_hire, rm_exit = rm[:, 0], rm[:, 1], rm[:, 2], rm[:, 3]
-    n_rm = len(rm)
-    rm_exit_type = rng.choice(len(EXIT_TYPES), n_rm, p=EXIT_P)
-    rm_exits = rm_exit < D  # exited on or before as-of
-
-    cust_slot = cust_branch * slots_per_branch + rng.integers(0, slots_per_branch, N)
-    # candidate assignments: every RM of the customer's slot who is still there after opening
-    slot_first = np.searchsorted(rm_slot, np.arange(n_slots))
-    slot_count = np.bincount(rm_slot, minlength=n_slots)
-    a_cust = np.repeat(np.arange(N), slot_count[cust_slot])
-    a_rm = slot_first[cust_slot[a_cust]] + (
-        np.arange(len(a_cust)) - np.repeat(np.cumsum(slot_count[cust_slot]) - slot_count[cust_slot],
-                                           slot_count[cust_slot]))  # fmt: skip
-    keep = rm_exit[a_rm] >= np.maximum(open_day[a_cust], 0)
-    a_cust, a_rm = a_cust[keep], a_rm[keep]
-    delay = _geom0(rng, br_handover_mean[cust_branch[a_cust]])
-    first_of_cust = np.r_[True, a_cust[1:] != a_cust[:-1]]
-    replacement = rm_gen[a_rm] > 0
-    a_start = np.where(
-        open_day[a_cust] >= rm_hire[a_rm], open_day[a_cust],
-        np.where(first_of_cust & ~(replacement & (rm_hire[a_rm] >= 0)), rm_hire[a_rm],
-                 rm_hire[a_rm] + delay),
-    )  # fmt: skip
-    a_end = rm_exit[a_rm]
-    keep = a_start <= a_end
-    a_cust, a_rm, a_start, a_end = a_cust[keep], a_rm[keep], a_start[keep], a_end[keep]
-    # turnover exposure and orphaned spells, from each assignment that ends with its RM's exit
-    next_same = np.r_[a_cust[1:] == a_cust[:-1], False]
-    a_next_start = np.where(next_same, np.r_[a_start[1:], 0], -1)
-    ex = rm_exits[a_rm]
-    e = a_end[ex]
-    window(e + 1, a_cust[ex], V_RM, 90)
-    nxt = a_next_start[ex]
-    orph_end = np.where(nxt >= 0, nxt, D + 10)  # orphaned e+1 .. next_start-1
-    gap_days = orph_end - e - 1  # days orphaned: e+1 .. orph_end-1
-    for var, (lo, hi) in zip((V_ORPH1, V_ORPH2, V_ORPH3), ORPHAN_BANDS.values(), strict=True):
-        length = np.minimum(gap_days, (hi + 1) if hi is not None else gap_days) - lo
-        ok = length > 0
-        window(e[ok] + 1 + lo, a_cust[ex][ok], var, length[ok])
-
-    # ---- complaints (exogenous Poisson), some escalated
-    comp_rate = np.where(seg == SEGMENTS.index("business_owner"), 0.30, 0.15) / 365
-    n_comp = rng.poisson(comp_rate * (D - np.maximum(open_day, 0)))
-    c_cust = np.repeat(np.arange(N), n_comp)
-    c_day = np.maximum(open_day[c_cust], 0) + (
-        rng.random(len(c_cust)) * (D - np.maximum(open_day[c_cust], 0))).astype(np.int64)  # fmt: skip
-    c_sev = rng.choice(3, len(c_cust), p=(0.5, 0.35, 0.15))
-    c_esc = rng.random(len(c_cust)) < np.array([0.12, 0.35, 0.7])[c_sev]
-    c_esc_day = c_day + np.minimum(_geom0(rng, 3.0, len(c_cust)), 20)
-    c_esc &= c_esc_day < D
-    window(c_esc_day[c_esc], c_cust[c_esc], V_COMP, 90)
-
-    # ---- monthly activity: dormancy spells (Markov), transactions
-    active_level = rng.gamma(2.0, 5.0, N) + 1
-    dorm_state = np.zeros((N, M), dtype=bool)
-    state = rng.random(N) < 0.08
-    for m in range(M):
-        flip = rng.random(N)
-        state = np.where(state, flip > 0.35, flip < 0.035)
-        dorm_state[:, m] = state
-    txn = np.where(dorm_state, 0, rng.poisson(active_level[:, None], (N, M)))
-    has_row = open_day[:, None] <= m_end_day[None, :]  # before churn is applied
-    # dormant applies from the first day of month m+1 when months m and m-1 had no transaction
-    zero = (txn == 0) & has_row
-    dormant_from = np.zeros((N, M), dtype=bool)  # dormant during month m
-    dormant_from[:, 2:] = zero[:, 1:-1] & zero[:, :-2]
-
-    # ---- retention contacts (exogenous: triggered by warnings and events the model knows)
-    a_c: list[np.ndarray] = []
-    a_d: list[np.ndarray] = []
-    a_trig: list[np.ndarray] = []
-    def contacts(cust: np.ndarray, day: np.ndarray, trigger: str, rate: np.ndarray) -> None:  # noqa: E306
-        hit = rng.random(len(cust)) < rate
-        fast = rng.random(len(cust)) < br_contact_fast[cust_branch[cust]]
-        lag = np.where(fast, rng.integers(0, 2, len(cust)), 2 + _geom0(rng, 12.0, len(cust)))
-        d = day + lag
-        hit &= (d < D) & (d >= 0)
-        a_c.append(cust[hit])
-        a_d.append(d[hit])
-        a_trig.append(np.full(int(hit.sum()), trigger))
-
-    # dormancy warnings: the first month of each dormant run, dated the month's first day
-    new_dorm = dormant_from.copy()
-    new_dorm[:, 1:] &= ~dormant_from[:, :-1]
-    wi, wm = np.nonzero(new_dorm)
-    contacts(wi, m_start_day[wm], "early_warning", br_contact_rate[cust_branch[wi]])
-    contacts(c_cust[c_esc], c_esc_day[c_esc], "complaint", np.full(int(c_esc.sum()), 0.6))
-    contacts(a_cust[ex], e + 1, "rm_exit", br_contact_rate[cust_branch[a_cust[ex]]] * 0.8)
-    n_pro = rng.poisson(0.25 * (D - np.maximum(open_day, 0)) / 365)
-    p_cust = np.repeat(np.arange(N), n_pro)
-    p_day = np.maximum(open_day[p_cust], 0) + (
-        rng.random(len(p_cust)) * (D - np.maximum(open_day[p_cust], 0))).astype(np.int64)  # fmt: skip
-    contacts(p_cust, p_day, "proactive", np.ones(len(p_cust)))
-    act_cust, act_day, act_trig = np.concatenate(a_c), np.concatenate(a_d), np.concatenate(a_trig)
-    window(act_day, act_cust, V_CONT, 90)
-
-    # ---- simulate churn day by day
-    day_all = np.concatenate(ev_day)
-    srt = np.argsort(day_all, kind="stable")
-    day_all = day_all[srt]
-    cust_all = np.concatenate(ev_cust)[srt]
-    var_all = np.concatenate(ev_var)[srt]
-    delta_all = np.concatenate(ev_delta)[srt].astype(np.int16)
-    bounds = np.searchsorted(day_all, np.arange(D + 1))
-    counters = np.zeros((n_vars, N), dtype=np.int16)
-    beta = np.array([TRUE_EFFECTS["n_products"], TRUE_EFFECTS["rm_turnover_exposed"],
-                     TRUE_EFFECTS["complaint_escalated_90d"], TRUE_EFFECTS["retention_contact_90d"],
-                     *(TRUE_EFFECTS[f"orphaned_band[{b}]"] for b in ORPHAN_BANDS),
-                     *(TRUE_EFFECTS[sticky_covariate(p)] for p in STICKY_PRODUCTS)])  # fmt: skip
-    threshold = rng.exponential(1.0, N)
-    cumhaz = np.zeros(N)
-    churn_day = np.full(N, -1, dtype=np.int64)
-    alive = np.ones(N, dtype=bool)
-    month_of_day = np.searchsorted(m_start_day, np.arange(D), side="right") - 1
-    dormant = np.zeros(N, dtype=bool)
-    it = range(D)
-    if progress:
-        it = tqdm(it, desc="demo bank: simulating days", unit="day", mininterval=1.0)
-    for d in it:
-        lo, hi = bounds[d], bounds[d + 1]
-        if hi > lo:
-            np.add.at(counters, (var_all[lo:hi], cust_all[lo:hi]), delta_all[lo:hi])
-        if d == m_start_day[month_of_day[d]]:
-            dormant = dormant_from[:, month_of_day[d]]
-        at_risk = alive & (open_day <= d)
-        idx = np.flatnonzero(at_risk)
-        tenure = d - open_day[idx] + 1
-        h0 = cfg.hazard_scale * np.where(
-            tenure <= 90, BASELINE["new_1_90"],
-            np.where(tenure <= 365, BASELINE["growth_91_365"], BASELINE["mature_366_plus"]))  # fmt: skip
-        c = counters[:, idx]
-        lp = (static_lp[idx] + beta[0] * c[V_PROD] + beta[1:].dot(c[1:] > 0)
-              + TRUE_EFFECTS["dormant"] * dormant[idx])  # fmt: skip
-        cumhaz[idx] += h0 * np.exp(lp)
-        gone = idx[cumhaz[idx] >= threshold[idx]]
-        churn_day[gone] = d
-        alive[gone] = False
-    churned = churn_day >= 0
-    end_day = np.where(churned, churn_day, D - 1)
-
-    # ---- churn type and reason, decided at churn from what was true then
-    big = (rng.lognormal(np.log(np.array(SEGMENT_AUM)[seg]), 1.0) * (1 + 0.2 * n_init))
-    retiree = seg == SEGMENTS.index("affluent_retiree")
-    p_transfer = np.clip(0.6 + 0.2 * (big > 200_000) - 0.35 * retiree, 0.05, 0.95)
-    u = rng.random(N)
-    ctype = np.where(u < 0.05, "unknown", np.where(u < 0.05 + 0.95 * p_transfer, "transfer", "natural"))
-    reason_t = rng.choice(["rate", "service", "fintech", "competitor_offer", "rm_left"], N,
-                          p=(0.35, 0.15, 0.2, 0.2, 0.1))  # fmt: skip
-    reason_n = rng.choice(["relocation", "death", "emigration", "life_event"], N, p=(0.45, 0.2, 0.15, 0.2))
-    # reasons follow the situation at churn (recorded in the exit interview)
-    exposed_at_end = np.zeros(N, dtype=bool)
-    exposed_at_end[a_cust[ex][(end_day[a_cust[ex]] > e) & (end_day[a_cust[ex]] <= e + 90)]] = True
-    reason_t = np.where(exposed_at_end & (rng.random(N) < 0.6), "rm_left", reason_t)
-    reason = np.where(ctype == "natural", reason_n, np.where(ctype == "transfer", reason_t, None))
-    reason = np.where(rng.random(N) < 0.15, None, reason)  # not every exit interview happens
-
-    # ---- balances: AUM path, pre-churn drain for transfers, silent attrition
-    base = big
-    walk = np.cumsum(rng.normal(0.004, 0.05, (N, M)), axis=1)
-    aum = base[:, None] * np.exp(walk)
-    row = has_row & ~(churned[:, None] & (m_end_day[None, :] >= churn_day[:, None]))
-    last_m = np.where(churned, np.searchsorted(m_end_day, churn_day, side="left") - 1, M - 1)
-    drain_cust = churned & (ctype == "transfer") & (last_m >= 0)
-    for back, (lo_f, hi_f) in enumerate(((0.03, 0.4), (0.4, 0.9))):
-        mm = last_m - back
-        ok = drain_cust & (mm >= 0)
-        aum[np.flatnonzero(ok), mm[ok]] *= rng.uniform(lo_f, hi_f, int(ok.sum()))
-    silent = (~churned) & (base > 100_000) & (rng.random(N) < 0.06)
-    silent_m = rng.integers(min(6, M - 1), M, N)
-    drained_after = np.arange(M)[None, :] >= silent_m[:, None]
-    aum = np.where(silent[:, None] & drained_after, aum * 0.03, aum)
-    prev = np.concatenate([aum[:, :1], aum[:, :-1]], axis=1)
-    outflow = np.maximum(prev - aum, 0) + aum * rng.uniform(0, 0.08, (N, M))
-    avg_daily = aum * rng.uniform(0.85, 1.15, (N, M))
-    ri, rmo = np.nonzero(row)
-    balances = pd.DataFrame({
-        "customer_id": ri, "month": rmo, "aum": aum[ri, rmo].round(2),
-        "avg_daily_aum": avg_daily[ri, rmo].round(2), "txn_count": txn[ri, rmo].astype(np.int64),
-        "outflow": outflow[ri, rmo].round(2),
-    })  # fmt: skip
-
-    # ---- assemble tables, cut at churn
-    def cid(i: np.ndarray) -> np.ndarray:
-        return np.char.add("", np.char.zfill(np.asarray(i + 1).astype(str), 10))
-
-    def day2date(d: np.ndarray) -> pd.Series:
-        return pd.Series(obs + pd.to_timedelta(np.asarray(d), unit="D")).dt.normalize()
-
-    def date_or_null(d: np.ndarray, valid: np.ndarray) -> pd.Series:
-        s = day2date(np.where(valid, d, 0))
-        return s.where(valid)
-
-    customers = pd.DataFrame({
-        "customer_id": cid(np.arange(N)),
-        "branch_id": branches.branch_id.to_numpy()[cust_branch],
-        "open_date": day2date(open_day),
-        "churn_date": date_or_null(churn_day, churned),
-        "churn_type": np.where(churned, ctype, None),
-        "churn_reason": np.where(churned, reason, None),
-        "segment": np.array(SEGMENTS)[seg],
-        "channel": np.array(CHANNELS)[chan],
-        "birth_year": birth_year.astype(np.int64),
-        "name": names,
-    })  # fmt: skip
-
-    hk = h_start <= end_day[h_cust]
-    h_end_cut = np.minimum(h_end, end_day[h_cust])
-    h_open = (h_end_cut >= D - 1) & ~churned[h_cust]
-    product_holdings = pd.DataFrame({
-        "customer_id": cid(h_cust[hk]), "product": h_product[hk],
-        "start_date": day2date(h_start[hk]),
-        "end_date": date_or_null(h_end_cut[hk], ~h_open[hk]),
-    })  # fmt: skip
-
-    rm_ids = np.char.add("RM", np.char.zfill((np.arange(n_rm) + 1).astype(str), 5))
-    relationship_managers = pd.DataFrame({
-        "rm_id": rm_ids, "branch_id": branches.branch_id.to_numpy()[slot_branch[rm_slot]],
-        "hire_date": day2date(rm_hire), "exit_date": date_or_null(rm_exit, rm_exits),
-        "exit_type": np.where(rm_exits, np.array(EXIT_TYPES)[rm_exit_type], None),
-    })  # fmt: skip
-
-    ak = a_start <= end_day[a_cust]
-    a_end_cut = np.minimum(a_end, end_day[a_cust])
-    a_open = ~rm_exits[a_rm] & ~churned[a_cust]
-    rm_assignments = pd.DataFrame({
-        "customer_id": cid(a_cust[ak]), "rm_id": rm_ids[a_rm[ak]],
-        "start_date": day2date(a_start[ak]),
-        "end_date": date_or_null(a_end_cut[ak], ~a_open[ak]),
-    })  # fmt: skip
-
-    ck = c_day <= end_day[c_cust]
-    esc_known = c_esc & (c_esc_day <= end_day[c_cust])
-    complaints = pd.DataFrame({
-        "complaint_id": np.char.add("CP", np.char.zfill((np.arange(len(c_cust)) + 1).astype(str), 8)),
-        "customer_id": cid(c_cust), "complaint_date": day2date(c_day),
-        "severity": np.array(["low", "medium", "high"])[c_sev],
-        "escalated": esc_known, "escalated_date": date_or_null(c_esc_day, esc_known),
-    })[ck].reset_index(drop=True)  # fmt: skip
-
-    # contacts before churn, plus win-back attempts after it
-    keep = act_day <= end_day[act_cust]
-    act_cust, act_day, act_trig = act_cust[keep], act_day[keep], act_trig[keep]
-    wb = np.flatnonzero(churned & (rng.random(N) < 0.3))
-    wb_day = churn_day[wb] + 1 + _geom0(rng, 10.0, len(wb))
-    ok = wb_day < D
-    act_cust = np.concatenate([act_cust, wb[ok]])
-    act_day = np.concatenate([act_day, wb_day[ok]])
-    act_trig = np.concatenate([act_trig, np.full(int(ok.sum()), "winback")])
-    n_act = len(act_cust)
-    later_churn = churned[act_cust] & (churn_day[act_cust] <= act_day + 90) & (act_trig != "winback")
-    outcome = np.where(act_day + 90 > D - 1, "pending", np.where(later_churn, "lost", "retained"))
-    outcome = np.where(act_trig == "winback", np.where(rng.random(n_act) < 0.12, "won_back", "lost"), outcome)
-    outcome = np.where(rng.random(n_act) < 0.25, None, outcome)
-    a_type = np.where(act_trig == "rm_exit", "visit",
-                      rng.choice(["call", "visit", "offer", "event", "other"], n_act, p=(0.55, 0.2, 0.15, 0.05, 0.05)))  # fmt: skip
-    # the contacting RM: the customer's RM that day, when there is one
-    act_rm = np.full(n_act, None, dtype=object)
-    srt_a = np.lexsort((a_start, a_cust))
-    a_cust_s, a_start_s, a_end_s, a_rm_s = a_cust[srt_a], a_start[srt_a], a_end[srt_a], a_rm[srt_a]
-    key_a = a_cust_s.astype(np.int64) * (D + 100_000) + (a_start_s + 50_000)
-    key_q = act_cust.astype(np.int64) * (D + 100_000) + (act_day + 50_000)
-    pos = np.searchsorted(key_a, key_q, side="right") - 1
-    okp = (pos >= 0) & (a_cust_s[np.maximum(pos, 0)] == act_cust) & (a_end_s[np.maximum(pos, 0)] >= act_day)
-    act_rm[okp] = rm_ids[a_rm_s[pos[okp]]]
-    o = np.lexsort((act_cust, act_day))
-    retention_actions = pd.DataFrame({
-        "action_id": np.char.add("RA", np.char.zfill((np.arange(n_act) + 1).astype(str), 8)),
-        "customer_id": cid(act_cust[o]), "action_date": day2date(act_day[o]),
-        "action_type": a_type[o], "rm_id": act_rm[o], "trigger": act_trig[o], "outcome": outcome[o],
-    })  # fmt: skip
-
-    balances["customer_id"] = cid(balances.customer_id.to_numpy())
-    balances["month"] = np.asarray(m_starts.strftime("%Y-%m"))[balances.month.to_numpy()]
-
-    extract = pd.DataFrame({"as_of": [as_of.normalize()], "observation_start": [obs]})
-    tables = {
-        "extract": extract, "branches": branches, "customers": customers,
-        "product_holdings": product_holdings, "relationship_managers": relationship_managers,
-        "rm_assignments": rm_assignments, "monthly_balances": balances, "complaints": complaints,
-        "retention_actions": retention_actions,
-    }  # fmt: skip
-    truth = {
-        "description": "True model of the demo bank (for tests; reports never read it).",
-        "model": "h(t) = h0(tenure stage) * exp(sum(coefficients * x(t)) + branch_log_hazard[branch])",
-        "time_scale": "tenure in days since open_date; covariates as defined by crmresearch.survival.episodes",
-        "churn_definition": "recorded",
-        "coefficients": TRUE_EFFECTS,
-        "reference_levels": {"segment": "salaried", "channel": "walk_in", "orphaned_band": "none"},
-        "baseline_hazard_per_day": {k: v * cfg.hazard_scale for k, v in BASELINE.items()},
-        "branch_log_hazard": dict(zip(branches.branch_id, br_effect.tolist(), strict=True)),
-        "no_effect": {"tier": "no term in the true model; associated with churn only through the "
-                              "pre-churn drain of transfer churners' AUM"},
-        "windows_days": {"rm_turnover": 90, "complaint": 90, "retention_contact": 90},
-        "dormancy_months": 2,
-        "config": {k: (str(v) if isinstance(v, dt.date) else v) for k, v in asdict(cfg).items()}
-        | {"as_of": str(cfg.as_of_date)},
-        "summary": {
-            "customers": int(N), "churned": int(churned.sum()),
-            "book_customers_at_observation_start": int(book.sum()),
-            "silent_asset_attrition_customers": int(silent.sum()),
-            "rm_exits_in_window": int((rm_exits & (rm_exit >= 0)).sum()),
-        },
-    }  # fmt: skip
-    return tables, truth
+    sim = _Sim(cfg, progress)
+    for step in (sim.setup, sim.branches, sim.customers, sim.events, sim.products, sim.rms, sim.complaints, sim.activity, sim.contacts, sim.churn, sim.churn_types, sim.balances, sim.tables, sim.tables_rest):
+        step()
+    return sim.result()
 
 
 def _write_table(df: pd.DataFrame, path: Path, fmt: str) -> None:

@@ -28,7 +28,7 @@ the extra columns of a source, whatever their names, are carried as they are.
 
 A branch's slice gives the same results for that branch as the whole source
 does (every branch analysis uses only the branch's customers, its RMs and
-the bank-wide model), which ``tests/test_bundle.py`` checks; the
+the bank-wide model), which ``tests/report/test_reporting.py::test_branch_metrics_from_the_bundle_equal_the_whole_source`` checks; the
 ``metrics.json`` of :mod:`crmresearch.month.metrics` is computed through this same
 path, so the runner and ``crmresearch metrics`` write identical files.
 """
@@ -157,7 +157,7 @@ def bank_context(source: Source, params: Params | None = None, *, month: str | N
     params = params or Params()
     caveats: list[str] = []
     branches = _branch_list(source)
-    if source.flat:
+    if not source.can("calendar"):
         if month is not None:
             raise InputError(f"--month {month}: a flat extract has no calendar (omit --month)")
         last = None
@@ -171,7 +171,7 @@ def bank_context(source: Source, params: Params | None = None, *, month: str | N
     except (InputError, ConvergenceError, ValueError) as exc:
         caveats.append(f"The causes model could not be fitted: {exc}")
     trend = comparison = breakdowns = backtest = risk = sticky = None
-    if not source.flat:
+    if source.can("calendar"):
         from crmresearch.analyses.product_coverage import sticky_products
 
         try:
@@ -286,7 +286,7 @@ def slice_source(source: Source, branch: str, params: Params | None = None) -> S
         con.execute(f"CREATE TABLE {ident(t)} AS SELECT * FROM __slice")
         con.unregister("__slice")
         counts[t] = rel.num_rows
-    out = Source(source.path, con, counts, source.as_of, source.observation_start, source.flat, source.report)
+    out = source.with_tables(con, counts)
     out.cache["slice_of"] = branch
     return out
 
@@ -538,7 +538,7 @@ def build_bundle(source: Source, params: Params, *, month: str | None, path: str
         layout = _write_tables(source, tmp, partitions)
         meta = {"format": BUNDLE_FORMAT, "version": __version__, "key": key, "month": month,
                 "tables": list(source.tables), "partitions": partitions, "as_of": source.as_of,
-                "observation_start": source.observation_start, "flat": source.flat,
+                "observation_start": source.observation_start, "flat": not source.can("calendar"),
                 "source": str(Path(source.path).resolve()),
                 "validation": source.report, **layout}  # fmt: skip
         _write_index(tmp, meta, context, params)

@@ -92,8 +92,8 @@ def _hazard_ratios(source: Source, params: Params, last, branch: str | None,
     from crmresearch.survival.episodes import customer_table
 
     scope = "bank"
-    as_of = None if source.flat else last
-    if branch is not None and params.branch_model_min_events is not None and not source.flat:
+    as_of = last if source.can("calendar") else None
+    if branch is not None and params.branch_model_min_events is not None and source.can("calendar"):
         cust = customer_table(source, params, as_of=last)  # churns as the model counts them
         if int(cust.loc[cust["branch_id"] == branch, "event"].sum()) >= params.branch_model_min_events:
             scope = "branch"
@@ -190,7 +190,7 @@ def metrics(source: Source, params: Params | None = None, *, month: str | None,
         if slice_of is not None:
             raise InputError("a branch's slice needs the bank-wide model (model=...)")
         try:
-            last = None if source.flat else month_bounds(month)[1] if month else None
+            last = (month_bounds(month)[1] if month else None) if source.can("calendar") else None
             model = causes_model(source, params, as_of=last)
         except (InputError, ConvergenceError, ValueError):
             model = None  # _hazard_ratios says why
@@ -201,10 +201,10 @@ def metrics(source: Source, params: Params | None = None, *, month: str | None,
     settings = {k: v for k, v in params.to_dict().items() if k != "engine"}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     base: dict[str, Any] = {"schema": SCHEMA, "scope": "branch" if branch else "bank", "branch_id": branch}
-    if source.flat:
+    if not source.can("calendar"):
         if month is not None:
             raise InputError(f"--month {month}: a flat extract has no calendar (omit --month)")
-        from crmresearch.data.flat import flat_support
+        from crmresearch.data.capabilities import flat_support
 
         hr_scope, hrs = _hazard_ratios(source, params, None, None, caveats, model)
         out = base | {"month": None, "as_of": None, "churn_definition": "recorded", "language": params.language,

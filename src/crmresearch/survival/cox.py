@@ -18,7 +18,7 @@ thousand patterns; the likelihood, gradient and Hessian are then a handful
 of dense matrix products of size patterns × event times.  No time grid or
 approximation is involved: event times are used exactly as they are, so the
 estimates equal lifelines' to numerical precision
-(``tests/test_models.py`` checks |Δ log HR| < 1e-6; the issue asks for 0.01).
+(``tests/survival/test_cox.py`` checks |Δ log HR| < 1e-6; the issue asks for 0.01).
 
 Continuous covariates work too but compress less (each distinct value is a
 pattern); band them first when there are many distinct values.

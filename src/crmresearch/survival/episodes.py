@@ -23,7 +23,7 @@ before anything else.  This module then carries each covariate forward from
 its latest change point on or before an episode's first day (a window
 function ordered by date, ``last_value(... IGNORE NULLS)`` over *preceding*
 rows only).  Nothing is ever carried backwards, and no value depends on the
-churn itself.  ``tests/test_survival.py`` checks this by truncating the data
+churn itself.  ``tests/survival/test_survival.py`` checks this by truncating the data
 at a date and comparing the episodes before it.
 
 Covariates missing because their table was not supplied are ``NULL``
@@ -59,6 +59,7 @@ __all__ = [
     "COVARIATES",
     "context",
     "customer_table",
+    "materialize",
     "episodes",
     "write_survival_table",
 ]
@@ -103,7 +104,7 @@ def context(source: Source, params: Params | None = None, as_of: dt.date | None 
     --------
     >>> ctx = context(load_source("data/demo"), as_of=dt.date(2026, 6, 30))  # doctest: +SKIP
     """
-    if source.flat:
+    if not source.can("calendar"):
         raise InputError("this is a flat extract (no dates): it has a customer table but no "
                          "calendar, so no episodes or time-varying covariates")  # fmt: skip
     as_of = as_of or source.as_of
@@ -173,11 +174,30 @@ def _episodes_sql(ctx: Context, cust: str) -> str:
     FROM cut"""
 
 
-def _materialize(source: Source, ctx: Context) -> tuple[str, str]:
+def materialize(source: Source, ctx: Context) -> tuple[str, str]:
     """Build the customers-in-follow-up and episodes tables once per (as-of, parameters).
 
     Both are kept as temporary tables in the source's DuckDB connection, so
-    the customer table, the episodes and their writers share one computation.
+    the customer table, the episodes, their writers and the analyses that
+    query them in SQL share one computation.
+
+    Parameters
+    ----------
+    source : Source
+        A loaded (dated) source.
+    ctx : Context
+        Its context for an as-of date and parameters (:func:`context`).
+
+    Returns
+    -------
+    (str, str)
+        The names of the customers and episodes temporary tables.
+
+    Examples
+    --------
+    >>> ctx = context(src, params, as_of)          # doctest: +SKIP
+    >>> cust, ep = materialize(src, ctx)           # doctest: +SKIP
+    >>> src.con.execute(f"SELECT count(*) FROM {ep}").fetchone()  # doctest: +SKIP
     """
     key = (ctx.as_of, ctx.params.model_dump_json())
     cache = source.cache.setdefault("survival", {})
@@ -277,10 +297,10 @@ def customer_table(source: Source, params: Params | None = None, *, as_of: dt.da
     >>> cust = customer_table(load_source("data/demo"))  # doctest: +SKIP
     >>> cust[["entry", "duration", "event"]].describe()  # doctest: +SKIP
     """
-    if source.flat:
+    if not source.can("calendar"):
         return source.con.execute(_flat_customer_table_sql(source)).df()
     ctx = context(source, params, as_of)
-    return ctx.con.execute(_customer_table_sql(ctx, *_materialize(source, ctx))).df()
+    return ctx.con.execute(_customer_table_sql(ctx, *materialize(source, ctx))).df()
 
 
 def episodes(source: Source, params: Params | None = None, *, as_of: dt.date | None = None
@@ -317,7 +337,7 @@ def episodes(source: Source, params: Params | None = None, *, as_of: dt.date | N
     >>> ep.groupby("n_products")["event"].sum()  # doctest: +SKIP
     """
     ctx = context(source, params, as_of)
-    _, ep = _materialize(source, ctx)
+    _, ep = materialize(source, ctx)
     return ctx.con.execute(f"SELECT * FROM {ep} ORDER BY customer_id, start").df()
 
 
@@ -335,13 +355,13 @@ def write_survival_table(source: Source, params: Params, out: str | Path, *, as_
     >>> write_survival_table(src, Params(), "episodes.parquet", episodes=True)  # doctest: +SKIP
     ('episodes', 2412345)
     """
-    if source.flat:
+    if not source.can("calendar"):
         if episodes:
             context(source, params, as_of)  # raises the flat-extract error
         sql = _flat_customer_table_sql(source)
     else:
         ctx = context(source, params, as_of)
-        cust, ep = _materialize(source, ctx)
+        cust, ep = materialize(source, ctx)
         sql = f"SELECT * FROM {ep} ORDER BY customer_id, start" if episodes else _customer_table_sql(ctx, cust, ep)
     n = write_relation(source.con, sql, out)
     return ("episodes" if episodes else "customer table"), int(n)

@@ -12,7 +12,7 @@ Put the family *first* in the page's font stack, e.g.
 holds no character below U+0250, so Latin text still falls through to the
 system fonts, while Chinese is always drawn from the embedded subset.  Placed
 after the Latin fonts, Chromium drew some Chinese text as missing-glyph boxes
-although the font had loaded (seen in tests/test_browser.py).
+although the font had loaded (seen in tests/report/test_browser.py).
 
 The font is WOFF 1.0 (zlib, read by every browser since 2011), not WOFF2:
 WOFF2 is about 10 % smaller but needs the ``brotli`` package (a 5 MB native

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
+from typing import Any
 
 __all__ = [
     "COVERAGE_GROUPS",
@@ -427,3 +428,180 @@ def format_month(month: str, language: str = "en") -> str:
     if m is None:
         return str(month)
     return f"{m.group(1)}年{int(m.group(2))}月" if i == 1 else str(month)
+
+
+# --------------------------------------------------------------------------- the reports' phrases
+
+#: section key -> (English title, Chinese title); numbered as in reports.md
+SECTIONS: dict[str, tuple[str, str]] = {
+    "headline": ("1. Headline", "1. 概览"),
+    "who_left": ("2. Who left", "2. 流失客户构成"),
+    "product_coverage": ("3. Product coverage", "3. 产品覆盖度"),
+    "rm_turnover": ("4. Relationship-manager turnover", "4. 客户经理离职/调岗"),
+    "causes": ("5. Why customers leave", "5. 流失原因"),
+    "lifecycle": ("6. Lifecycle", "6. 客户生命周期"),
+    "retention": ("7. Retention outcomes", "7. 挽留成效"),
+    "watch_list": ("8. Watch list", "8. 重点关注客户名单"),
+    "notes": ("9. Data and method notes", "9. 数据与方法说明"),
+    "regions": ("Regional roll-up", "分区域汇总"),
+    "branch_comparison": ("Branches compared: observed versus expected churn", "支行比较：实际与预期流失"),
+}
+
+REPORT_TEXT: dict[str, tuple[str, str]] = {
+    "branch_report": ("Branch monthly report", "支行月度报告"),
+    "bank_report": ("Bank monthly summary", "全行月度汇总"),
+    "snapshot_report": ("Churn snapshot", "流失快照"),
+    "branch_label": ("Branch", "支行"),
+    "month_label": ("Report month", "报告月份"),
+    "as_of_label": ("Data as of", "数据截至"),
+    "churn_def_label": ("Churn definition", "流失定义"),
+    "params_label": ("Parameters", "参数"),
+    "version_label": ("crmresearch version", "crmresearch 版本"),
+    "generated_label": ("Generated", "生成时间"),
+    "recorded": ("recorded churn date (account closed)", "登记流失日期（销户）"),
+    "asset_attrition": ("asset attrition", "资产流失"),
+    "kpi": ("measure", "指标"),
+    "this_month": ("this month", "本月"),
+    "previous_month": ("vs last month", "较上月"),
+    "same_month_last_year": ("vs same month last year", "较去年同月"),
+    "vs_bank": ("vs the bank", "较全行"),
+    "better": ("better", "改善"),
+    "worse": ("worse", "恶化"),
+    "same": ("about the same", "基本持平"),
+    "n/a": ("–", "–"),
+    "high_value_title": ("High-value customers ({tiers})", "高价值客户（{tiers}）"),
+    "trend_title": ("Monthly churn rate, last 13 months", "近 13 个月月流失率"),
+    "summary_title": ("In brief", "本月要点"),
+    "not_available": ("Not available: {reason}", "无法提供：{reason}"),
+    "unavailable_flat": ("This section needs data a flat extract does not have: {reason}",
+                         "本节所需数据在平面数据中缺失：{reason}"),
+    "by_count": ("Churned customers by {by}", "按{by}划分的流失客户"),
+    "coverage_table": ("Customers active at the landmark {landmark} and churned within 12 months, by products held",
+                       "基准日 {landmark} 的有效客户及其 12 个月内流失情况（按持有产品数）"),
+    "coverage_table_flat": ("Customers and churn by products held (snapshot)", "按持有产品数的客户与流失（快照）"),
+    "logrank": ("Log-rank test across groups: χ² = {stat:.1f}, df = {df}, p {p}.",
+                "组间 Log-rank 检验：χ² = {stat:.1f}，自由度 {df}，p {p}。"),
+    "sticky_title": ("Hazard ratio of each additional product and of the sticky products (bank-wide model)",
+                     "每多持有一个产品及持有“粘性产品”的风险比（全行模型）"),
+    "survival_12m": ("retained at 12 months", "12 个月留存率"),
+    "rmst": ("restricted mean months retained (of 12)", "12 个月内平均留存月数"),
+    "exits_title": ("RMs who left", "离任客户经理"),
+    "in_month": ("in the month", "本月"),
+    "last_12_months": ("last 12 months", "近 12 个月"),
+    "orphaned_title": ("Customers orphaned by RM exits", "因客户经理离任而无人维护的客户"),
+    "turnover_title": ("Churn after the RM left versus comparable customers whose RM stayed",
+                       "客户经理离任后的流失率与客户经理未离任的可比客户对比"),
+    "orphan_rates_title": ("Churn per customer-month by days without an RM so far",
+                           "按已无客户经理天数划分的每客户每月流失率"),
+    "turnover_hr": ("Hazard ratio of RM-turnover exposure (time-varying model, {scope}): {hr}.",
+                    "客户经理离任暴露的风险比（时变模型，{scope}）：{hr}。"),
+    "forest_title": ("Hazard ratios of churn ({scope} model, 95% intervals)", "流失风险比（{scope}模型，95% 置信区间）"),
+    "model_scope_bank": ("bank-wide", "全行"),
+    "model_scope_branch": ("this branch's own", "本支行"),
+    "ph_title": ("Does each hazard ratio hold over tenure? (proportional-hazards check)",
+                 "风险比在客户生命周期内是否稳定？（比例风险检验）"),
+    "ph_ok": ("Every hazard ratio is about the same early and late in tenure (change under 20%).",
+              "各风险比在开户早期与后期基本一致（变化小于 20%）。"),
+    "cif_title": ("Transfer versus natural churn within 12 months, by products held (competing risks)",
+                  "12 个月内转移流失与自然流失（竞争风险），按持有产品数"),
+    "stages_title": ("Churn hazard by lifecycle stage", "各生命周期阶段的流失风险"),
+    "new_loss": ("Of new customers, {loss} ({lo}–{hi}) were lost within their first 3 months ({n} customers).",
+                 "新客户中有 {loss}（{lo}–{hi}）在开户 3 个月内流失（共 {n} 位客户）。"),
+    "warnings_title": ("Early warnings raised in the month and contact within the response target ({days} day(s))",
+                       "本月触发的流失预警及在响应时限（{days} 天）内的接触情况"),
+    "outcomes_title": ("Warned customers retained 90 days, with and without contact (warnings whose outcome is known)",
+                       "已知结果的预警客户 90 天留存情况：接触与未接触"),
+    "odds_ratio": ("Adjusted odds ratio of retention for contact within the grace window: {or_} ({lo}–{hi}), p {p}, "
+                   "n = {n}. This is an observational association: contacted customers may differ from the others in "
+                   "ways the adjustment does not capture.",
+                   "宽限期内接触对留存的调整后比值比：{or_}（{lo}–{hi}），p {p}，n = {n}。这是观察性关联："
+                   "被接触客户可能在未调整的方面与其他客户不同。"),
+    "rm_title": ("Per relationship manager", "按客户经理"),
+    "winback_title": ("Win-back attempts", "挽回尝试"),
+    "watch_title": ("The customers now most at risk (90-day churn risk from the bank-wide model)",
+                    "当前流失风险最高的客户（全行模型预测的 90 天流失风险）"),
+    "watch_no_key": ("The watch list is withheld: no pseudonym key is configured (set CRMRESEARCH_PSEUDONYM_KEY "
+                     "or pass --key-file), and customers are never shown by their ID.",
+                     "未配置化名密钥，名单不予显示（请设置 CRMRESEARCH_PSEUDONYM_KEY 或使用 --key-file）；"
+                     "客户编号从不在报告中出现。"),
+    "backtest": ("Out-of-time check of the bank-wide model (scored {days} days before the month end): "
+                 "AUC {auc}, concordance {c}, {n} customers.",
+                 "全行模型的样本外检验（月末前 {days} 天评分）：AUC {auc}，一致性 {c}，客户 {n} 位。"),
+    "rows_title": ("Rows used", "使用的数据行数"),
+    "table": ("table", "数据表"),
+    "rows": ("rows", "行数"),
+    "diagnostics_title": ("Model diagnostics", "模型诊断"),
+    "concordance": ("concordance", "一致性指数"),
+    "events": ("churn events", "流失事件数"),
+    "events_per_term": ("events per model term", "每个模型变量的事件数"),
+    "glossary_title": ("Glossary / 术语表", "术语表 / Glossary"),
+    "caveats_title": ("Caveats", "注意事项"),
+    "findings_title": ("Data findings (validation)", "数据检查发现"),
+    "region": ("region", "区域"),
+    "branches": ("branches", "支行数"),
+    "observed": ("observed churn (12 months)", "实际流失（12 个月）"),
+    "expected": ("expected given the customer mix", "按客户结构预期流失"),
+    "ratio": ("observed / expected (95% interval)", "实际/预期（95% 置信区间）"),
+    "funnel_note": ("Expected churn comes from the bank-wide model (products, RM turnover, complaints, dormancy, "
+                    "tier, segment, tenure). Branches outside the funnel's 99.8% limits lose more (or fewer) "
+                    "customers than their customer mix explains; this is an association, not a verdict on the "
+                    "branch's staff.",
+                    "预期流失来自全行模型（产品、客户经理离任、投诉、休眠、层级、客群、开户时长）。"
+                    "落在漏斗图 99.8% 控制限之外的支行，其流失多于（或少于）客户结构所能解释的水平；"
+                    "这是关联而非对支行员工的评判。"),
+    "rank": ("rank", "排名"),
+    "fewer": ("fewer than {n}", "少于 {n}"),
+    "suppressed": ("suppressed", "已隐藏"),
+    "below": ("below {x}", "低于 {x}"),
+    "significant": ("p < 0.001", "p < 0.001"),
+    "customers_total": ("customers", "客户数"),
+    "churned_total": ("churned", "已流失"),
+    "churn_share": ("share churned", "流失占比"),
+}
+
+#: the bilingual glossary of section 9: (English term, Chinese term, English definition)
+GLOSSARY: tuple[tuple[str, str, str], ...] = (
+    ("churn", "流失", "the customer's relationship ended: the recorded churn date (or asset attrition, per the parameters)"),
+    ("active at month start", "月初有效客户", "opened before the month began and not churned before it"),
+    ("monthly churn rate", "月流失率", "customers churned in the month / customers active at its start"),
+    ("AUM lost", "流失资产", "last month-end AUM before churn, summed over the month's churners"),
+    ("AUM drained", "流失前资产流出", "peak month-end AUM in the 12 months before churn, summed over the month's churners"),
+    ("high-value customers", "高价值客户", "customers in the top tiers (parameter high_value_tiers)"),
+    ("product coverage", "产品覆盖度", "number of distinct products held on a day"),
+    ("landmark", "基准日", "the day groups are formed (month end − 12 months), using only what was known then"),
+    ("sticky products", "粘性产品", "mobile banking, fund SIP, payroll, third-party custody"),
+    ("orphaned", "无人维护客户", "a customer whose RM left and who has no new RM yet"),
+    ("hazard ratio (HR)", "风险比", "how much higher the churn rate is with a factor, others held equal; 1 = no difference"),
+    ("95% interval", "95% 置信区间", "the range of values consistent with the data"),
+    ("odds ratio (OR)", "比值比", "how the odds of retention differ with contact, adjusted for risk factors"),
+    ("early warning", "流失预警", "a rule of the parameters that fired for a customer on a date"),
+    ("response target", "响应时限", "contact within this many days of a warning counts as in target"),
+    ("pseudonym", "化名", "a keyed hash of the customer ID; staff holding the key can resolve it"),
+    ("observed / expected", "实际/预期", "churn against what the bank-wide model expects for the branch's customers"),
+)
+
+
+def text(key: str, language: str = "en", **fields: Any) -> str:
+    """A report phrase of :data:`REPORT_TEXT` (or a section title of :data:`SECTIONS`) in ``language``.
+
+    Parameters
+    ----------
+    key : str
+        A phrase key.
+    language : {"en", "zh"}
+    **fields
+        Values for the phrase's placeholders.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> text("headline", "zh"), text("fewer", "en", n=10)
+    ('1. 概览', 'fewer than 10')
+    """
+    i = check_language(language)
+    entry = SECTIONS.get(key) or REPORT_TEXT.get(key)
+    s = entry[i] if entry else key
+    return s.format(**fields) if fields else s

@@ -470,11 +470,11 @@ with open(metrics_out, "w") as f:
 
 def test_a_warm_kernel_leaks_no_state_from_one_report_to_the_next(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    from crmresearch.batch import run as runner
+    from crmresearch.batch import kernels, tasks
 
     (tmp_path / "probe_state.py").write_text("STATE = []\n")
     monkeypatch.setenv("PROBE_DIR", str(tmp_path))
-    monkeypatch.delenv(runner.FRESH_ENV, raising=False)
+    monkeypatch.delenv(kernels.FRESH_ENV, raising=False)
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell("branch = None\nmetrics_out = None")
     params.metadata["tags"] = ["parameters"]
@@ -482,18 +482,18 @@ def test_a_warm_kernel_leaks_no_state_from_one_report_to_the_next(tmp_path: Path
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, tmp_path / "probe.ipynb")
     out = tmp_path / "out"
-    runner.shutdown_warm_kernels()
+    kernels.shutdown_warm_kernels()
     try:
         seen = []
         for b in ("B001", "B002", "B003"):
-            task = runner.ReportTask(name=b, scope="branch", notebook=str(tmp_path / "probe.ipynb"),
+            task = tasks.ReportTask(name=b, scope="branch", notebook=str(tmp_path / "probe.ipynb"),
                                      parameters={"branch": b}, out_dir=str(out), scratch=str(tmp_path / "scratch"),
                                      title=b, language="en", timeout=120, metrics=str(tmp_path / "m" / f"{b}.json"))  # fmt: skip
-            res = runner.run_task(task)
+            res = tasks.run_task(task)
             assert res["status"] == "done", res["error"]
             seen.append(json.loads((tmp_path / "m" / f"{b}.json").read_text()))
     finally:
-        runner.shutdown_warm_kernels()
+        kernels.shutdown_warm_kernels()
     first = seen[0]
     assert first["variable"] is False and first["module"] == [] and first["figures"] == 0
     for later in seen[1:]:
@@ -506,20 +506,20 @@ def test_a_warm_kernel_leaks_no_state_from_one_report_to_the_next(tmp_path: Path
 def test_branch_reports_on_one_warm_kernel_equal_fresh_kernels(full_run: FullRun, demo2: Path, key: Path,
                                                                cache: Path, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    from crmresearch.batch import run as runner
+    from crmresearch.batch import kernels
 
     runs = {}
     for mode in ("warm", "fresh"):
         if mode == "fresh":
-            monkeypatch.setenv(runner.FRESH_ENV, "1")
+            monkeypatch.setenv(kernels.FRESH_ENV, "1")
         else:
-            monkeypatch.delenv(runner.FRESH_ENV, raising=False)
+            monkeypatch.delenv(kernels.FRESH_ENV, raising=False)
         out = tmp_path / mode
         code, _, stderr = _cli(*_args(demo2, out, key, cache, "--workers", "1", "--branch", "B001", "--branch", "B002",
                                       "--metrics-dir", tmp_path / f"metrics-{mode}"))  # fmt: skip
         assert code == 0, stderr
         runs[mode] = tmp_path / f"metrics-{mode}" / MONTH
-    runner.shutdown_warm_kernels()
+    kernels.shutdown_warm_kernels()
     for rel in ["B001.json", "B002.json"]:
         warm = (runs["warm"] / rel).read_bytes()
         assert warm == (runs["fresh"] / rel).read_bytes(), rel

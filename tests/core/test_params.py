@@ -7,7 +7,7 @@ import yaml
 
 from crmresearch.core.params import Params, ParamsError, load_params
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_defaults_file_equals_built_in_defaults() -> None:

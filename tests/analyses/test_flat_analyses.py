@@ -23,8 +23,9 @@ from crmresearch.analyses.rm_turnover import orphaned_churn_rates, rm_exits
 from crmresearch.analyses.watchlist import watch_list
 from crmresearch.cli import main
 from crmresearch.core.errors import InputError
+from crmresearch.data.capabilities import ANALYSES, FLAT_REASONS, NOT_BUILT, flat_support
 from crmresearch.data.contract import Source, load_source
-from crmresearch.data.flat import ANALYSES, FLAT_REASONS, NOT_BUILT, flat_support, import_flat
+from crmresearch.data.flat import import_flat
 from crmresearch.data.flat_covariates import flat_covariates
 from crmresearch.survival.episodes import customer_table
 from public_data import BANK_CSV, TELCO_CSV

@@ -15,7 +15,7 @@ from crmresearch.data.demo import DemoConfig, write_demo_bank
 from crmresearch.survival.episodes import COVARIATES, customer_table, episodes
 from public_data import BANK_CSV
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

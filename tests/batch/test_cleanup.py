@@ -167,23 +167,23 @@ def _notebook(folder: Path, code: str) -> Path:
 
 def test_what_a_report_writes_to_stderr_is_logged_not_published(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    from crmresearch.batch import run as runner
+    from crmresearch.batch import kernels, tasks
 
-    monkeypatch.delenv(runner.FRESH_ENV, raising=False)
+    monkeypatch.delenv(kernels.FRESH_ENV, raising=False)
     nb = _notebook(tmp_path, "import json, sys, warnings\nprint('visible-output')\n"
                              "sys.stderr.write('kernel-noise on stderr\\n')\nwarnings.warn('careful-warning')\n"
                              "json.dump({'branch_id': branch}, open(metrics_out, 'w'))")  # fmt: skip
     out = tmp_path / "out"
-    runner.shutdown_warm_kernels()
+    kernels.shutdown_warm_kernels()
     try:
         results = []
         for b in ("B001", "B002", "B003"):  # the same warm kernel, 3 reports
-            task = runner.ReportTask(name=b, scope="branch", notebook=str(nb), parameters={"branch": b},
+            task = tasks.ReportTask(name=b, scope="branch", notebook=str(nb), parameters={"branch": b},
                                      out_dir=str(out), scratch=str(tmp_path / "scratch"), title=b, language="en",
                                      timeout=120, metrics=str(tmp_path / "metrics" / f"{b}.json"))  # fmt: skip
-            results.append(runner.run_task(task))
+            results.append(tasks.run_task(task))
     finally:
-        runner.shutdown_warm_kernels()
+        kernels.shutdown_warm_kernels()
     for b, res in zip(("B001", "B002", "B003"), results, strict=True):
         assert res["status"] == "done", res["error"]
         assert "kernel-noise on stderr" in res["stderr"] and "careful-warning" in res["stderr"]
@@ -196,11 +196,11 @@ def test_what_a_report_writes_to_stderr_is_logged_not_published(tmp_path: Path,
 
 
 def test_local_kernels_use_ipc_in_a_private_folder_removed_at_exit(tmpdir_short: Path) -> None:
-    code = ("import json, os, stat\nfrom crmresearch.batch import run as runner\nk = runner._WarmKernel()\n"
+    code = ("import json, os, stat\nfrom crmresearch.batch import kernels\nk = kernels._WarmKernel()\n"
             "info = k.km.get_connection_info()\nd = os.path.dirname(k.km.connection_file)\n"
             "print(json.dumps({'transport': info['transport'], 'ip': info['ip'], 'dir': d,"
             " 'mode': stat.S_IMODE(os.stat(d).st_mode), 'files': sorted(os.listdir(d))}))\n"
-            "runner.shutdown_warm_kernels()\nk.shutdown()\n")  # fmt: skip
+            "kernels.shutdown_warm_kernels()\nk.shutdown()\n")  # fmt: skip
     run = subprocess.run([sys.executable, "-c", code], env=_env(tmpdir_short), capture_output=True, text=True,
                          timeout=300)  # fmt: skip
     assert run.returncode == 0, run.stderr

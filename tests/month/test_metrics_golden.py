@@ -38,7 +38,7 @@ else is dropped.  A mismatch names the golden file and the JSON paths
 Regenerating the golden files (only when a change of results is intended;
 say why in the commit)::
 
-    CRMRESEARCH_UPDATE_GOLDEN=1 python -m pytest tests/test_metrics_golden.py
+    CRMRESEARCH_UPDATE_GOLDEN=1 python -m pytest tests/month/test_metrics_golden.py
 
 rewrites every file in ``tests/golden/metrics/`` (and removes files of reports
 that no longer exist); those tests then report "skipped" with the reason.
@@ -69,7 +69,7 @@ from crmresearch.report.reports import BankReport, BranchReport
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GOLDEN_DIR = ROOT / "tests" / "golden" / "metrics"
 PARAMS = ROOT / "params" / "defaults.yaml"  # what `make report` passes as --params
 MONTH = "2026-10"  # MONTH of the Makefile
@@ -131,7 +131,7 @@ def _mismatch_message(name: str, diffs: list[str]) -> str:
     more = f"\n  ... and {len(diffs) - MAX_SHOWN} more" if len(diffs) > MAX_SHOWN else ""
     return (f"{rel}: {len(diffs)} difference(s) from the demo bank's metrics.json of {MONTH}:\n  {shown}{more}\n"
             f"If the change of results is intended, regenerate: {UPDATE_ENV}=1 python -m pytest "
-            f"tests/test_metrics_golden.py")  # fmt: skip
+            f"tests/month/test_metrics_golden.py")  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,182 @@
+"""Pieces every section uses: a headed :class:`Section`, escaping, number formats, and the
+plain-language summary generated from the results.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from crmresearch.viz.i18n import (
+    coverage_group_label,
+    format_amount,
+    format_count,
+    format_percent,
+    term_label,
+    text,
+)
+
+
+@dataclass
+class Section:
+    """One headed section of a report; shows itself as HTML in a notebook.
+
+    Attributes
+    ----------
+    key : str
+        The key of :data:`SECTIONS`.
+    title : str
+        The heading (translated).
+    body : str
+        Its HTML (escaped where it holds data text).
+
+    Examples
+    --------
+    >>> Section("notes", "9. Data and method notes", "<p>ok</p>")._repr_html_()[:30]
+    '<section class="report-section'
+    """
+
+    key: str
+    title: str
+    body: str
+
+    def _repr_html_(self) -> str:
+        return (f'<section class="report-section" id="{self.key}"><h2>{html.escape(self.title)}</h2>'
+                f"{self.body}</section>")  # fmt: skip
+
+
+def _e(x: object) -> str:
+    return html.escape("" if x is None else str(x))
+
+
+def _p(x: str) -> str:
+    return f"<p>{x}</p>"
+
+
+def _pval(p: float) -> str:
+    if p is None or not math.isfinite(p):
+        return "–"
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
+
+
+def _num(x: float, digits: int = 2) -> str:
+    return "–" if x is None or not math.isfinite(float(x)) else f"{float(x):.{digits}f}"
+
+
+def plain_summary(comparison: pd.DataFrame | None, coverage: pd.DataFrame | None, hazard_ratios: pd.DataFrame | None,
+                  retention: dict | None, *, scope: str, language: str = "en", min_cell: int = 10,
+                  model_scope: str = "bank") -> list[str]:  # fmt: skip
+    """The report's short plain-language summary, generated from its results.
+
+    Sentences, in order: how the churn rate moved against last month (and
+    whether chance explains it), AUM lost; which coverage group churned most
+    and least within 12 months (as the data shows it, whichever way round);
+    the strongest associations of the causes model whose interval excludes 1;
+    the share of warnings contacted in target.  Nothing is asserted that the
+    results do not show; small groups are not described.
+
+    Parameters
+    ----------
+    comparison : DataFrame or None
+        :func:`kpis.kpi_comparison` rows of the report's scope, all customers.
+    coverage : DataFrame or None
+        The coverage table (``group, customers, churned_12m, churn_rate_12m``).
+    hazard_ratios : DataFrame or None
+        ``term, hr, lower, upper, p`` of the model shown.
+    retention : dict or None
+        The ``retention`` object of ``metrics.json``.
+    scope : str
+        ``"branch"`` or ``"bank"``.
+    language : {"en", "zh"}
+    min_cell : int
+        Groups below it are not described.
+    model_scope : str
+        Which model the hazard ratios come from.
+
+    Returns
+    -------
+    list of str
+        Plain text (not HTML); escape before showing.
+
+    Examples
+    --------
+    >>> cov = pd.DataFrame({"group": ["1", "2", "3-4"], "customers": [500, 400, 100],
+    ...                     "churned_12m": [100, 40, 60], "churn_rate_12m": [0.2, 0.1, 0.6]})
+    >>> plain_summary(None, cov, None, None, scope="branch")[0]
+    'Within 12 months of the landmark, customers with 3–4 products churned most (60.0%) and those with 2 products least (10.0%).'
+    """
+    zh = language == "zh"
+    out: list[str] = []
+    who = ("本支行" if scope == "branch" else "全行") if zh else ("the branch" if scope == "branch" else "the bank")
+    if comparison is not None and len(comparison):
+        c = comparison.set_index(["kpi", "against"])
+
+        def _small(col: str) -> bool:  # fewer than min_cell churners (or active customers): not described
+            for kpi in ("churned_in_month", "active_at_start"):
+                if (kpi, "previous_month") in c.index:
+                    x = float(c.loc[(kpi, "previous_month"), col])
+                    if math.isfinite(x) and 0 < x < min_cell:
+                        return True
+            return False
+
+        if ("monthly_churn_rate", "previous_month") in c.index and not _small("value") and not _small("reference"):
+            r = c.loc[("monthly_churn_rate", "previous_month")]
+            now, ref, status = float(r["value"]), float(r["reference"]), str(r["status"])
+            if math.isfinite(now) and math.isfinite(ref):
+                if zh:
+                    move = {"worse": "上升", "better": "下降"}.get(status, "与上月基本持平")
+                    tail = "（超出随机波动范围）" if status in ("worse", "better") else "（差异在随机波动范围内）"
+                    out.append(f"本月{who}月流失率为 {format_percent(now, language)}，上月为 "
+                               f"{format_percent(ref, language)}，{move}{tail}。")  # fmt: skip
+                else:
+                    move = {"worse": "rose", "better": "fell"}.get(status, "was about the same as")
+                    tail = ("more than chance explains" if status in ("worse", "better")
+                            else "within what chance explains")  # fmt: skip
+                    verb = f"{move} from" if status in ("worse", "better") else move
+                    out.append(f"This month {who}'s churn rate was {format_percent(now, language)}; it {verb} "
+                               f"{format_percent(ref, language)} last month ({tail}).")  # fmt: skip
+        if ("aum_lost", "previous_month") in c.index and not _small("value"):
+            r = c.loc[("aum_lost", "previous_month")]
+            if math.isfinite(float(r["value"])):
+                out.append(f"流失客户带走资产 {format_amount(float(r['value']), language)}。" if zh else
+                           f"Churned customers took {format_amount(float(r['value']), language)} of AUM with them.")
+    if coverage is not None and len(coverage):
+        churned = coverage["churned_12m"] if "churned_12m" in coverage else coverage["customers"]
+        cov = coverage[(coverage["customers"] >= min_cell) & ~churned.between(1, min_cell - 1)].dropna(subset=["churn_rate_12m"])
+        if len(cov) >= 2:
+            hi = cov.loc[cov["churn_rate_12m"].idxmax()]
+            lo = cov.loc[cov["churn_rate_12m"].idxmin()]
+            if hi["group"] != lo["group"]:
+                g_hi, g_lo = coverage_group_label(hi["group"], language), coverage_group_label(lo["group"], language)
+                if zh:
+                    out.append(f"基准日后 12 个月内，持有{g_hi}的客户流失最多（{format_percent(hi['churn_rate_12m'], language)}），"
+                               f"持有{g_lo}的客户最少（{format_percent(lo['churn_rate_12m'], language)}）。")  # fmt: skip
+                else:
+                    out.append(f"Within 12 months of the landmark, customers with {g_hi} churned most "
+                               f"({format_percent(hi['churn_rate_12m'], language)}) and those with {g_lo} least "
+                               f"({format_percent(lo['churn_rate_12m'], language)}).")  # fmt: skip
+    if hazard_ratios is not None and len(hazard_ratios):
+        hr = hazard_ratios[(hazard_ratios["lower"] > 1) | (hazard_ratios["upper"] < 1)].copy()
+        if len(hr):
+            hr["size"] = np.abs(np.log(hr["hr"].astype(float)))
+            top = hr.sort_values("size", ascending=False).head(3)
+            parts = [f"{term_label(r.term, language)} (HR {r.hr:.2f}, {r.lower:.2f}–{r.upper:.2f})"
+                     for r in top.itertuples()]  # fmt: skip
+            src = text("model_scope_" + model_scope, language)
+            if zh:
+                out.append(f"{src}模型中关联最强的因素：" + "；".join(parts) + "。这些是关联，不一定是因果。")
+            else:
+                out.append(f"The strongest associations with churn in the {src} model: " + "; ".join(parts)
+                           + ". These are associations, not proof of cause.")  # fmt: skip
+    if retention and retention.get("warnings") and retention.get("contacted_in_target") is not None:
+        n, k = int(retention["warnings"]), int(retention["contacted_in_target"])
+        share = format_percent(k / n, language) if n else "–"
+        if n >= min_cell and not 0 < k < min_cell:  # a share of few warnings gives back the count contacted
+                out.append(f"本月触发预警 {format_count(n, language)} 次，{share} 在响应时限内得到接触。" if zh else
+                       f"{format_count(n, language)} early warnings were raised; {share} were contacted within the "
+                       "response target.")  # fmt: skip
+    return out

@@ -1,0 +1,173 @@
+"""Section 1, the headline: KPIs against last month, last year and the bank, with the
+generated summary.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from crmresearch.core.suppression import (
+    Suppression,
+)
+from crmresearch.report.page import Section, _e, _p, plain_summary
+from crmresearch.viz.i18n import (
+    format_amount,
+    format_percent,
+    label,
+)
+
+
+class HeadlineSection:
+    """Section 1, the headline: KPIs against last month, last year and the bank, with the (a part of the reports: state and helpers in :class:`~crmresearch.report.base.ReportBase`)."""
+
+    # ------------------------------------------------------------------ 1. headline
+    def _comparison(self) -> pd.DataFrame | None:
+        c = self.ctx.kpi_comparison
+        if c is None:
+            return None
+        return c[(c["scope"] == self._scope_key)]
+
+    def headline(self) -> Section:
+        """§1: KPIs with traffic lights against last month, last year and the bank; summary; 13-month trend.
+
+        Examples
+        --------
+        >>> BranchReport.open(path, "B001").headline()  # doctest: +SKIP
+        """
+        if not self.dated:
+            return self._flat_headline()
+        comp = self._comparison()
+        parts = [self._summary_html(comp[comp["customers"] == "all"], self.metrics().get("retention"))]
+        for who in ("all", "high_value"):
+            sub = comp[comp["customers"] == who]
+            title = (label("all", self.language) if who == "all"
+                     else self.t("high_value_title", tiers=", ".join(self._lbl(t) for t in self.params.high_value_tiers)))  # fmt: skip
+            hidden = who == "high_value" and self._who_left_masks()[1]
+            parts.append(f"<h3>{_e(title)}</h3>" + self._lights(sub, hidden_churn=hidden))
+        trend = self.ctx.kpi_trend
+        t = trend[(trend["customers"] == "all") & trend["scope"].isin([self._scope_key, "bank"])]
+        if "churned_in_month" in t.columns:  # a month of fewer than min_cell churners is not plotted
+            few = t["churned_in_month"].between(1, self.min_cell - 1)
+            if "active_at_start" in t.columns:
+                few |= t["active_at_start"].between(1, self.min_cell - 1) & (t["churned_in_month"] > 0)
+            t = t.assign(monthly_churn_rate=t["monthly_churn_rate"].where(~few))
+        wide = t.pivot_table(index="month", columns="scope", values="monthly_churn_rate", dropna=False).reset_index()
+        from crmresearch.viz.plots import trend_plot
+
+        if self.branch and "bank" in wide:
+            ax = trend_plot(wide, self._scope_key, compare="bank", value_format="percent",
+                            ylabel=label("monthly_churn_rate", self.language), series_label=self._branch_name(),
+                            compare_label=label("bank", self.language), title=self.t("trend_title"),
+                            language=self.language)  # fmt: skip
+        else:
+            ax = trend_plot(wide, "bank", value_format="percent", ylabel=label("monthly_churn_rate", self.language),
+                            series_label=label("bank", self.language), title=self.t("trend_title"),
+                            language=self.language)  # fmt: skip
+        parts.append(self._fig(ax, self.t("trend_title")))
+        return self._section("headline", *parts)
+
+    def _coverage_mask(self, summ: pd.DataFrame) -> Suppression:
+        """The suppression of the coverage groups' table: every figure of a coverage group follows it.
+
+        The §3 table, its curves, the §5 cumulative-incidence curves and the
+        summary's coverage sentence all show a group only where this mask does.
+        """
+        derived = tuple(c for c in ("churned_12m", "churn_rate_12m", "survival", "rmst_months") if c in summ)
+        prior = self._suppress(summ, "customers", derived)
+        return self._suppress(summ, "churned_12m", derived[1:], prior=prior) if "churned_12m" in summ else prior
+
+    def _summary_html(self, comparison: pd.DataFrame | None, retention: dict | None) -> str:
+        """The generated plain-language summary (:func:`plain_summary`) of this report's results."""
+        m = self.metrics()
+        coverage = pd.DataFrame(m["coverage"]) if m["coverage"] else None
+        if coverage is not None:  # a group the coverage table hides is not described either
+            coverage = coverage[~self._coverage_mask(coverage).rows.to_numpy()]
+        summary = plain_summary(comparison, coverage,
+                                pd.DataFrame(m["hazard_ratios"]) if m["hazard_ratios"] else None, retention,
+                                scope="branch" if self.branch else "bank", language=self.language,
+                                min_cell=self.min_cell, model_scope=m["hazard_ratios_scope"])  # fmt: skip
+        return (f'<div class="summary"><h3>{_e(self.t("summary_title"))}</h3><ul>'
+                + "".join(f"<li>{_e(x)}</li>" for x in summary) + "</ul></div>")  # fmt: skip
+
+    def _kpi_text(self, kpi: str, v: float, churned: float | None, active: float | None, *,
+                  hidden_churn: bool = False) -> str:  # fmt: skip
+        """One KPI cell: a count below the minimum, and every figure computed from it, is not shown exactly.
+
+        The churn rate of fewer than ``min_cell`` churners reads "below x%"
+        (x = ``min_cell`` / active: a bound that gives back nothing, the active
+        count being shown), or "suppressed" when the active count is hidden too;
+        AUM lost and drained by fewer than ``min_cell`` churners read "suppressed".
+        ``hidden_churn``: the churners' count is hidden as a complement (a
+        breakdown's cells add up to it, :meth:`_who_left_masks`), with its rate and amounts.
+        """
+        if v is None or not math.isfinite(v):
+            return "–"
+        if hidden_churn and kpi != "active_at_start":
+            return self.t("suppressed")
+        m = self.min_cell
+        small_churn = churned is not None and 0 < churned < m
+        small_active = active is not None and 0 < active < m
+        if kpi in ("active_at_start", "churned_in_month"):
+            return self._count(v)
+        if kpi == "monthly_churn_rate":
+            if small_churn or (small_active and churned):
+                if small_active or not active:
+                    return self.t("suppressed")
+                return self.t("below", x=format_percent(m / active, self.language))
+            return format_percent(v, self.language, digits=2)
+        if small_churn:  # the AUM of fewer than min_cell churners
+            return self.t("suppressed")
+        return format_amount(v, self.language)
+
+    def _lights(self, sub: pd.DataFrame, hidden_churn: bool = False) -> str:
+        from crmresearch.analyses.kpis import KPI_COLUMNS
+
+        def counts(rows: pd.DataFrame, col: str) -> tuple[float | None, float | None]:
+            out = []
+            for kpi in ("churned_in_month", "active_at_start"):
+                x = rows.loc[rows["kpi"] == kpi, col]
+                out.append(float(x.iloc[0]) if len(x) and pd.notna(x.iloc[0]) else None)
+            return out[0], out[1]
+
+        cur = sub[sub["against"] == "previous_month"]
+        churned, active = counts(cur, "value")
+        head = [self.t("kpi"), self.t("this_month"), self.t("previous_month"), self.t("same_month_last_year")]
+        againsts = ["previous_month", "same_month_last_year"] + (["bank"] if self.branch else [])
+        if self.branch:
+            head.append(self.t("vs_bank"))
+        ref_counts = {a: counts(sub[sub["against"] == a], "reference") for a in againsts}
+        rows = []
+        for kpi in KPI_COLUMNS:
+            k = sub[sub["kpi"] == kpi].set_index("against")
+            if not len(k):
+                continue
+            v = float(k["value"].iloc[0])
+            cells = [f"<th>{_e(label(kpi, self.language))}</th>", f"<td>{_e(self._kpi_text(kpi, v, churned, active, hidden_churn=hidden_churn))}</td>"]
+            for against in againsts:
+                if against not in k.index:
+                    cells.append("<td>–</td>")
+                    continue
+                r = k.loc[against]
+                ref = float(r["reference"])
+                ref_txt = self._kpi_text(kpi, ref, *ref_counts[against])
+                status = str(r["status"])
+                light = "" if status == "n/a" else f' <span class="tl tl-{status}">{_e(self.t(status))}</span>'
+                cells.append(f'<td class="tl-cell tl-{status.replace("/", "")}">{_e(ref_txt)}{light}</td>')
+            rows.append("<tr>" + "".join(cells) + "</tr>")
+        heads = "".join(f"<th>{_e(h)}</th>" for h in head)
+        return f'<table class="report-table kpi-lights"><thead><tr>{heads}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+    def _flat_headline(self) -> Section:
+        where = "WHERE branch_id = ?" if self.branch else ""
+        n, churned = self.source.con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE churned) FROM customers {where}",
+            [self.branch] if self.branch else []).fetchone()  # fmt: skip
+        rows = [(self.t("customers_total"), self._count(n)), (self.t("churned_total"), self._count(churned)),
+                (self.t("churn_share"), self._pct(churned / n if n and churned >= self.min_cell else float("nan")))]
+        body = "".join(f"<tr><th>{_e(a)}</th><td>{_e(b)}</td></tr>" for a, b in rows)
+        reason = self._flat_reason("monthly KPIs")
+        return self._section("headline", self._summary_html(None, None),
+                             f'<table class="report-table">{body}</table>',
+                             _p(_e(self.t("unavailable_flat", reason=reason))))  # fmt: skip
