@@ -24,6 +24,7 @@ from crmresearch.core.params import Params
 from crmresearch.data.contract import Source
 from crmresearch.survival.episodes import customer_table
 from crmresearch.survival.estimators import rate_row
+from crmresearch.viz.summary import Summary, frame_summary
 
 __all__ = ["STAGES", "LifecycleResult", "lifecycle", "stage_rates"]
 
@@ -156,6 +157,34 @@ class LifecycleResult:
         out = pd.DataFrame({"tenure_days": h.index.to_numpy(), "hazard_per_month": h.iloc[:, 0].to_numpy() * DAYS_PER_MONTH,
                             "at_risk": at_risk.to_numpy()})  # fmt: skip
         return out[out["at_risk"] >= min_at_risk].reset_index(drop=True)
+
+    @property
+    def caveats(self) -> list[str]:
+        """Plain-words caveats of the stage rates."""
+        return ["Churn per customer-month by tenure stage describes when customers leave; the stages differ in "
+                "more than tenure (who joined when), so differences are associations."]  # fmt: skip
+
+    def to_summary(self, language: str = "en") -> Summary:
+        """The stage rates as a :class:`~crmresearch.viz.summary.Summary` (one row per stage), with the caveats.
+
+        Parameters
+        ----------
+        language : {"en", "zh"}
+            Language of the headers and numbers.
+
+        Returns
+        -------
+        Summary
+
+        Examples
+        --------
+        >>> print(r.to_summary().as_text())  # doctest: +SKIP
+        """
+        return frame_summary(self.stages, language, caption="Churn per customer-month by tenure stage",
+                             notes=self.caveats)  # fmt: skip
+
+    def _repr_html_(self) -> str:
+        return self.to_summary().as_html()
 
     def plot(self, ax=None, max_months: float = 60, language: str = "en", **kwargs):
         """Smoothed hazard by tenure with the stages shaded; returns the axes.

@@ -39,6 +39,7 @@ from crmresearch.survival.episodes import (
 )
 from crmresearch.timelines.products import STICKY_PRODUCTS, sticky_covariate
 from crmresearch.viz.i18n import label
+from crmresearch.viz.summary import Summary, frame_summary
 
 __all__ = ["CoverageResult", "StickyProductsResult", "coverage_group", "cumulative_incidence", "product_coverage",
            "rmst", "sticky_products"]  # fmt: skip
@@ -202,11 +203,42 @@ class CoverageResult:
 
         return km_plot(self, alpha=self.alpha, ax=ax, language=language, **kwargs)
 
+    def to_summary(self, language: str = "en") -> Summary:
+        """The result as a :class:`~crmresearch.viz.summary.Summary`: its table (one row per coverage group), caption and caveats.
+
+        The one renderer of every result: ``.as_html()`` (what a notebook
+        shows), ``.as_text()``, ``.suppress(min_cell, count=...)``.
+
+        Parameters
+        ----------
+        language : {"en", "zh"}
+            Language of the headers and numbers.
+
+        Returns
+        -------
+        Summary
+
+        Examples
+        --------
+        >>> r.to_summary("zh").suppress(10, count="customers").as_html()  # doctest: +SKIP
+        """
+        return frame_summary(self.summary, language, caption=self._caption(), notes=list(self.caveats))
+
     def _repr_html_(self) -> str:
+        return self.to_summary().as_html()
+
+    def _caption(self) -> str:
         lr = self.logrank
-        head = (f"<p>Product coverage {'at landmark ' + str(self.landmark) if self.landmark else '(flat extract)'}: "
-                f"log-rank {lr['statistic']:.1f} on {lr['df']} df, p = {lr['p']:.3g}</p>")  # fmt: skip
-        return head + self.summary.to_html(index=False, float_format=lambda v: f"{v:.3g}")
+        return (f"Product coverage {'at landmark ' + str(self.landmark) if self.landmark else '(flat extract)'}: "
+                f"log-rank {lr['statistic']:.1f} on {lr['df']} df, p = {lr['p']:.3g}")  # fmt: skip
+
+    @property
+    def caveats(self) -> list[str]:
+        """Plain-words caveats: groups are formed from what was known at the landmark; associations only."""
+        when = f"on the landmark day {self.landmark}" if self.landmark else "at the snapshot (a flat extract)"
+        return [f"Customers are grouped by the products they held {when}; differences between the groups are "
+                "associations, not effects of holding more products."]  # fmt: skip
+
 
 
 def product_coverage(source: Source, params: Params | None = None, *, month: str | None = None,
@@ -413,10 +445,33 @@ class StickyProductsResult:
     model: object
     caveats: list[str] = field(default_factory=list)
 
+    def to_summary(self, language: str = "en") -> Summary:
+        """The result as a :class:`~crmresearch.viz.summary.Summary`: its table (one row per sticky product), caption and caveats.
+
+        The one renderer of every result: ``.as_html()`` (what a notebook
+        shows), ``.as_text()``, ``.suppress(min_cell, count=...)``.
+
+        Parameters
+        ----------
+        language : {"en", "zh"}
+            Language of the headers and numbers.
+
+        Returns
+        -------
+        Summary
+
+        Examples
+        --------
+        >>> r.to_summary("zh").suppress(10, count="holders").as_html()  # doctest: +SKIP
+        """
+        return frame_summary(self.table, language, caption=self._caption(), notes=list(self.caveats))
+
     def _repr_html_(self) -> str:
-        notes = "".join(f"<br><i>{c}</i>" for c in self.caveats)
-        return (f"<p>Sticky products: hazard ratios from the time-varying Cox model{notes}</p>"
-                + self.table.to_html(index=False, float_format=lambda v: f"{v:.3g}"))  # fmt: skip
+        return self.to_summary().as_html()
+
+    def _caption(self) -> str:
+        return "Sticky products: hazard ratios from the time-varying Cox model"
+
 
 
 def sticky_products(source: Source, params: Params | None = None, *, as_of: dt.date | None = None,

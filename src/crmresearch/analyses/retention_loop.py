@@ -52,6 +52,7 @@ from crmresearch.core.errors import InputError
 from crmresearch.core.params import Params
 from crmresearch.data.contract import Source, check_branch
 from crmresearch.survival.episodes import context, materialize
+from crmresearch.viz.summary import Summary, frame_summary
 
 __all__ = ["ContactOutcomes", "contact_outcomes", "odds_ratio_2x2", "outcomes_from_cohort", "retention_cohort",
            "rm_table", "winbacks"]
@@ -157,15 +158,39 @@ class ContactOutcomes:
         ax.set_xlabel(f"Retained {self.outcome_days} days after the {self.grace_days}-day contact window")
         return ax
 
+    def to_summary(self, language: str = "en") -> Summary:
+        """The result as a :class:`~crmresearch.viz.summary.Summary`: its table (contact × outcome counts), caption and caveats.
+
+        The one renderer of every result: ``.as_html()`` (what a notebook
+        shows), ``.as_text()``, ``.suppress(min_cell, count=...)``.
+
+        Parameters
+        ----------
+        language : {"en", "zh"}
+            Language of the headers and numbers.
+
+        Returns
+        -------
+        Summary
+
+        Examples
+        --------
+        >>> r.to_summary("zh").suppress(10, count="customers").as_html()  # doctest: +SKIP
+        """
+        return frame_summary(self.counts, language, caption=self._caption(), notes=list(self.caveats))
+
     def _repr_html_(self) -> str:
+        return self.to_summary().as_html()
+
+    def _caption(self) -> str:
         o = self.odds_ratio
-        head = (f"<p>Warnings {self.cohort_from:%Y-%m-%d} to {self.cohort_to:%Y-%m-%d}: "
-                f"{len(self.cohort)} warned customers still active after the {self.grace_days}-day window. ")  # fmt: skip
+        head = (f"Warnings {self.cohort_from:%Y-%m-%d} to {self.cohort_to:%Y-%m-%d}: "
+                f"{len(self.cohort)} warned customers still active after the {self.grace_days}-day window.")  # fmt: skip
         if o is not None:
-            head += (f"Adjusted odds ratio of retention for contact {o['or']:.2f} "
+            head += (f" Adjusted odds ratio of retention for contact {o['or']:.2f} "
                      f"(95% CI {o['lower']:.2f}–{o['upper']:.2f}; an association, not proof of effect).")
-        head += "".join(f"<br><i>{c}</i>" for c in self.caveats) + "</p>"
-        return head + self.counts.to_html(index=False)
+        return head
+
 
 
 def _cohort_window(month: str, params: Params) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timestamp]:

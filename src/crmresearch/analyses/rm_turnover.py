@@ -64,6 +64,7 @@ from crmresearch.survival.episodes import context, episodes, materialize
 from crmresearch.survival.estimators import rate_row
 from crmresearch.timelines.context import date_lit
 from crmresearch.timelines.rm_exposure import ORPHAN_BANDS, exits_sql, handovers
+from crmresearch.viz.summary import Summary, frame_summary
 
 __all__ = ["MIN_CLUSTERS", "ORPHAN_BANDS", "TENURE_BANDS", "TurnoverComparison", "orphaned_churn_rates", "orphaned_customers",
            "rm_exits", "tenure_band", "turnover_churn_comparison"]  # fmt: skip
@@ -256,13 +257,36 @@ class TurnoverComparison:
             ax.figure.tight_layout()
         return ax
 
+    def to_summary(self, language: str = "en") -> Summary:
+        """The result as a :class:`~crmresearch.viz.summary.Summary`: its table (exposed against matched customers), caption and caveats.
+
+        The one renderer of every result: ``.as_html()`` (what a notebook
+        shows), ``.as_text()``, ``.suppress(min_cell, count=...)``.
+
+        Parameters
+        ----------
+        language : {"en", "zh"}
+            Language of the headers and numbers.
+
+        Returns
+        -------
+        Summary
+
+        Examples
+        --------
+        >>> r.to_summary("zh").suppress(10, count="customers").as_html()  # doctest: +SKIP
+        """
+        return frame_summary(self.summary, language, caption=self._caption(), notes=list(self.caveats))
+
     def _repr_html_(self) -> str:
+        return self.to_summary().as_html()
+
+    def _caption(self) -> str:
         n = int((self.sets["role"] == "exposed").sum()) if len(self.sets) else 0
-        head = (f"<p>RM exits {self.cohort_from:%Y-%m-%d} to {self.cohort_to:%Y-%m-%d}: {n} customers whose RM "
+        return (f"RM exits {self.cohort_from:%Y-%m-%d} to {self.cohort_to:%Y-%m-%d}: {n} customers whose RM "
                 f"left, each matched to up to {self.controls_per_exposed} customers of the same branch, tier and "
                 f"tenure band whose RM stayed; {100 * (1 - self.alpha):.0f}% intervals clustered by RM.")  # fmt: skip
-        head += "".join(f"<br><i>{c}</i>" for c in self.caveats) + "</p>"
-        return head + self.summary.to_html(index=False, float_format=lambda v: f"{v:.3g}")
+
 
 
 def _exit_window(month: str, hmax: int, observation_start: dt.date) -> tuple[pd.Timestamp, pd.Timestamp, dt.date]:

@@ -49,6 +49,7 @@ from crmresearch.core.params import Params
 from crmresearch.data.contract import Source, check_branch
 from crmresearch.survival.cox import ConvergenceError, TimeVaryingCox
 from crmresearch.survival.episodes import context, materialize
+from crmresearch.viz.summary import Summary, frame_summary
 
 __all__ = ["ACTIONS", "BASELINE_BANDS", "WatchList", "backtest", "pooled_baseline", "suggested_actions",
            "watch_list"]
@@ -264,14 +265,39 @@ class WatchList:
         ax.set_xlabel(f"Probability of leaving within {self.horizon_days} days")
         return ax
 
+    def to_summary(self, language: str = "en") -> Summary:
+        """The result as a :class:`~crmresearch.viz.summary.Summary`: its table (the customers most at risk), caption and caveats.
+
+        The one renderer of every result: ``.as_html()`` (what a notebook
+        shows), ``.as_text()``, ``.suppress(min_cell, count=...)``.
+
+        Parameters
+        ----------
+        language : {"en", "zh"}
+            Language of the headers and numbers.
+
+        Returns
+        -------
+        Summary
+
+        Examples
+        --------
+        >>> r.to_summary("zh").suppress(10, count="customers").as_html()  # doctest: +SKIP
+        """
+        return frame_summary(self.summary, language, caption=self._caption(), notes=list(self.caveats))
+
     def _repr_html_(self) -> str:
+        return self.to_summary().as_html()
+
+    def _caption(self) -> str:
         b = self.backtest
-        head = f"<p>Watch list on {self.scoring_date}: {len(self.table)} customers."
+        head = f"Watch list on {self.scoring_date}: {len(self.table)} customers."
         if b:
             head += (f" Out-of-time check (scored {b['scoring_date']}): AUC {b['auc']:.2f} "
                      f"({b['auc_lower']:.2f}–{b['auc_upper']:.2f}), {b['observed']} churned vs "
                      f"{b['expected']:.0f} expected.")  # fmt: skip
-        return head + "</p>" + self.summary.to_html(index=False)
+        return head
+
 
 
 def watch_list(source: Source, params: Params | None = None, *, month: str, branch: str | None = None,

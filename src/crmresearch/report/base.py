@@ -31,6 +31,7 @@ from crmresearch.viz.i18n import (
     label,
     text,
 )
+from crmresearch.viz.summary import SummaryTable
 
 
 class ReportBase:
@@ -104,28 +105,13 @@ class ReportBase:
         """The mask of ``df``'s cells to hide (:func:`crmresearch.core.suppression.suppress_counts`)."""
         return suppress_counts(df, count, min_cell=self.min_cell, derived=derived, total_shown=total_shown, prior=prior)
 
-    def _cell(self, v: object, fmt, hidden: bool = False, small: bool = False) -> str:
-        if hidden:
-            return self.t("fewer", n=self.min_cell) if small else self.t("suppressed")
-        if isinstance(v, str):
-            return v
-        try:
-            return fmt(v)
-        except (TypeError, ValueError):
-            return str(v)
-
     def _table(self, df: pd.DataFrame, columns: dict[str, tuple[str, Any]], caption: str | None = None,
                mask: Suppression | None = None) -> str:  # fmt: skip
-        """An escaped HTML table: ``columns`` maps a column to (header, formatter); ``mask`` says which cells are hidden."""
-        head = "".join(f"<th>{_e(h)}</th>" for h, _ in columns.values())
-        rows = []
-        for i, r in df.iterrows():
-            cells = "".join(
-                f"<td>{_e(self._cell(r[c], f, mask is not None and mask.is_hidden(i, c), mask is not None and mask.is_small(i, c)))}</td>"
-                for c, (_, f) in columns.items())  # fmt: skip
-            rows.append(f"<tr>{cells}</tr>")
-        cap = f"<caption>{_e(caption)}</caption>" if caption else ""
-        return f'<table class="report-table">{cap}<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        """An escaped HTML table: ``columns`` maps a column to (header, formatter); ``mask`` says which cells are hidden.
+
+        Rendered by the one renderer of every result (:class:`crmresearch.viz.summary.SummaryTable`).
+        """
+        return SummaryTable(df, columns, caption, mask, self.min_cell).as_html(self.language)
 
     def _count(self, n: object) -> str:
         if n is None or (isinstance(n, float) and not math.isfinite(n)):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from markupsafe import Markup
 
 from crmresearch.viz.i18n import (
     coverage_group_label,
@@ -19,6 +20,7 @@ from crmresearch.viz.i18n import (
     term_label,
     text,
 )
+from crmresearch.viz.summary import render
 
 
 @dataclass
@@ -45,8 +47,7 @@ class Section:
     body: str
 
     def _repr_html_(self) -> str:
-        return (f'<section class="report-section" id="{self.key}"><h2>{html.escape(self.title)}</h2>'
-                f"{self.body}</section>")  # fmt: skip
+        return render("section.html.j2", key=self.key, title=self.title, body=Markup(self.body))
 
 
 def _e(x: object) -> str:
