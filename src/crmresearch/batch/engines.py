@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import html
 import threading
 from collections.abc import Iterable
 from pathlib import Path
 
+from markupsafe import Markup
+
 from crmresearch.batch.guards import HIDE_TAG
 from crmresearch.batch.kernels import prestart_warm_kernel
+from crmresearch.viz.summary import render
 
 # --------------------------------------------------------------------------- HTML
 
@@ -62,11 +64,8 @@ def _page(title: str, body: str, language: str, script: str = "", font_cover: st
         css = font_face_css(title + body, cover=font_cover, cache_dir=font_cache) + "\n" + css
     except ImportError:  # pragma: no cover - fonts.py not installed yet
         pass
-    lang = "zh-CN" if language == "zh" else "en"
-    script = f"<script>{script}</script>\n" if script else ""
-    return (f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>{html.escape(title)}</title>\n<style>{css}</style>\n</head>\n<body>\n{body}\n{script}</body>\n</html>\n")  # fmt: skip
+    return render("page.html.j2", lang="zh-CN" if language == "zh" else "en", title=title, css=Markup(css),
+                  body=Markup(body), script=Markup(script))  # fmt: skip
 
 
 def font_cover(language: str, names: Iterable[object] = ()) -> str:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import html
-from collections.abc import Callable
-
 import pandas as pd
 
 from crmresearch.batch.engines import _page
 from crmresearch.core.suppression import Suppression, suppress_nested
+from crmresearch.viz.summary import render
 
 # --------------------------------------------------------------------------- index page
 
@@ -46,11 +44,9 @@ _SORT_SCRIPT = """
 """
 
 
-def _cell(text: str, sort: object = None, cls: str = "") -> str:
-    attrs = f' class="{cls}"' if cls else ""
-    if sort is not None:
-        attrs += f' data-sort="{html.escape(str(sort), quote=True)}"'
-    return f"<td{attrs}>{text}</td>"
+def _cell(text: object, sort: object = None, cls: str = "", **extra: str) -> dict:
+    """One cell of an index table, as data for the template (``href``: a link, ``span``: a class of a span)."""
+    return {"text": text, "sort": sort, "cls": cls, **extra}
 
 
 def _hide(table: pd.DataFrame, count: str, derived: list[str], mask: Suppression, min_cell: int,
@@ -74,11 +70,11 @@ def _fmt(value: object, kind: str, language: str, hidden: bool, small: bool, min
     from crmresearch.viz.i18n import format_amount, format_count, format_percent, label
 
     if hidden:
-        return html.escape(label("fewer_than", language, n=min_cell) if small else label("suppressed", language)), ""
+        return label("fewer_than", language, n=min_cell) if small else label("suppressed", language), ""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "–", ""
     f = {"count": format_count, "percent": format_percent, "amount": format_amount}[kind]
-    return html.escape(f(float(value), language)), value
+    return f(float(value), language), value
 
 
 def _regions_suppressed(rows: pd.DataFrame, month: str | None, language: str, min_cell: int
@@ -117,24 +113,43 @@ def _regions_suppressed(rows: pd.DataFrame, month: str | None, language: str, mi
     return agg, complete, rcols, hidden, rhidden
 
 
-def _region_table(agg: pd.DataFrame, rcols: list[str], rhidden: Suppression, language: str, min_cell: int,
-                  L: Callable[[str], str]) -> list[str]:  # noqa: N803  # fmt: skip
-    """The regions' table (pieces of HTML)."""
+def _region_rows(agg: pd.DataFrame, rcols: list[str], rhidden: Suppression, language: str,
+                 min_cell: int) -> list[list[dict]]:  # fmt: skip
+    """The regions' table rows, as data for the template."""
     rkinds = {"customers": "count", "active_at_start": "count", "churned_in_month": "count",
               "monthly_churn_rate": "percent"}  # fmt: skip
-    parts = [f"<h2>{L('index_regions')}</h2>"]
-    rheads = ["index_region", "index_branches_count", "index_customers_extract", "active_at_start",
-              "churned_in_month", "monthly_churn_rate"][:2 + len(rcols)]  # fmt: skip
-    parts.append('<table class="sortable" id="regions"><thead><tr>'
-                 + "".join(f'<th scope="col">{L(h)}</th>' for h in rheads) + "</tr></thead><tbody>")  # fmt: skip
+    out = []
     for i, r in agg.iterrows():
-        cells = [_cell(html.escape(str(r["region"])), None, "text"), _cell(str(int(r["branches"])), int(r["branches"]))]
+        cells = [_cell(str(r["region"]), None, "text"), _cell(str(int(r["branches"])), int(r["branches"]))]
         for c in rcols:
             text, key = _fmt(r[c], rkinds[c], language, rhidden.is_hidden(i, c), rhidden.is_small(i, c), min_cell)
             cells.append(_cell(text, key))
-        parts.append("<tr>" + "".join(cells) + "</tr>")
-    parts.append("</tbody></table>")
-    return parts
+        out.append(cells)
+    return out
+
+
+def _branch_rows(rows: pd.DataFrame, shown: list[str], hidden: Suppression, language: str,
+                 min_cell: int) -> list[list[dict]]:  # fmt: skip
+    """The branches' table rows, as data for the template (a branch links to its report when it is done)."""
+    from crmresearch.viz.i18n import label
+
+    kinds = {"customers": "count", "active_at_start": "count", "churned_in_month": "count", "monthly_churn_rate": "percent",
+             "aum_lost": "amount", "aum_drained": "amount", "hv_churned": "count"}  # fmt: skip
+    out = []
+    for i, r in rows.iterrows():
+        bid = str(r["branch_id"])
+        link = {"href": f"branches/{bid}.html"} if r["status"] == "done" else {}
+        cells = [_cell(bid, r["branch_id"], "text", **link),
+                 _cell(str(r["branch_name"] if pd.notna(r["branch_name"]) else ""), None, "text"),
+                 _cell(str(r["region"] or ""), None, "text")]  # fmt: skip
+        for c in shown:
+            text, key = _fmt(r[c], kinds[c], language, hidden.is_hidden(i, c), hidden.is_small(i, c), min_cell)
+            cells.append(_cell(text, key))
+        status = r["status"]
+        cls = {"done": "tl-same", "failed": "tl-worse"}.get(status, "tl-na")
+        cells.append(_cell(label("status_" + status, language), status, "text", span=cls))
+        out.append(cells)
+    return out
 
 
 def render_index(rows: pd.DataFrame, *, month: str | None, language: str, min_cell: int,
@@ -182,9 +197,6 @@ def render_index(rows: pd.DataFrame, *, month: str | None, language: str, min_ce
     """
     from crmresearch.viz.i18n import format_month, label
 
-    def L(key: str, **kw: object) -> str:  # noqa: N802
-        return html.escape(label(key, language, **kw))
-
     rows = rows.reset_index(drop=True).copy()
     kpi_cols = ["active_at_start", "churned_in_month", "monthly_churn_rate", "aum_lost", "aum_drained", "hv_churned"]
     for c in kpi_cols:
@@ -193,47 +205,24 @@ def render_index(rows: pd.DataFrame, *, month: str | None, language: str, min_ce
     rows["region"] = rows["region"].where(rows["region"].notna(), None)
     agg, complete, rcols, hidden, rhidden = _regions_suppressed(rows, month, language, min_cell)
     hidden = _hide(rows, "hv_churned", [], hidden, min_cell, by="_region")
-    when = format_month(month, language) if month else L("index_snapshot")
+    when = format_month(month, language) if month else label("index_snapshot", language)
     title = f"{label('index_title', language)} — {when}"
-    parts = [f"<h1>{html.escape(title)}</h1>"]
-    if meta:
-        sep = "：" if language == "zh" else ": "
-        parts.append('<p class="meta">' + "<br>".join(f"{html.escape(k)}{sep}{html.escape(str(v))}"
-                                                    for k, v in meta.items()) + "</p>")  # fmt: skip
-    if bank_link:
-        parts.append(f'<p><a href="bank.html">{L("index_bank_link")}</a></p>')
-    if month is None:
-        parts.append(f'<p class="note">{L("index_no_kpis_flat")}</p>')
-
     # a flat extract has no month: its branches show their customers instead of monthly KPIs
     shown = kpi_cols if month is not None else ["customers"]
-    kinds = {"customers": "count", "active_at_start": "count", "churned_in_month": "count", "monthly_churn_rate": "percent",
-             "aum_lost": "amount", "aum_drained": "amount", "hv_churned": "count"}  # fmt: skip
     heads = ["index_branch_id", "index_branch_name", "index_region",
              *({"customers": "index_customers_extract", "hv_churned": "index_hv_churned"}.get(c, c) for c in shown),
              "index_status"]  # fmt: skip
-    parts.append(f"<h2>{L('index_branches')}</h2>")
-    parts.append(f'<p class="note">{L("index_sort_hint")}</p>')
-    parts.append('<table class="sortable" id="branches"><thead><tr>'
-                 + "".join(f'<th scope="col">{L(h)}</th>' for h in heads) + "</tr></thead><tbody>")  # fmt: skip
-    for i, r in rows.iterrows():
-        bid = html.escape(str(r["branch_id"]))
-        link = (f'<a href="branches/{html.escape(str(r["branch_id"]), quote=True)}.html">{bid}</a>'
-                if r["status"] == "done" else bid)  # fmt: skip
-        cells = [_cell(link, r["branch_id"], "text"),
-                 _cell(html.escape(str(r["branch_name"] if pd.notna(r["branch_name"]) else "")), None, "text"),
-                 _cell(html.escape(str(r["region"] or "")), None, "text")]  # fmt: skip
-        for c in shown:
-            text, key = _fmt(r[c], kinds[c], language, hidden.is_hidden(i, c), hidden.is_small(i, c), min_cell)
-            cells.append(_cell(text, key))
-        status = r["status"]
-        cls = {"done": "tl-same", "failed": "tl-worse"}.get(status, "tl-na")
-        cells.append(_cell(f'<span class="{cls}">{L("status_" + status)}</span>', status, "text"))
-        parts.append("<tr>" + "".join(cells) + "</tr>")
-    parts.append("</tbody></table>")
-
-    parts += _region_table(agg, rcols, rhidden, language, min_cell, L)
-    if month is not None and not complete.all():
-        parts.append(f'<p class="note">{L("index_partial_regions")}</p>')
-    parts.append(f'<p class="note">{L("index_suppression_note", n=min_cell)}</p>')
-    return _page(title, "\n".join(parts), language, script=_SORT_SCRIPT, font_cover=font_cover, font_cache=font_cache)
+    rheads = ["index_region", "index_branches_count", "index_customers_extract", "active_at_start",
+              "churned_in_month", "monthly_churn_rate"][:2 + len(rcols)]  # fmt: skip
+    body = render("index.html.j2", title=title, meta=[(k, str(v)) for k, v in meta.items()],
+                  sep="：" if language == "zh" else ": ",
+                  bank_link=label("index_bank_link", language) if bank_link else None,
+                  flat_note=label("index_no_kpis_flat", language) if month is None else None,
+                  branches_title=label("index_branches", language), sort_hint=label("index_sort_hint", language),
+                  branch_heads=[label(h, language) for h in heads],
+                  branch_rows=_branch_rows(rows, shown, hidden, language, min_cell),
+                  regions_title=label("index_regions", language), region_heads=[label(h, language) for h in rheads],
+                  region_rows=_region_rows(agg, rcols, rhidden, language, min_cell),
+                  partial_note=label("index_partial_regions", language) if month is not None and not complete.all()
+                  else None, suppression_note=label("index_suppression_note", language, n=min_cell)).rstrip("\n")  # fmt: skip
+    return _page(title, body, language, script=_SORT_SCRIPT, font_cover=font_cover, font_cache=font_cache)

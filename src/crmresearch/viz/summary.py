@@ -54,7 +54,7 @@ def _escape(value: object) -> Markup:
 # autoescape on; finalize escapes first with html.escape, so that pages stay byte-identical to the
 # reports before templates (markupsafe writes a quote as &#39;, html.escape as &#x27;)
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("crmresearch.viz", "templates"), autoescape=True,
-                          finalize=_escape, trim_blocks=True, lstrip_blocks=True)  # fmt: skip
+                          finalize=_escape, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)  # fmt: skip
 
 
 def render(template: str, **context: Any) -> str:
