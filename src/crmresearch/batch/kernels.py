@@ -101,7 +101,8 @@ class _WarmKernel:
         try:
             self.kc = BlockingKernelClient()
             self.kc.load_connection_info(self.km.get_connection_info())
-            self.kc.start_channels()
+            # no heartbeat: under load a missed beat reads as "kernel died"; the manager watches the process
+            self.kc.start_channels(hb=False)
             self.kc.wait_for_ready(timeout=60)
             self.kc.allow_stdin = False
             self._run(_WARM_SETUP, 180)

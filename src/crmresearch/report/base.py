@@ -21,7 +21,7 @@ from crmresearch.core.suppression import (
 )
 from crmresearch.core.version import __version__
 from crmresearch.month.bundle import Bundle, open_bundle
-from crmresearch.report.page import Section, _e, _p
+from crmresearch.report.page import Section
 from crmresearch.viz.i18n import (
     check_language,
     format_amount,
@@ -31,7 +31,7 @@ from crmresearch.viz.i18n import (
     label,
     text,
 )
-from crmresearch.viz.summary import SummaryTable
+from crmresearch.viz.summary import SummaryTable, fragment
 
 
 class ReportBase:
@@ -129,7 +129,7 @@ class ReportBase:
         return label(x, self.language)
 
     def _unavailable(self, key: str, reason: str) -> Section:
-        return self._section(key, _p(_e(self.t("not_available", reason=reason))))
+        return self._section(key, fragment("para", self.t("not_available", reason=reason)))
 
     def _flat_reason(self, analysis: str) -> str:
         from crmresearch.data.capabilities import flat_support
@@ -199,6 +199,5 @@ class ReportBase:
         rows = [("branch_label", self._branch_name()), ("month_label", month), ("as_of_label", as_of),
                 ("churn_def_label", definition), ("params_label", settings),
                 ("version_label", __version__), ("generated_label", self.generated_at)]  # fmt: skip
-        body = "".join(f"<tr><th>{_e(self.t(k))}</th><td>{_e(v)}</td></tr>" for k, v in rows)
         return Section("header", f"{self._title()} — {self._branch_name()} — {month}",
-                       f'<table class="report-meta">{body}</table>')  # fmt: skip
+                       fragment("pairs", [(self.t(k), v) for k, v in rows], "report-meta"))  # fmt: skip

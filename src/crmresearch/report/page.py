@@ -4,7 +4,6 @@ plain-language summary generated from the results.
 
 from __future__ import annotations
 
-import html
 import math
 from dataclasses import dataclass
 
@@ -48,14 +47,6 @@ class Section:
 
     def _repr_html_(self) -> str:
         return render("section.html.j2", key=self.key, title=self.title, body=Markup(self.body))
-
-
-def _e(x: object) -> str:
-    return html.escape("" if x is None else str(x))
-
-
-def _p(x: str) -> str:
-    return f"<p>{x}</p>"
 
 
 def _pval(p: float) -> str:

@@ -33,7 +33,7 @@ from crmresearch.core.suppression import (
 )
 from crmresearch.month.bundle import Bundle
 from crmresearch.report.base import ReportBase
-from crmresearch.report.page import Section, _e, _num, _p, plain_summary
+from crmresearch.report.page import Section, _num, plain_summary
 from crmresearch.report.sections.drivers import DriversSection
 from crmresearch.report.sections.headline import HeadlineSection
 from crmresearch.report.sections.outcomes import OutcomesSection
@@ -46,6 +46,7 @@ from crmresearch.viz.i18n import (
     label,
     text,
 )
+from crmresearch.viz.summary import fragment
 
 __all__ = ["BankReport", "BranchReport", "GLOSSARY", "SECTIONS", "Section", "plain_summary", "text"]
 
@@ -110,7 +111,7 @@ class BranchReport(_Report):
         if not self.dated:
             return self._unavailable("watch_list", self._flat_reason("watch list"))
         if self.key is None:
-            return self._section("watch_list", _p(_e(self.t("watch_no_key"))))
+            return self._section("watch_list", fragment("para", self.t("watch_no_key")))
         if self.ctx.model is None:
             return self._unavailable("watch_list", "; ".join(self.ctx.caveats))
         from crmresearch.analyses.watchlist import watch_list
@@ -129,7 +130,7 @@ class BranchReport(_Report):
                 "churn_risk_90d": ("90-day churn risk" if self.language == "en" else "90 天流失风险", self._pct)}  # fmt: skip
         parts = [self._table(t, cols, caption=self.t("watch_title"))]
         for cv in wl.caveats:
-            parts.append(_p(f"<i>{_e(cv)}</i>"))
+            parts.append(fragment("note", cv))
         return self._section("watch_list", *parts)
 
 
@@ -210,7 +211,7 @@ class BankReport(_Report):
         # table and in the funnel plot; the sum of the observed counts is about the sum of the expected: complements
         mask = self._suppress(oe, "observed", ("expected", "ratio", "lower", "upper", "interval"))
         ax = funnel_plot(oe[~mask.rows], language=self.language, title=self.t("branch_comparison"))
-        parts = [self._fig(ax, self.t("branch_comparison")), _p(_e(self.t("funnel_note")))]
+        parts = [self._fig(ax, self.t("branch_comparison")), fragment("para", self.t("funnel_note"))]
         ranked = oe.sort_values(["rank", "branch_id"], na_position="last")
         mask = Suppression(mask.hidden.loc[ranked.index], mask.small.loc[ranked.index])
         ranked = ranked.assign(interval=[f"{r:.2f} ({lo:.2f}–{hi:.2f})" for r, lo, hi in

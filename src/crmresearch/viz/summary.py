@@ -38,7 +38,7 @@ from crmresearch.viz.i18n import (
     text,
 )
 
-__all__ = ["KINDS", "Summary", "SummaryTable", "column_kind", "frame_summary", "render"]
+__all__ = ["KINDS", "Summary", "SummaryTable", "column_kind", "fragment", "frame_summary", "render"]
 
 KINDS = ("text", "count", "percent", "amount", "ratio", "p")
 
@@ -77,6 +77,30 @@ def render(template: str, **context: Any) -> str:
     '<section class="report-section" id="notes"><h2>&lt;Notes&gt;</h2></section>'
     """
     return _ENV.get_template(template).render(**context)
+
+
+def fragment(name: str, *args: Any) -> Markup:
+    """A small piece of a page from the macros of ``fragments.html.j2`` (autoescape on).
+
+    Parameters
+    ----------
+    name : str
+        The macro: ``para``, ``note``, ``heading``, ``bullets``, ``summary_box``, ``pairs``, ``lights``.
+    *args
+        Its arguments; text is escaped unless it is Markup.
+
+    Returns
+    -------
+    Markup
+
+    Examples
+    --------
+    >>> str(fragment("para", "fewer than 10 <customers>"))
+    '<p>fewer than 10 &lt;customers&gt;</p>'
+    >>> str(fragment("pairs", [("month", "2026-10")], "report-meta"))
+    '<table class="report-meta"><tr><th>month</th><td>2026-10</td></tr></table>'
+    """
+    return getattr(_ENV.get_template("fragments.html.j2").module, name)(*args)
 
 
 def _format(value: object, kind: str, language: str) -> str:

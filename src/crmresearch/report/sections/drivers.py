@@ -10,7 +10,7 @@ import pandas as pd
 
 from crmresearch.core.calendar import DAYS_PER_MONTH
 from crmresearch.core.errors import InputError
-from crmresearch.report.page import Section, _e, _num, _p, _pval
+from crmresearch.report.page import Section, _num, _pval
 from crmresearch.viz.i18n import (
     REPORT_TEXT,
     coverage_group_label,
@@ -19,6 +19,7 @@ from crmresearch.viz.i18n import (
     label,
     term_label,
 )
+from crmresearch.viz.summary import fragment
 
 
 class DriversSection:
@@ -59,7 +60,7 @@ class DriversSection:
                              else self.t("coverage_table_flat"), mask=mask)]  # fmt: skip
         lr = res.logrank
         if lr and math.isfinite(lr.get("statistic", float("nan"))) and not mask.rows.any():  # a test on hidden groups
-            parts.append(_p(_e(self.t("logrank", stat=lr["statistic"], df=lr["df"], p=_pval(lr["p"])))))
+            parts.append(fragment("para", self.t("logrank", stat=lr["statistic"], df=lr["df"], p=_pval(lr["p"]))))
         try:
             from crmresearch.viz.plots import km_plot
 
@@ -143,13 +144,13 @@ class DriversSection:
                     mask = self._suppress(s, n_col, (rate_col, *rr), total_shown=False, prior=mask)
             parts.append(self._table(s, cols, caption=self.t("turnover_title"), mask=mask))
             for cv in tc.caveats:
-                parts.append(_p(f"<i>{_e(cv)}</i>"))
+                parts.append(fragment("note", cv))
         except (InputError, ValueError) as exc:
-            parts.append(_p(_e(self.t("not_available", reason=str(exc)))))
+            parts.append(fragment("para", self.t("not_available", reason=str(exc))))
         hr = self._model_hr("rm_turnover_exposed")
         if hr:
-            parts.append(_p(_e(self.t("turnover_hr", scope=self.t("model_scope_" + self.metrics()["hazard_ratios_scope"]),
-                                     hr=f"{hr['hr']:.2f} ({hr['lower']:.2f}–{hr['upper']:.2f})"))))  # fmt: skip
+            parts.append(fragment("para", self.t("turnover_hr", scope=self.t("model_scope_" + self.metrics()["hazard_ratios_scope"]),
+                                     hr=f"{hr['hr']:.2f} ({hr['lower']:.2f}–{hr['upper']:.2f})")))  # fmt: skip
         rates = orphaned_churn_rates(self.source, self.params, as_of=self.ctx.as_of, branch=self.branch)
         cols = {"band": (label("orphaned_band", self.language), lambda v: str(v)),
                 "customer_months": ("customer-months" if self.language == "en" else "客户月数", lambda v: format_count(v, self.language))}
@@ -192,7 +193,7 @@ class DriversSection:
                         "verdict": ("", str)}
                 parts.append(self._table(changes, cols, caption=self.t("ph_title")))
             else:
-                parts.append(_p(_e(self.t("ph_ok"))))
+                parts.append(fragment("para", self.t("ph_ok")))
         if self.dated:
             try:
                 from crmresearch.analyses.product_coverage import cumulative_incidence
@@ -212,7 +213,7 @@ class DriversSection:
                     ax = cumulative_incidence_plot(cif, language=self.language, title=self.t("cif_title"))
                     parts.append(self._fig(ax, self.t("cif_title")))
             except (InputError, ValueError) as exc:
-                parts.append(_p(_e(self.t("not_available", reason=str(exc)))))
+                parts.append(fragment("para", self.t("not_available", reason=str(exc))))
         return self._section("causes", *parts)
 
     # ------------------------------------------------------------------ 6. lifecycle
@@ -243,8 +244,8 @@ class DriversSection:
         loss = res.new_customer_loss()
         lost = loss.get("loss", float("nan")) * loss.get("customers", 0)  # about how many were lost: not shown below min_cell
         if loss.get("customers", 0) >= self.min_cell and math.isfinite(lost) and not 0 < round(lost) < self.min_cell:
-            parts.append(_p(_e(self.t("new_loss", loss=self._pct(loss["loss"]), lo=self._pct(loss["lower"]),
-                                      hi=self._pct(loss["upper"]), n=format_count(loss["customers"], self.language)))))  # fmt: skip
+            parts.append(fragment("para", self.t("new_loss", loss=self._pct(loss["loss"]), lo=self._pct(loss["lower"]),
+                                      hi=self._pct(loss["upper"]), n=format_count(loss["customers"], self.language))))  # fmt: skip
         try:
             if not mask.rows.any():  # the smoothed hazard of a few churners shows each of them
                 ax = res.plot(language=self.language)

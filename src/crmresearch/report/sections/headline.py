@@ -11,12 +11,13 @@ import pandas as pd
 from crmresearch.core.suppression import (
     Suppression,
 )
-from crmresearch.report.page import Section, _e, _p, plain_summary
+from crmresearch.report.page import Section, plain_summary
 from crmresearch.viz.i18n import (
     format_amount,
     format_percent,
     label,
 )
+from crmresearch.viz.summary import fragment
 
 
 class HeadlineSection:
@@ -45,7 +46,7 @@ class HeadlineSection:
             title = (label("all", self.language) if who == "all"
                      else self.t("high_value_title", tiers=", ".join(self._lbl(t) for t in self.params.high_value_tiers)))  # fmt: skip
             hidden = who == "high_value" and self._who_left_masks()[1]
-            parts.append(f"<h3>{_e(title)}</h3>" + self._lights(sub, hidden_churn=hidden))
+            parts.append(fragment("heading", title) + self._lights(sub, hidden_churn=hidden))
         trend = self.ctx.kpi_trend
         t = trend[(trend["customers"] == "all") & trend["scope"].isin([self._scope_key, "bank"])]
         if "churned_in_month" in t.columns:  # a month of fewer than min_cell churners is not plotted
@@ -88,8 +89,7 @@ class HeadlineSection:
                                 pd.DataFrame(m["hazard_ratios"]) if m["hazard_ratios"] else None, retention,
                                 scope="branch" if self.branch else "bank", language=self.language,
                                 min_cell=self.min_cell, model_scope=m["hazard_ratios_scope"])  # fmt: skip
-        return (f'<div class="summary"><h3>{_e(self.t("summary_title"))}</h3><ul>'
-                + "".join(f"<li>{_e(x)}</li>" for x in summary) + "</ul></div>")  # fmt: skip
+        return fragment("summary_box", self.t("summary_title"), summary)
 
     def _kpi_text(self, kpi: str, v: float, churned: float | None, active: float | None, *,
                   hidden_churn: bool = False) -> str:  # fmt: skip
@@ -144,20 +144,19 @@ class HeadlineSection:
             if not len(k):
                 continue
             v = float(k["value"].iloc[0])
-            cells = [f"<th>{_e(label(kpi, self.language))}</th>", f"<td>{_e(self._kpi_text(kpi, v, churned, active, hidden_churn=hidden_churn))}</td>"]
+            cells = []
             for against in againsts:
                 if against not in k.index:
-                    cells.append("<td>–</td>")
+                    cells.append(None)
                     continue
                 r = k.loc[against]
-                ref = float(r["reference"])
-                ref_txt = self._kpi_text(kpi, ref, *ref_counts[against])
+                ref_txt = self._kpi_text(kpi, float(r["reference"]), *ref_counts[against])
                 status = str(r["status"])
-                light = "" if status == "n/a" else f' <span class="tl tl-{status}">{_e(self.t(status))}</span>'
-                cells.append(f'<td class="tl-cell tl-{status.replace("/", "")}">{_e(ref_txt)}{light}</td>')
-            rows.append("<tr>" + "".join(cells) + "</tr>")
-        heads = "".join(f"<th>{_e(h)}</th>" for h in head)
-        return f'<table class="report-table kpi-lights"><thead><tr>{heads}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+                cells.append({"cls": status.replace("/", ""), "text": ref_txt, "status": status,
+                              "light": None if status == "n/a" else self.t(status)})  # fmt: skip
+            rows.append({"label": label(kpi, self.language),
+                         "value": self._kpi_text(kpi, v, churned, active, hidden_churn=hidden_churn), "cells": cells})
+        return fragment("lights", head, rows)
 
     def _flat_headline(self) -> Section:
         where = "WHERE branch_id = ?" if self.branch else ""
@@ -166,8 +165,6 @@ class HeadlineSection:
             [self.branch] if self.branch else []).fetchone()  # fmt: skip
         rows = [(self.t("customers_total"), self._count(n)), (self.t("churned_total"), self._count(churned)),
                 (self.t("churn_share"), self._pct(churned / n if n and churned >= self.min_cell else float("nan")))]
-        body = "".join(f"<tr><th>{_e(a)}</th><td>{_e(b)}</td></tr>" for a, b in rows)
         reason = self._flat_reason("monthly KPIs")
-        return self._section("headline", self._summary_html(None, None),
-                             f'<table class="report-table">{body}</table>',
-                             _p(_e(self.t("unavailable_flat", reason=reason))))  # fmt: skip
+        return self._section("headline", self._summary_html(None, None), fragment("pairs", rows, "report-table"),
+                             fragment("para", self.t("unavailable_flat", reason=reason)))  # fmt: skip

@@ -8,13 +8,14 @@ import numpy as np
 import pandas as pd
 
 from crmresearch.core.errors import InputError
-from crmresearch.report.page import Section, _e, _num, _p, _pval
+from crmresearch.report.page import Section, _num, _pval
 from crmresearch.viz.i18n import (
     GLOSSARY,
     REPORT_TEXT,
     format_count,
     label,
 )
+from crmresearch.viz.summary import fragment
 
 
 class OutcomesSection:
@@ -62,12 +63,12 @@ class OutcomesSection:
                                          caption=self.t("outcomes_title"), mask=mask))  # fmt: skip
                 o = co.odds_ratio
                 if o and o["n"] >= self.min_cell:
-                    parts.append(_p(_e(self.t("odds_ratio", or_=_num(o["or"]), lo=_num(o["lower"]), hi=_num(o["upper"]),
-                                              p=_pval(o["p"]), n=format_count(o["n"], self.language)))))  # fmt: skip
+                    parts.append(fragment("para", self.t("odds_ratio", or_=_num(o["or"]), lo=_num(o["lower"]), hi=_num(o["upper"]),
+                                              p=_pval(o["p"]), n=format_count(o["n"], self.language))))  # fmt: skip
                 for cv in co.caveats:
-                    parts.append(_p(f"<i>{_e(cv)}</i>"))
+                    parts.append(fragment("note", cv))
             except InputError as exc:
-                parts.append(_p(_e(self.t("not_available", reason=str(exc)))))
+                parts.append(fragment("para", self.t("not_available", reason=str(exc))))
             if self.branch:
                 rt = rm_table(self.source, p, month=self.month, branch=self.branch)
                 # the branch's active customers, churners and warnings are shown elsewhere on the page: totals
@@ -113,7 +114,7 @@ class OutcomesSection:
         findings = [f"{w.table}{'.' + w.column if w.column else ''} [{w.rule}] {w.n_rows:,} rows: {w.message}"
                     for w in getattr(self.ctx.validation, "warnings", [])]  # fmt: skip
         if findings:
-            parts.append(f"<h3>{_e(self.t('findings_title'))}</h3><ul>" + "".join(f"<li>{_e(f)}</li>" for f in findings) + "</ul>")
+            parts.append(fragment("bullets", self.t("findings_title"), findings))
         model = self.ctx.model
         if model is not None:
             k = len(model.params_)
@@ -124,10 +125,10 @@ class OutcomesSection:
         caveats = list(self.metrics().get("caveats", [])) + list(self.ctx.caveats)
         if self.ctx.backtest:
             bt = self.ctx.backtest
-            parts.append(_p(_e(self.t("backtest", days=bt.get("horizon_days", 90), auc=_num(bt.get("auc"), 3),
-                                      c=_num(bt.get("concordance"), 3), n=format_count(bt.get("customers", float("nan")), self.language)))))  # fmt: skip
+            parts.append(fragment("para", self.t("backtest", days=bt.get("horizon_days", 90), auc=_num(bt.get("auc"), 3),
+                                      c=_num(bt.get("concordance"), 3), n=format_count(bt.get("customers", float("nan")), self.language))))  # fmt: skip
         if caveats:
-            parts.append(f"<h3>{_e(self.t('caveats_title'))}</h3><ul>" + "".join(f"<li>{_e(c)}</li>" for c in caveats) + "</ul>")
+            parts.append(fragment("bullets", self.t("caveats_title"), caveats))
         g = pd.DataFrame(GLOSSARY, columns=["en", "zh", "definition"])
         parts.append(self._table(g, {"en": ("English", str), "zh": ("中文", str), "definition": ("definition / 定义", str)},
                                  caption=self.t("glossary_title")))  # fmt: skip
