@@ -24,7 +24,7 @@ from crmresearch.core.params import Params
 from crmresearch.data.contract import Source
 from crmresearch.survival.episodes import customer_table
 from crmresearch.survival.estimators import rate_row
-from crmresearch.viz.summary import Summary, frame_summary
+from crmresearch.viz.summary import Renders
 
 __all__ = ["STAGES", "LifecycleResult", "lifecycle", "stage_rates"]
 
@@ -56,7 +56,7 @@ def stage_rates(cust: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
 
 
 @dataclass
-class LifecycleResult:
+class LifecycleResult(Renders):
     """Hazard by tenure: stage rates, the smoothed Nelson–Aalen hazard and the early loss of new customers.
 
     Parameters
@@ -84,6 +84,8 @@ class LifecycleResult:
     1  growth             30.6        1
     2  mature             36.3        2
     """
+
+    _table_attr = "stages"
 
     customers: pd.DataFrame
     bandwidth_days: float = 30.0
@@ -164,27 +166,8 @@ class LifecycleResult:
         return ["Churn per customer-month by tenure stage describes when customers leave; the stages differ in "
                 "more than tenure (who joined when), so differences are associations."]  # fmt: skip
 
-    def to_summary(self, language: str = "en") -> Summary:
-        """The stage rates as a :class:`~crmresearch.viz.summary.Summary` (one row per stage), with the caveats.
-
-        Parameters
-        ----------
-        language : {"en", "zh"}
-            Language of the headers and numbers.
-
-        Returns
-        -------
-        Summary
-
-        Examples
-        --------
-        >>> print(r.to_summary().as_text())  # doctest: +SKIP
-        """
-        return frame_summary(self.stages, language, caption="Churn per customer-month by tenure stage",
-                             notes=self.caveats)  # fmt: skip
-
-    def _repr_html_(self) -> str:
-        return self.to_summary().as_html()
+    def _caption(self) -> str:
+        return "Churn per customer-month by tenure stage"
 
     def plot(self, ax=None, max_months: float = 60, language: str = "en", **kwargs):
         """Smoothed hazard by tenure with the stages shaded; returns the axes.

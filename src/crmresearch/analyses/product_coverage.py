@@ -39,7 +39,7 @@ from crmresearch.survival.episodes import (
 )
 from crmresearch.timelines.products import STICKY_PRODUCTS, sticky_covariate
 from crmresearch.viz.i18n import label
-from crmresearch.viz.summary import Summary, frame_summary
+from crmresearch.viz.summary import Renders
 
 __all__ = ["CoverageResult", "StickyProductsResult", "coverage_group", "cumulative_incidence", "product_coverage",
            "rmst", "sticky_products"]  # fmt: skip
@@ -92,7 +92,7 @@ def rmst(duration: np.ndarray, event: np.ndarray, tau: float) -> tuple[float, fl
 
 
 @dataclass
-class CoverageResult:
+class CoverageResult(Renders):
     """Churn by product coverage from a landmark: table, curves, test, survival and RMST.
 
     Attributes
@@ -110,6 +110,8 @@ class CoverageResult:
     >>> res = product_coverage(src, month="2026-10")  # doctest: +SKIP
     >>> res.table; res.summary; res.logrank; res.plot()  # doctest: +SKIP
     """
+
+    _table_attr = "summary"
 
     landmark: dt.date | None
     horizon_days: float
@@ -202,30 +204,6 @@ class CoverageResult:
         from crmresearch.viz.plots import km_plot
 
         return km_plot(self, alpha=self.alpha, ax=ax, language=language, **kwargs)
-
-    def to_summary(self, language: str = "en") -> Summary:
-        """The result as a :class:`~crmresearch.viz.summary.Summary`: its table (one row per coverage group), caption and caveats.
-
-        The one renderer of every result: ``.as_html()`` (what a notebook
-        shows), ``.as_text()``, ``.suppress(min_cell, count=...)``.
-
-        Parameters
-        ----------
-        language : {"en", "zh"}
-            Language of the headers and numbers.
-
-        Returns
-        -------
-        Summary
-
-        Examples
-        --------
-        >>> r.to_summary("zh").suppress(10, count="customers").as_html()  # doctest: +SKIP
-        """
-        return frame_summary(self.summary, language, caption=self._caption(), notes=list(self.caveats))
-
-    def _repr_html_(self) -> str:
-        return self.to_summary().as_html()
 
     def _caption(self) -> str:
         lr = self.logrank
@@ -415,7 +393,7 @@ def _note(term: str, hr: float, lower: float, upper: float, level: int) -> str:
 
 
 @dataclass
-class StickyProductsResult:
+class StickyProductsResult(Renders):
     """Hazard ratios of each additional product and of the sticky products (``reports.md`` §3).
 
     Attributes
@@ -440,34 +418,12 @@ class StickyProductsResult:
     >>> r.table; r.holders; r.caveats; forest_plot(r.model.hazard_ratios())  # doctest: +SKIP
     """
 
+    _table_attr = "table"
+
     table: pd.DataFrame
     holders: pd.DataFrame
     model: object
     caveats: list[str] = field(default_factory=list)
-
-    def to_summary(self, language: str = "en") -> Summary:
-        """The result as a :class:`~crmresearch.viz.summary.Summary`: its table (one row per sticky product), caption and caveats.
-
-        The one renderer of every result: ``.as_html()`` (what a notebook
-        shows), ``.as_text()``, ``.suppress(min_cell, count=...)``.
-
-        Parameters
-        ----------
-        language : {"en", "zh"}
-            Language of the headers and numbers.
-
-        Returns
-        -------
-        Summary
-
-        Examples
-        --------
-        >>> r.to_summary("zh").suppress(10, count="holders").as_html()  # doctest: +SKIP
-        """
-        return frame_summary(self.table, language, caption=self._caption(), notes=list(self.caveats))
-
-    def _repr_html_(self) -> str:
-        return self.to_summary().as_html()
 
     def _caption(self) -> str:
         return "Sticky products: hazard ratios from the time-varying Cox model"

@@ -52,7 +52,7 @@ from crmresearch.core.errors import InputError
 from crmresearch.core.params import Params
 from crmresearch.data.contract import Source, check_branch
 from crmresearch.survival.episodes import context, materialize
-from crmresearch.viz.summary import Summary, frame_summary
+from crmresearch.viz.summary import Renders
 
 __all__ = ["ContactOutcomes", "contact_outcomes", "odds_ratio_2x2", "outcomes_from_cohort", "retention_cohort",
            "rm_table", "winbacks"]
@@ -79,7 +79,7 @@ def odds_ratio_2x2(a: int, b: int, c: int, d: int, alpha: float = 0.05) -> dict:
 
 
 @dataclass
-class ContactOutcomes:
+class ContactOutcomes(Renders):
     """Retention of warned customers with and without timely contact.
 
     Attributes
@@ -106,6 +106,8 @@ class ContactOutcomes:
     >>> res = contact_outcomes(src, month="2026-10")  # doctest: +SKIP
     >>> res.counts; res.odds_ratio; res.caveats  # doctest: +SKIP
     """
+
+    _table_attr = "counts"
 
     cohort: pd.DataFrame
     odds_ratio: dict | None
@@ -157,30 +159,6 @@ class ContactOutcomes:
         ax.set_xlim(0, 1)
         ax.set_xlabel(f"Retained {self.outcome_days} days after the {self.grace_days}-day contact window")
         return ax
-
-    def to_summary(self, language: str = "en") -> Summary:
-        """The result as a :class:`~crmresearch.viz.summary.Summary`: its table (contact × outcome counts), caption and caveats.
-
-        The one renderer of every result: ``.as_html()`` (what a notebook
-        shows), ``.as_text()``, ``.suppress(min_cell, count=...)``.
-
-        Parameters
-        ----------
-        language : {"en", "zh"}
-            Language of the headers and numbers.
-
-        Returns
-        -------
-        Summary
-
-        Examples
-        --------
-        >>> r.to_summary("zh").suppress(10, count="customers").as_html()  # doctest: +SKIP
-        """
-        return frame_summary(self.counts, language, caption=self._caption(), notes=list(self.caveats))
-
-    def _repr_html_(self) -> str:
-        return self.to_summary().as_html()
 
     def _caption(self) -> str:
         o = self.odds_ratio

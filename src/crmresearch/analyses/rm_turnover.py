@@ -64,7 +64,7 @@ from crmresearch.survival.episodes import context, episodes, materialize
 from crmresearch.survival.estimators import rate_row
 from crmresearch.timelines.context import date_lit
 from crmresearch.timelines.rm_exposure import ORPHAN_BANDS, exits_sql, handovers
-from crmresearch.viz.summary import Summary, frame_summary
+from crmresearch.viz.summary import Renders
 
 __all__ = ["MIN_CLUSTERS", "ORPHAN_BANDS", "TENURE_BANDS", "TurnoverComparison", "orphaned_churn_rates", "orphaned_customers",
            "rm_exits", "tenure_band", "turnover_churn_comparison"]  # fmt: skip
@@ -173,7 +173,7 @@ def _cluster_tables(part: pd.DataFrame, clusters: pd.Index, hmax: int) -> tuple[
 
 
 @dataclass
-class TurnoverComparison:
+class TurnoverComparison(Renders):
     """Churn after an RM's exit: exposed customers versus matched customers whose RM stayed.
 
     Attributes
@@ -213,6 +213,8 @@ class TurnoverComparison:
     >>> res = turnover_churn_comparison(src, month="2026-10")  # doctest: +SKIP
     >>> res.summary.query("exit_type == 'all'")[["horizon_days", "risk_ratio", "rr_lower", "rr_upper"]]  # doctest: +SKIP
     """
+
+    _table_attr = "summary"
 
     sets: pd.DataFrame
     summary: pd.DataFrame
@@ -256,30 +258,6 @@ class TurnoverComparison:
         if own:
             ax.figure.tight_layout()
         return ax
-
-    def to_summary(self, language: str = "en") -> Summary:
-        """The result as a :class:`~crmresearch.viz.summary.Summary`: its table (exposed against matched customers), caption and caveats.
-
-        The one renderer of every result: ``.as_html()`` (what a notebook
-        shows), ``.as_text()``, ``.suppress(min_cell, count=...)``.
-
-        Parameters
-        ----------
-        language : {"en", "zh"}
-            Language of the headers and numbers.
-
-        Returns
-        -------
-        Summary
-
-        Examples
-        --------
-        >>> r.to_summary("zh").suppress(10, count="customers").as_html()  # doctest: +SKIP
-        """
-        return frame_summary(self.summary, language, caption=self._caption(), notes=list(self.caveats))
-
-    def _repr_html_(self) -> str:
-        return self.to_summary().as_html()
 
     def _caption(self) -> str:
         n = int((self.sets["role"] == "exposed").sum()) if len(self.sets) else 0

@@ -49,7 +49,7 @@ from crmresearch.core.params import Params
 from crmresearch.data.contract import Source, check_branch
 from crmresearch.survival.cox import ConvergenceError, TimeVaryingCox
 from crmresearch.survival.episodes import context, materialize
-from crmresearch.viz.summary import Summary, frame_summary
+from crmresearch.viz.summary import Renders
 
 __all__ = ["ACTIONS", "BASELINE_BANDS", "WatchList", "backtest", "pooled_baseline", "suggested_actions",
            "watch_list"]
@@ -213,7 +213,7 @@ def backtest(source: Source, params: Params | None = None, *, as_of: dt.date | N
 
 
 @dataclass
-class WatchList:
+class WatchList(Renders):
     """The ranked watch list of a branch, with its out-of-time validation.
 
     Attributes
@@ -236,6 +236,8 @@ class WatchList:
     >>> wl = watch_list(src, month="2026-10", branch="B001", key=b"secret")  # doctest: +SKIP
     >>> wl.summary.head(); wl.backtest["auc"]  # doctest: +SKIP
     """
+
+    _table_attr = "summary"
 
     table: pd.DataFrame
     backtest: dict | None
@@ -264,30 +266,6 @@ class WatchList:
         ax.barh(label, t["churn_risk_90d"], color="#c44")
         ax.set_xlabel(f"Probability of leaving within {self.horizon_days} days")
         return ax
-
-    def to_summary(self, language: str = "en") -> Summary:
-        """The result as a :class:`~crmresearch.viz.summary.Summary`: its table (the customers most at risk), caption and caveats.
-
-        The one renderer of every result: ``.as_html()`` (what a notebook
-        shows), ``.as_text()``, ``.suppress(min_cell, count=...)``.
-
-        Parameters
-        ----------
-        language : {"en", "zh"}
-            Language of the headers and numbers.
-
-        Returns
-        -------
-        Summary
-
-        Examples
-        --------
-        >>> r.to_summary("zh").suppress(10, count="customers").as_html()  # doctest: +SKIP
-        """
-        return frame_summary(self.summary, language, caption=self._caption(), notes=list(self.caveats))
-
-    def _repr_html_(self) -> str:
-        return self.to_summary().as_html()
 
     def _caption(self) -> str:
         b = self.backtest

@@ -20,7 +20,6 @@ Sans CJK SC.  See ``docs/decisions.md`` ("Chinese font in figures").
 from __future__ import annotations
 
 import base64
-import html
 import io
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -760,5 +759,6 @@ def figure_to_html(fig: Figure | Axes, *, alt: str = "", dpi: int = 150, close: 
     width_px = int.from_bytes(png[16:20], "big")  # IHDR width
     shown = max(1, round(width_px * 100 / dpi))
     data = base64.b64encode(png).decode("ascii")
-    return (f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt, quote=True)}" '
-            f'width="{shown}" style="max-width:100%;height:auto">')  # fmt: skip
+    from crmresearch.viz.summary import render
+
+    return render("img.html.j2", data=data, alt=alt, width=shown)

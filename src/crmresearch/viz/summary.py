@@ -38,7 +38,7 @@ from crmresearch.viz.i18n import (
     text,
 )
 
-__all__ = ["KINDS", "Summary", "SummaryTable", "column_kind", "fragment", "frame_summary", "render"]
+__all__ = ["KINDS", "Renders", "Summary", "SummaryTable", "column_kind", "fragment", "frame_summary", "render"]
 
 KINDS = ("text", "count", "percent", "amount", "ratio", "p")
 
@@ -412,3 +412,57 @@ def frame_summary(frame: pd.DataFrame, language: str = "en", *, caption: str | N
     kinds = kinds or {}
     columns = {c: (label(str(c), language), kinds.get(str(c)) or column_kind(str(c), frame[c])) for c in frame.columns}
     return Summary([SummaryTable(frame, columns, caption)], list(notes), language)
+
+
+class Renders:
+    """What a result class mixes in to render itself: ``to_summary(language)`` and ``_repr_html_``.
+
+    The class names the attribute that holds its tidy table (``_table_attr``)
+    and gives ``caveats`` and a one-line ``_caption()``; JupyterLab then shows
+    the result as the reports show their tables.
+
+    Examples
+    --------
+    >>> class Stages(Renders):
+    ...     _table_attr = "stages"
+    ...     caveats = ["associations"]
+    ...     stages = pd.DataFrame({"stage": ["new"], "churned": [12]})
+    ...     def _caption(self): return "Churn by stage"
+    >>> print(Stages().to_summary().as_text())
+    Churn by stage
+    stage  churned customers
+    -----  -----------------
+    new                   12
+    <BLANKLINE>
+    - associations
+    """
+
+    _table_attr = "summary"
+
+    def _caption(self) -> str:
+        return ""
+
+    def to_summary(self, language: str = "en") -> Summary:
+        """The result as a :class:`Summary`: its tidy table, a caption and its caveats.
+
+        The one renderer of every result: ``.as_html()`` (what a notebook
+        shows), ``.as_text()``, ``.suppress(min_cell, count=...)``.
+
+        Parameters
+        ----------
+        language : {"en", "zh"}
+            Language of the headers and numbers.
+
+        Returns
+        -------
+        Summary
+
+        Examples
+        --------
+        >>> r.to_summary("zh").suppress(10, count="customers").as_html()  # doctest: +SKIP
+        """
+        return frame_summary(getattr(self, self._table_attr), language, caption=self._caption() or None,
+                             notes=list(self.caveats))  # fmt: skip
+
+    def _repr_html_(self) -> str:
+        return self.to_summary().as_html()
