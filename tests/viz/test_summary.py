@@ -89,3 +89,20 @@ def test_every_result_shows_its_own_table(small_demo) -> None:
             assert zh != s.as_html() or frame.empty, name
     finally:
         src.close()
+
+
+def test_the_causes_model_has_its_summary(small_demo) -> None:
+    from crmresearch import load_source
+    from crmresearch.analyses.causes import causes_model, causes_summary
+
+    src = load_source(small_demo)
+    try:
+        model = causes_model(src)
+    finally:
+        src.close()
+    s = causes_summary(model, "en")
+    (table,) = s.tables
+    hr = model.hazard_ratios()
+    assert list(table.frame["hr"]) == list(hr["hr"]) and len(table.frame) == len(hr)
+    assert "associations" in s.notes[0] and f"{model.n_events_:,} churns" in table.caption
+    assert s._repr_html_().count("<tr>") == len(hr) + 1

@@ -21,8 +21,10 @@ from crmresearch.data.contract import Source
 from crmresearch.data.flat_covariates import flat_covariates
 from crmresearch.survival.cox import ConvergenceError, TimeVaryingCox
 from crmresearch.survival.episodes import COVARIATES, customer_table, episodes
+from crmresearch.viz.i18n import term_label
+from crmresearch.viz.summary import Summary, frame_summary
 
-__all__ = ["CAUSES_COVARIATES", "ConvergenceError", "causes_model"]
+__all__ = ["CAUSES_COVARIATES", "ConvergenceError", "causes_model", "causes_summary"]
 
 CAUSES_COVARIATES = ["n_products", "rm_turnover_exposed", "complaint_escalated_90d", "dormant", "tier", "segment"]
 
@@ -146,3 +148,39 @@ def causes_model(source: Source, params: Params | None = None, *, as_of: dt.date
     reference = {"tier": "general", "segment": "salaried"}
     reference = {k: v for k, v in reference.items() if k in covariates and (ep[k] == v).any()}
     return TimeVaryingCox().fit(ep, covariates, reference=reference)
+
+
+def causes_summary(model: TimeVaryingCox, language: str = "en") -> Summary:
+    """The causes model's hazard ratios as a :class:`~crmresearch.viz.summary.Summary` (what a notebook shows).
+
+    :func:`causes_model` returns the fitted
+    :class:`~crmresearch.survival.cox.TimeVaryingCox`, which renders nothing
+    (the survival layer does not import :mod:`crmresearch.viz`); this is its
+    summary: ``model.hazard_ratios()`` with the terms in words, and notes —
+    the ratios are associations, and on a flat extract which columns were
+    left out and why.  No counts, so nothing to suppress.
+
+    Parameters
+    ----------
+    model : TimeVaryingCox
+        A fitted causes model.
+    language : {"en", "zh"}
+
+    Returns
+    -------
+    Summary
+
+    Examples
+    --------
+    >>> print(causes_summary(causes_model(src), "zh"))  # doctest: +SKIP
+    """
+    hr = model.hazard_ratios()
+    hr = hr.assign(term=[term_label(t, language) for t in hr["term"]])
+    notes = ["Hazard ratios are associations, not effects of an intervention: customers differ in ways the "
+             "model does not see."]  # fmt: skip
+    selection = getattr(model, "covariate_selection_", None)
+    if selection is not None:
+        notes += [f"{r['covariate']} is left out: {r['reason']}." for _, r in selection[~selection["used"]].iterrows()]
+    caption = (f"Cox model: {model.n_events_:,} churns over {model.n_episodes_:,} episodes; "
+               f"hazard ratios with {round(100 * (1 - model.alpha))}% intervals")
+    return frame_summary(hr, language, caption=caption, notes=notes, kinds={"term": "text"})
