@@ -87,6 +87,13 @@ def test_every_result_shows_its_own_table(small_demo) -> None:
             assert s.as_html().startswith('<div class="summary"><table class="report-table">'), name
             zh = res.to_summary("zh").as_html()
             assert zh != s.as_html() or frame.empty, name
+            if name in ("contacts", "turnover", "watch"):  # the results' own figures, in both languages
+                import matplotlib.pyplot as plt
+
+                for lang in ("en", "zh"):
+                    ax = res.plot(language=lang)
+                    assert ax.get_xlabel() and (lang == "en") != any("\u4e00" <= ch <= "\u9fff" for ch in ax.get_xlabel())
+                    plt.close(ax.figure)
     finally:
         src.close()
 

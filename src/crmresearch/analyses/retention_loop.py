@@ -140,8 +140,19 @@ class ContactOutcomes(Renders):
                              "lower": ci[0].to_numpy(), "upper": ci[1].to_numpy(),
                              "p": self.model.pvalues.to_numpy()})  # fmt: skip
 
-    def plot(self, ax=None):
+    def plot(self, ax=None, language: str = "en"):
         """Retention rate with its 95% (Wilson) interval, contacted vs not; returns the axes.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Where to draw (default: a new figure).
+        language : {"en", "zh"}
+            Language of the labels (Chinese with the bundled font).
+
+        Returns
+        -------
+        matplotlib Axes
 
         Examples
         --------
@@ -150,14 +161,18 @@ class ContactOutcomes(Renders):
         import matplotlib.pyplot as plt
         from statsmodels.stats.proportion import proportion_confint
 
+        from crmresearch.viz.i18n import label
+        from crmresearch.viz.plots import use_fonts
+
+        use_fonts(language)
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 2.5))
         k = self.counts
         lo, hi = proportion_confint(k["retained"], k["customers"].clip(lower=1), method="wilson")
         rate = k["retention_rate"].fillna(0)
-        ax.barh(k["group"], rate, xerr=[rate - lo, hi - rate], color=["#2a7", "#999"], capsize=4)
+        ax.barh([label("plot_" + g.replace(" ", "_"), language) for g in k["group"]], rate, xerr=[rate - lo, hi - rate], color=["#2a7", "#999"], capsize=4)
         ax.set_xlim(0, 1)
-        ax.set_xlabel(f"Retained {self.outcome_days} days after the {self.grace_days}-day contact window")
+        ax.set_xlabel(label("plot_retained_after", language, outcome=self.outcome_days, grace=self.grace_days))
         return ax
 
     def _caption(self) -> str:

@@ -227,10 +227,21 @@ class TurnoverComparison(Renders):
     alpha: float = 0.05
     caveats: list[str] = field(default_factory=list)
 
-    def plot(self, ax=None):
+    def plot(self, ax=None, language: str = "en"):
         """Cumulative churn by days since the RM's exit, exposed vs controls, with intervals at the horizons.
 
         Draws on ``ax`` (default: a new figure) and returns the axes.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Where to draw (default: a new figure).
+        language : {"en", "zh"}
+            Language of the labels (Chinese with the bundled font).
+
+        Returns
+        -------
+        matplotlib Axes
 
         Examples
         --------
@@ -238,12 +249,16 @@ class TurnoverComparison(Renders):
         """
         import matplotlib.pyplot as plt
 
+        from crmresearch.viz.i18n import label
+        from crmresearch.viz.plots import use_fonts
+
+        use_fonts(language)
         own = ax is None
         if own:
             _, ax = plt.subplots(figsize=(7, 3.5))
         c = self.curves
-        ax.step(c["day"], c["exposed"], where="post", color="#c33", label="RM left (exposed)")
-        ax.step(c["day"], c["controls"], where="post", color="#36a", label="RM stayed (matched)")
+        ax.step(c["day"], c["exposed"], where="post", color="#c33", label=label("plot_rm_left", language))
+        ax.step(c["day"], c["controls"], where="post", color="#36a", label=label("plot_rm_stayed", language))
         s = self.summary[self.summary["exit_type"] == "all"]
         for col, colour, shift in (("exposed", "#c33", -1.5), ("controls", "#36a", 1.5)):
             est, lo, hi = s[f"{col}_churn"], s[f"{col}_lower"], s[f"{col}_upper"]
@@ -252,8 +267,8 @@ class TurnoverComparison(Renders):
                         fmt="o", color=colour, capsize=3)  # fmt: skip
         ax.set_xlim(0, max(self.horizons) + 5)
         ax.set_ylim(bottom=0)
-        ax.set_xlabel("Days since the RM's exit")
-        ax.set_ylabel("Cumulative churn")
+        ax.set_xlabel(label("plot_days_since_exit", language))
+        ax.set_ylabel(label("plot_cumulative_churn", language))
         ax.legend(loc="upper left", frameon=False)
         if own:
             ax.figure.tight_layout()

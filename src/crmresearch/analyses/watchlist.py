@@ -250,8 +250,19 @@ class WatchList(Renders):
         """The table without customer IDs (pseudonyms only), for reports."""
         return self.table.drop(columns=["customer_id"])
 
-    def plot(self, ax=None):
+    def plot(self, ax=None, language: str = "en"):
         """Risk of the listed customers (bars), most at risk on top; returns the axes.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Where to draw (default: a new figure).
+        language : {"en", "zh"}
+            Language of the labels (Chinese with the bundled font).
+
+        Returns
+        -------
+        matplotlib Axes
 
         Examples
         --------
@@ -259,12 +270,16 @@ class WatchList(Renders):
         """
         import matplotlib.pyplot as plt
 
+        from crmresearch.viz.i18n import label as phrase
+        from crmresearch.viz.plots import use_fonts
+
+        use_fonts(language)
         if ax is None:
             _, ax = plt.subplots(figsize=(7, max(2.0, 0.25 * len(self.table))))
         t = self.table.iloc[::-1]
         label = t["pseudonym"] if t["pseudonym"].notna().all() else t["rank"].astype(str)
         ax.barh(label, t["churn_risk_90d"], color="#c44")
-        ax.set_xlabel(f"Probability of leaving within {self.horizon_days} days")
+        ax.set_xlabel(phrase("plot_risk_within", language, days=self.horizon_days))
         return ax
 
     def _caption(self) -> str:

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 __all__ = [
+    "use_fonts",
     "funnel_plot",
     "CJK_FONT_FAMILY",
     "REPORT_WIDTH_INCHES",
@@ -110,10 +111,23 @@ def use_chinese_font() -> str:
 
 
 # --------------------------------------------------------------------------- helpers
-def _setup(language: str) -> None:
+def use_fonts(language: str) -> None:
+    """Check ``language`` and, for Chinese, draw with the bundled CJK font (the results' own ``.plot`` use it).
+
+    Parameters
+    ----------
+    language : {"en", "zh"}
+
+    Examples
+    --------
+    >>> use_fonts("en")
+    """
     check_language(language)
     if language == "zh":
         use_chinese_font()
+
+
+_setup = use_fonts
 
 
 def _axes(ax: Axes | None, height: float, width: float = REPORT_WIDTH_INCHES) -> Axes:
