@@ -79,6 +79,28 @@ def test_results_api(demo_episodes: pd.DataFrame) -> None:
     assert "events" in m._repr_html_() and "n_products" in repr(m)
 
 
+def test_results_are_apart_from_the_model(tmp_path) -> None:
+    """The fit's results are their own object (as statsmodels' PHRegResults): stored as data, rendered escaped."""
+    from crmresearch.core.store import dump, load
+    from crmresearch.survival.cox import CoxResults
+
+    ep = pd.DataFrame({"start": 0, "stop": [5, 8, 12, 3, 9, 15, 4, 7, 11, 6], "event": [1, 0, 1, 1, 1, 0, 1, 0, 1, 1],
+                       "x": [1, 1, 0, 1, 0, 0, 0, 1, 0, 1], "seg": ["<b>x</b>", "z"] * 5})  # fmt: skip
+    with pytest.raises(ValueError, match="not fitted"):
+        _ = TimeVaryingCox().results
+    m = TimeVaryingCox().fit(ep, ["x", "seg"], reference={"seg": "z"})
+    r = m.results
+    assert isinstance(r, CoxResults) and r.n_events == 7 and r.references == {"seg": "z"}
+    pd.testing.assert_frame_equal(r.summary, m.summary)
+    hr = m.hazard_ratios()
+    assert [d["term"] for d in r.to_metrics()] == list(hr["term"])
+    assert [d["hr"] for d in r.to_metrics()] == pytest.approx(list(hr["hr"]), rel=1e-11)
+    html = r._repr_html_()
+    assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html and "7 events" in html
+    back = load(dump(m.slim(), tmp_path), tmp_path)  # data-only storage of the model keeps its results
+    assert back.results.to_metrics() == r.to_metrics() and isinstance(back.results, CoxResults)
+
+
 def test_bad_inputs() -> None:
     df = pd.DataFrame({"start": [0, 0, 0], "stop": [1, 2, 3], "event": [1, 0, 1], "x": [1.0, None, 0.0]})
     with pytest.raises(ValueError, match="missing values"):

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import html
+import json
 
+import numpy as np
 import pandas as pd
+import pytest
 
 from crmresearch.core.suppression import suppress_counts
 from crmresearch.viz.summary import Summary, SummaryTable, render
@@ -84,6 +87,10 @@ def test_every_result_shows_its_own_table(small_demo) -> None:
             assert list(table.frame.columns) == list(frame.columns), name
             pd.testing.assert_frame_equal(table.frame, frame, check_dtype=False)
             assert res._repr_html_() == s.as_html(), name
+            metrics = res.to_metrics()  # JSON-safe (no NaN), the result's own figures
+            json.dumps(metrics, allow_nan=False)
+            if name not in ("coverage", "contacts"):  # those two have metrics.json's own shape (test_metrics)
+                assert len(metrics) == len(frame) and all(set(m) == {str(c) for c in frame.columns} for m in metrics), name
             assert s.as_html().startswith('<div class="summary"><table class="report-table">'), name
             zh = res.to_summary("zh").as_html()
             assert zh != s.as_html() or frame.empty, name
@@ -96,6 +103,37 @@ def test_every_result_shows_its_own_table(small_demo) -> None:
                     plt.close(ax.figure)
     finally:
         src.close()
+
+
+def test_the_kpis_render_themselves(small_demo) -> None:
+    """The month's KPIs are a result too: metrics.json's numbers, a table per language, the trend figure."""
+    import matplotlib.pyplot as plt
+
+    from crmresearch import load_source
+    from crmresearch.analyses.kpis import KPI_COLUMNS, month_kpis, monthly_kpis
+
+    src = load_source(small_demo)
+    try:
+        k = month_kpis(src, month="2026-10", branch="B001")
+        plain = monthly_kpis(src, month="2026-10", branch="B001").set_index(["scope", "customers"])
+        bare = month_kpis(src, month="2026-10", compare=False, trend=False)
+    finally:
+        src.close()
+    m = k.to_metrics()
+    for who, block in (("all", "kpis"), ("high_value", "kpis_high_value")):
+        for c in KPI_COLUMNS:
+            assert m[block][c] == pytest.approx(float(plain.loc[("B001", who), c])), (who, c)
+    assert isinstance(m["kpis"]["churned_in_month"], int)
+    zh = k.to_summary("zh")
+    assert len(zh.tables[0].frame) == len(KPI_COLUMNS) and "月流失率" in zh.as_html()
+    assert k._repr_html_() == k.to_summary("en").as_html()
+    ax = k.plot(language="zh", min_cell=10**9)  # every month hidden: no point drawn
+    assert all(len(line.get_xydata()) == 0 or np.isnan(line.get_xydata()[:, 1]).all() for line in ax.get_lines()
+               if line.get_label() == "B001")
+    plt.close(ax.figure)
+    assert bare.scope == "bank" and bare.trend is None
+    with pytest.raises(ValueError, match="no trend"):
+        bare.plot()
 
 
 def test_the_causes_model_has_its_summary(small_demo) -> None:

@@ -38,6 +38,7 @@ churns (and lose active customers) in a later run: they are flagged
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -46,6 +47,7 @@ from scipy import stats
 
 from crmresearch.core.calendar import DAYS_PER_MONTH, month_bounds, shift_month
 from crmresearch.core.errors import InputError
+from crmresearch.core.jsonsafe import json_number
 from crmresearch.core.params import Params
 from crmresearch.core.sql import literal
 from crmresearch.data.contract import Source, check_branch
@@ -53,15 +55,18 @@ from crmresearch.survival.estimators import rate_row
 from crmresearch.timelines.activity import tier_case
 from crmresearch.timelines.churn import churn_events
 from crmresearch.timelines.context import Context, date_lit
+from crmresearch.viz.summary import Renders
 
 __all__ = [
     "BREAKDOWNS",
     "COMPARISONS",
     "KPI_COLUMNS",
+    "KpiResult",
     "customer_month",
     "churn_breakdown",
     "kpi_comparison",
     "kpi_trend",
+    "month_kpis",
     "monthly_kpis",
 ]
 
@@ -593,3 +598,198 @@ def churn_breakdown(source: Source, params: Params | None = None, *, month: str,
     if with_rate:
         cols += ["active_at_start", "churned_of_active", "churn_rate"]
     return _keep_branch(out[cols], branch, source)
+
+
+@dataclass
+class KpiResult(Renders):
+    """The month's KPIs of one scope (a branch or the bank), with their comparisons and trend.
+
+    What :func:`month_kpis` returns, and what a report's headline shows:
+    the KPIs of all customers and of high-value ones, each against the
+    previous month, the same month last year and the bank (traffic lights),
+    and the churn rate over 13 months.
+
+    Attributes
+    ----------
+    scope : str
+        The branch_id, or ``"bank"``.
+    month : str
+        ``YYYY-MM``.
+    kpis : DataFrame
+        :func:`monthly_kpis` rows of the scope: one per ``customers``
+        (``all``, ``high_value``), columns :data:`KPI_COLUMNS`.
+    comparison : DataFrame or None
+        :func:`kpi_comparison` rows of the scope.
+    trend : DataFrame or None
+        :func:`kpi_trend` rows of the scope and the bank.
+    caveats : list of str
+        What is missing (AUM without monthly balances) or provisional.
+
+    Examples
+    --------
+    >>> k = month_kpis(src, month="2026-10", branch="B001")  # doctest: +SKIP
+    >>> k.to_metrics()["kpis"]["monthly_churn_rate"]; k.plot(language="zh")  # doctest: +SKIP
+    """
+
+    _table_attr = "summary"
+
+    scope: str
+    month: str
+    kpis: pd.DataFrame
+    comparison: pd.DataFrame | None = None
+    trend: pd.DataFrame | None = None
+    caveats: list[str] = field(default_factory=list)
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row per KPI: ``kpi``, ``all`` and ``high_value`` (this month's values)."""
+        k = self.kpis.set_index("customers")
+        return pd.DataFrame({"kpi": KPI_COLUMNS,
+                             **{who: [k.loc[who, c] if who in k.index else np.nan for c in KPI_COLUMNS]
+                                for who in ("all", "high_value")}})  # fmt: skip
+
+    def to_summary(self, language: str = "en"):
+        """The KPIs as a :class:`~crmresearch.viz.summary.Summary`: one row per KPI, each in its own unit.
+
+        Parameters
+        ----------
+        language : {"en", "zh"}
+
+        Returns
+        -------
+        Summary
+
+        Examples
+        --------
+        >>> print(month_kpis(src, month="2026-10").to_summary("zh").as_text())  # doctest: +SKIP
+        """
+        from crmresearch.viz.i18n import format_amount, format_count, format_percent, label
+        from crmresearch.viz.summary import Summary, SummaryTable
+
+        def fmt(kpi: str, v: float) -> str:
+            if v is None or not np.isfinite(v):
+                return "–"
+            if kpi == "monthly_churn_rate":
+                return format_percent(float(v), language, digits=2)
+            return format_amount(float(v), language) if kpi.startswith("aum") else format_count(int(v), language)
+
+        s = self.summary
+        frame = pd.DataFrame({"kpi": [label(k, language) for k in s["kpi"]],
+                              **{who: [fmt(k, v) for k, v in zip(s["kpi"], s[who], strict=True)]
+                                 for who in ("all", "high_value")}})  # fmt: skip
+        cols = {"kpi": (label("kpi", language), "text"), "all": (label("all", language), "text"),
+                "high_value": (label("high_value", language), "text")}  # fmt: skip
+        return Summary([SummaryTable(frame, cols, self._caption())], list(self.caveats), language)
+
+    def to_metrics(self) -> dict:
+        """metrics.json's ``kpis`` and ``kpis_high_value`` (exact counts and sums).
+
+        Returns
+        -------
+        dict
+            ``{"kpis": {...}, "kpis_high_value": {...}}``, each with :data:`KPI_COLUMNS`.
+
+        Examples
+        --------
+        >>> month_kpis(src, month="2026-10", branch="B001").to_metrics()["kpis"]  # doctest: +SKIP
+        {'active_at_start': 7904, 'churned_in_month': 41, 'monthly_churn_rate': 0.00518724696356, ...}
+        """
+        k = self.kpis.set_index("customers")
+        out = {}
+        for name, who in (("kpis", "all"), ("kpis_high_value", "high_value")):
+            d = {c: json_number(k.loc[who, c]) for c in KPI_COLUMNS}
+            for c in ("active_at_start", "churned_in_month"):
+                d[c] = int(d[c])
+            out[name] = d
+        return out
+
+    def plot(self, ax=None, language: str = "en", *, min_cell: int | None = None, series_label: str | None = None):
+        """The monthly churn rate over the trend's months, against the bank's; returns the axes.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+        language : {"en", "zh"}
+        min_cell : int, optional
+            A month of fewer churners (or of fewer active customers, when any
+            churned) is not plotted: its rate would give the count away.  The
+            reports pass their minimum cell size.
+        series_label : str, optional
+            The scope's name in the legend (default: its ID).
+
+        Returns
+        -------
+        matplotlib Axes
+
+        Raises
+        ------
+        ValueError
+            The result has no trend (``month_kpis(..., trend=False)``).
+
+        Examples
+        --------
+        >>> month_kpis(src, month="2026-10", branch="B001").plot(language="zh", min_cell=10)  # doctest: +SKIP
+        """
+        from crmresearch.viz.i18n import label, text
+        from crmresearch.viz.plots import trend_plot
+
+        if self.trend is None:
+            raise ValueError("this KPI result has no trend: call month_kpis(..., trend=True)")
+        t = self.trend[(self.trend["customers"] == "all") & self.trend["scope"].isin([self.scope, "bank"])]
+        if min_cell is not None and "churned_in_month" in t.columns:
+            few = t["churned_in_month"].between(1, min_cell - 1)
+            if "active_at_start" in t.columns:
+                few |= t["active_at_start"].between(1, min_cell - 1) & (t["churned_in_month"] > 0)
+            t = t.assign(monthly_churn_rate=t["monthly_churn_rate"].where(~few))
+        wide = t.pivot_table(index="month", columns="scope", values="monthly_churn_rate", dropna=False).reset_index()
+        common = {"value_format": "percent", "ylabel": label("monthly_churn_rate", language),
+                  "title": text("trend_title", language), "ax": ax, "language": language}  # fmt: skip
+        if self.scope != "bank" and "bank" in wide:
+            return trend_plot(wide, self.scope, compare="bank", series_label=series_label or self.scope,
+                              compare_label=label("bank", language), **common)  # fmt: skip
+        return trend_plot(wide, "bank", series_label=label("bank", language), **common)
+
+    def _caption(self) -> str:
+        return f"KPIs of {self.scope}, {self.month}"
+
+
+def month_kpis(source: Source, params: Params | None = None, *, month: str, branch: str | None = None,
+               compare: bool = True, trend: bool = True) -> KpiResult:  # fmt: skip
+    """The month's KPIs of a branch (or the bank) as a result that renders itself.
+
+    Parameters
+    ----------
+    source : Source
+        A loaded source with a calendar (not a flat extract).
+    params : Params, optional
+    month : str
+        ``YYYY-MM``.
+    branch : str, optional
+        The branch; None for the bank.
+    compare : bool
+        Also compute :func:`kpi_comparison` (the traffic lights).
+    trend : bool
+        Also compute :func:`kpi_trend` (13 months; needed by ``.plot``).
+
+    Returns
+    -------
+    KpiResult
+
+    Examples
+    --------
+    >>> month_kpis(src, month="2026-10", branch="B001")  # doctest: +SKIP
+    """
+    params = params or Params()
+    source.require("monthly KPIs")
+    scope = branch or "bank"
+    k = monthly_kpis(source, params, month=month, branch=branch)
+    caveats = []
+    if not source.has("monthly_balances"):
+        caveats.append("AUM lost and drained are not available: monthly_balances was not supplied.")
+    if params.churn.definition == "asset_attrition":
+        caveats.append(f"Asset-attrition churns are confirmed {params.churn.asset_attrition.months - 1} "
+                       "month(s) after their date: the latest months are provisional.")  # fmt: skip
+    comp = kpi_comparison(source, params, month=month, branch=branch) if compare else None
+    tr = kpi_trend(source, params, month=month, branch=branch) if trend else None
+    return KpiResult(scope, month, k[k["scope"] == scope].reset_index(drop=True),
+                     None if comp is None else comp[comp["scope"] == scope].reset_index(drop=True), tr, caveats)

@@ -27,6 +27,7 @@ from scipy import stats
 
 from crmresearch.core.calendar import month_bounds
 from crmresearch.core.errors import InputError
+from crmresearch.core.jsonsafe import json_records
 from crmresearch.core.params import Params
 from crmresearch.data.capabilities import not_on_flat
 from crmresearch.data.contract import Source
@@ -204,6 +205,23 @@ class CoverageResult(Renders):
         from crmresearch.viz.plots import km_plot
 
         return km_plot(self, alpha=self.alpha, ax=ax, language=language, **kwargs)
+
+    def to_metrics(self) -> list[dict]:
+        """metrics.json's ``coverage``: ``group, customers, churned_12m, churn_rate_12m`` of every group with customers.
+
+        Returns
+        -------
+        list of dict
+
+        Examples
+        --------
+        >>> product_coverage(src, month="2026-10").to_metrics()[0]  # doctest: +SKIP
+        {'group': '1', 'customers': 5120, 'churned_12m': 911, 'churn_rate_12m': 0.177929687500}
+        """
+        t = self.table
+        t = t[t["customers"] > 0].assign(group=lambda d: d["group"].astype(str),
+                                         customers=lambda d: d["customers"].astype(int))  # fmt: skip
+        return json_records(t, ["group", "customers", "churned_12m", "churn_rate_12m"])
 
     def _caption(self) -> str:
         lr = self.logrank

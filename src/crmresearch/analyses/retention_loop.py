@@ -49,6 +49,7 @@ from scipy import stats
 from crmresearch.analyses.early_warnings import early_warnings
 from crmresearch.core.calendar import DAYS_PER_MONTH, month_bounds
 from crmresearch.core.errors import InputError
+from crmresearch.core.jsonsafe import json_number
 from crmresearch.core.params import Params
 from crmresearch.data.contract import Source, check_branch
 from crmresearch.survival.episodes import context, materialize
@@ -174,6 +175,26 @@ class ContactOutcomes(Renders):
         ax.set_xlim(0, 1)
         ax.set_xlabel(label("plot_retained_after", language, outcome=self.outcome_days, grace=self.grace_days))
         return ax
+
+    def to_metrics(self) -> dict:
+        """metrics.json's retention outcomes: customers retained with and without contact, and the odds ratio.
+
+        Returns
+        -------
+        dict
+            ``retained_90d_contacted``, ``retained_90d_not_contacted`` and
+            ``contact_odds_ratio`` (``or, lower, upper, p, n``, or None when a
+            cell is below the minimum).
+
+        Examples
+        --------
+        >>> contact_outcomes(src, month="2026-10").to_metrics()  # doctest: +SKIP
+        """
+        k = self.counts.set_index("group")
+        o = self.odds_ratio
+        return {"retained_90d_contacted": int(k.loc["contacted", "retained"]),
+                "retained_90d_not_contacted": int(k.loc["not contacted", "retained"]),
+                "contact_odds_ratio": None if o is None else {key: json_number(v) for key, v in o.items()}}  # fmt: skip
 
     def _caption(self) -> str:
         o = self.odds_ratio

@@ -42,6 +42,7 @@ __all__ = ["CLASSES", "StoreError", "dump", "load"]
 CLASSES = {
     "BankContext": ("crmresearch.month.bundle", "BankContext"),
     "TimeVaryingCox": ("crmresearch.survival.cox", "TimeVaryingCox"),
+    "CoxResults": ("crmresearch.survival.cox", "CoxResults"),
     "StickyProductsResult": ("crmresearch.analyses.product_coverage", "StickyProductsResult"),
     "ValidationReport": ("crmresearch.data.contract", "ValidationReport"),
     "Finding": ("crmresearch.data.contract", "Finding"),

@@ -15,14 +15,80 @@ from crmresearch.data import capabilities
 from crmresearch.data.findings import ValidationReport
 from crmresearch.data.spec import T
 
-__all__ = ["Source", "default_memory_limit", "table_has_column"]
+__all__ = ["Source", "Supplied", "default_memory_limit", "table_has_column"]
 
 
 # --------------------------------------------------------------------------- source
 
 
+class Supplied:
+    """What a source supplied: ``has(table)`` and ``has_column(table, column)``, the one rule for both.
+
+    Mixed into :class:`Source` and :class:`crmresearch.timelines.context.Context`
+    (which is built from a source): a class with ``tables`` (names, or names
+    to row counts) and ``con`` (the DuckDB connection holding them) gets both.
+
+    Examples
+    --------
+    >>> class Tables(Supplied):
+    ...     def __init__(self):
+    ...         self.con = duckdb.connect()
+    ...         self.con.execute("CREATE TABLE complaints (customer_id VARCHAR)")
+    ...         self.tables = {"complaints": 0}
+    >>> t = Tables()
+    >>> t.has("complaints"), t.has("monthly_balances"), t.has_column("complaints", "customer_id")
+    (True, False, True)
+    """
+
+    tables: dict[str, int] | frozenset[str]
+    con: duckdb.DuckDBPyConnection
+
+    def has(self, table: str) -> bool:
+        """Whether ``table`` was supplied.
+
+        Parameters
+        ----------
+        table : str
+            A contract table name.
+
+        Returns
+        -------
+        bool
+
+        Examples
+        --------
+        >>> src = load_source("data/demo")  # doctest: +SKIP
+        >>> src.has("complaints")  # doctest: +SKIP
+        True
+        """
+        return table in self.tables
+
+    def has_column(self, table: str, column: str) -> bool:
+        """Whether ``table`` was supplied with ``column``.
+
+        Parameters
+        ----------
+        table : str
+            A contract table name.
+        column : str
+            One of its columns (optional columns may be absent).
+
+        Returns
+        -------
+        bool
+            False when the table itself is missing.
+
+        Examples
+        --------
+        >>> src = load_source("data/demo")  # doctest: +SKIP
+        >>> src.has_column("monthly_balances", "outflow")  # doctest: +SKIP
+        True
+        """
+        return self.has(table) and table_has_column(self.con, table, column)
+
+
 @dataclass
-class Source:
+class Source(Supplied):
     """A loaded, validated source: typed tables in an in-memory DuckDB database.
 
     Attributes
@@ -126,49 +192,6 @@ class Source:
         crmresearch.core.errors.InputError: lifecycle cannot run on the flat extract data/bank-flat: ...
         """
         capabilities.require(self, analysis)
-
-    def has(self, table: str) -> bool:
-        """Whether ``table`` was supplied.
-
-        Parameters
-        ----------
-        table : str
-            A contract table name.
-
-        Returns
-        -------
-        bool
-
-        Examples
-        --------
-        >>> src = load_source("data/demo")  # doctest: +SKIP
-        >>> src.has("complaints")  # doctest: +SKIP
-        True
-        """
-        return table in self.tables
-
-    def has_column(self, table: str, column: str) -> bool:
-        """Whether ``table`` was supplied with ``column``.
-
-        Parameters
-        ----------
-        table : str
-            A contract table name.
-        column : str
-            One of its columns (optional columns may be absent).
-
-        Returns
-        -------
-        bool
-            False when the table itself is missing.
-
-        Examples
-        --------
-        >>> src = load_source("data/demo")  # doctest: +SKIP
-        >>> src.has_column("monthly_balances", "outflow")  # doctest: +SKIP
-        True
-        """
-        return self.has(table) and table_has_column(self.con, table, column)
 
     def df(self, table: str) -> pd.DataFrame:
         """A table as a pandas DataFrame (identifiers as str, dates as datetime64).

@@ -23,16 +23,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from crmresearch.analyses.kpis import monthly_kpis
+from crmresearch.analyses.kpis import month_kpis
 from crmresearch.core.calendar import month_bounds
 from crmresearch.core.errors import InputError
 from crmresearch.core.io import atomic_path
+from crmresearch.core.jsonsafe import json_number
 from crmresearch.core.params import Params
 from crmresearch.core.version import __version__
 from crmresearch.data.contract import Source, check_branch
@@ -40,36 +40,6 @@ from crmresearch.data.contract import Source, check_branch
 __all__ = ["SCHEMA", "metrics", "metrics_json", "write_metrics"]
 
 SCHEMA = 1
-_KPI_KEYS = ("active_at_start", "churned_in_month", "monthly_churn_rate", "aum_lost", "aum_drained")
-
-
-def _num(v: Any) -> Any:
-    """JSON-safe number: None for NaN, ints as ints, floats to 12 significant digits."""
-    if v is None:
-        return None
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, int):
-        return v
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return v
-    if math.isnan(f) or math.isinf(f):
-        return None
-    if f.is_integer() and abs(f) < 2**53 and not isinstance(v, float):
-        return int(f)
-    return float(f"{f:.12g}")
-
-
-def _kpis(source: Source, params: Params, month: str, scope: str) -> tuple[dict, dict]:
-    k = monthly_kpis(source, params, month=month).set_index(["scope", "customers"])
-    row = {c: _num(k.loc[(scope, "all"), c]) for c in _KPI_KEYS}
-    hv = {c: _num(k.loc[(scope, "high_value"), c]) for c in _KPI_KEYS}
-    for d in (row, hv):
-        for c in ("active_at_start", "churned_in_month"):
-            d[c] = int(d[c])
-    return row, hv
 
 
 def _coverage(source: Source, params: Params, month: str | None, branch: str | None, caveats: list[str]) -> list:
@@ -80,9 +50,7 @@ def _coverage(source: Source, params: Params, month: str | None, branch: str | N
     except InputError as exc:
         caveats.append(f"Product coverage is not available: {exc}")
         return []
-    t = res.table
-    return [{"group": str(r.group), "customers": int(r.customers), "churned_12m": int(r.churned_12m),
-             "churn_rate_12m": _num(r.churn_rate_12m)} for r in t.itertuples() if r.customers > 0]  # fmt: skip
+    return res.to_metrics()
 
 
 def _hazard_ratios(source: Source, params: Params, last, branch: str | None,
@@ -113,9 +81,7 @@ def _hazard_ratios(source: Source, params: Params, last, branch: str | None,
     except (InputError, ConvergenceError, ValueError) as exc:
         caveats.append(f"The causes model could not be fitted: {exc}")
         return scope, []
-    hr = model.hazard_ratios()
-    return scope, [{"term": r.term, "hr": _num(r.hr), "lower": _num(r.lower), "upper": _num(r.upper),
-                    "p": _num(r.p)} for r in hr.itertuples()]  # fmt: skip
+    return scope, model.to_metrics()
 
 
 def _retention(source: Source, params: Params, month: str, branch: str | None, caveats: list[str]) -> dict | None:
@@ -137,11 +103,7 @@ def _retention(source: Source, params: Params, month: str, branch: str | None, c
     except InputError as exc:
         caveats.append(f"Retention outcomes are not available: {exc}")
         return out
-    k = res.counts.set_index("group")
-    out["retained_90d_contacted"] = int(k.loc["contacted", "retained"])
-    out["retained_90d_not_contacted"] = int(k.loc["not contacted", "retained"])
-    if res.odds_ratio is not None:
-        out["contact_odds_ratio"] = {key: _num(v) for key, v in res.odds_ratio.items()}
+    out.update(res.to_metrics())
     caveats.extend(res.caveats)
     return out
 
@@ -217,20 +179,16 @@ def metrics(source: Source, params: Params | None = None, *, month: str | None,
         if month is None:
             raise InputError("a month (YYYY-MM) is needed for a source with a calendar")
         _, last = month_bounds(month)
-        scope_key = branch or "bank"
-        kpis, kpis_hv = _kpis(source, params, month, scope_key)
-        if not source.has("monthly_balances"):
-            caveats.append("AUM lost and drained are not available: monthly_balances was not supplied.")
-        if params.churn.definition == "asset_attrition":
-            caveats.append(f"Asset-attrition churns are confirmed {params.churn.asset_attrition.months - 1} "
-                           "month(s) after their date: the latest months are provisional.")  # fmt: skip
+        k = month_kpis(source, params, month=month, branch=branch, compare=False, trend=False)
+        kpis = k.to_metrics()
+        caveats.extend(k.caveats)
         hr_scope, hrs = _hazard_ratios(source, params, last, branch, caveats, model)
         out = base | {"month": month, "as_of": last.isoformat(), "churn_definition": params.churn.definition,
-                      "language": params.language, "kpis": kpis,
+                      "language": params.language, "kpis": kpis["kpis"],
                       "coverage": _coverage(source, params, month, branch, caveats),
                       "hazard_ratios_scope": hr_scope, "hazard_ratios": hrs,
                       "retention": _retention(source, params, month, branch, caveats),
-                      "kpis_high_value": kpis_hv}  # fmt: skip
+                      "kpis_high_value": kpis["kpis_high_value"]}  # fmt: skip
     out["data_as_of"] = source.as_of.isoformat() if source.as_of else None
     out["package_version"] = __version__
     out["params_digest"] = digest
@@ -253,7 +211,7 @@ def metrics_json(content: dict[str, Any]) -> str:
             return [clean(x) for x in v]
         if isinstance(v, pd.Timestamp):
             return v.isoformat()
-        return _num(v) if not isinstance(v, str) else v
+        return json_number(v) if not isinstance(v, str) else v
 
     return json.dumps(clean(content), ensure_ascii=False, indent=2, allow_nan=False) + "\n"
 

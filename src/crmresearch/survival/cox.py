@@ -26,14 +26,17 @@ pattern); band them first when there are many distinct values.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["ConvergenceError", "TimeVaryingCox"]
+from crmresearch.core.jsonsafe import json_records
+
+__all__ = ["ConvergenceError", "CoxResults", "TimeVaryingCox"]
 
 
 class ConvergenceError(RuntimeError):
@@ -252,6 +255,10 @@ class TimeVaryingCox:
         self.n_events_ = int(event.sum())
         self.n_patterns_ = P
         self.n_event_times_ = int(sum(len(s.times) for s in strata_data))
+        self.results_ = CoxResults(self.params_, self.variance_matrix_, self.log_likelihood_, self.alpha,
+                                   n_episodes=self.n_episodes_, n_events=self.n_events_, n_patterns=P,
+                                   n_event_times=self.n_event_times_, n_iter=n_iter, references=dict(refs),
+                                   covariates=list(covariates), stratified=bool(strata))  # fmt: skip
         return self
 
     @staticmethod
@@ -580,10 +587,119 @@ class TimeVaryingCox:
 
     # ------------------------------------------------------------------ results
     @property
+    def results(self) -> CoxResults:
+        """The fit's results (:class:`CoxResults`), apart from the model that made them.
+
+        Raises
+        ------
+        ValueError
+            The model is not fitted.
+        """
+        if not hasattr(self, "params_"):
+            raise ValueError("the model is not fitted: call fit() first")
+        r = getattr(self, "results_", None)
+        if r is None:  # a model stored before results_ existed
+            r = CoxResults(self.params_, self.variance_matrix_, self.log_likelihood_, self.alpha,
+                           n_episodes=self.n_episodes_, n_events=self.n_events_, n_patterns=self.n_patterns_,
+                           n_event_times=self.n_event_times_, n_iter=self.n_iter_, references=dict(self.references_),
+                           covariates=list(self.covariates_), stratified=self.stratified_)  # fmt: skip
+        return r
+
+    @property
     def summary(self) -> pd.DataFrame:
-        """Coefficients, hazard ratios, standard errors, z, p and intervals (one row per term)."""
-        se = np.sqrt(np.diag(self.variance_matrix_.to_numpy()))
-        coef = self.params_.to_numpy()
+        """Coefficients, hazard ratios, standard errors, z, p and intervals (:attr:`CoxResults.summary`)."""
+        return self.results.summary
+
+    def hazard_ratios(self) -> pd.DataFrame:
+        """Tidy hazard ratios: ``term, hr, lower, upper, p`` (:meth:`CoxResults.hazard_ratios`).
+
+        Examples
+        --------
+        >>> causes_model(src).hazard_ratios()  # doctest: +SKIP
+        """
+        return self.results.hazard_ratios()
+
+    def to_metrics(self) -> list[dict]:
+        """The hazard ratios as metrics.json records (:meth:`CoxResults.to_metrics`).
+
+        Examples
+        --------
+        >>> causes_model(src).to_metrics()[0]  # doctest: +SKIP
+        {'term': 'n_products', 'hr': 0.71, 'lower': 0.66, 'upper': 0.77, 'p': 1e-20}
+        """
+        return self.results.to_metrics()
+
+    def _repr_html_(self) -> str:
+        return self.results._repr_html_()
+
+    def __repr__(self) -> str:
+        if not hasattr(self, "params_"):
+            return "TimeVaryingCox(unfitted)"
+        return f"TimeVaryingCox({self.n_events_:,} events)\n{self.summary.round(4).to_string()}"
+
+
+@dataclass(frozen=True)
+class CoxResults:
+    """What a fitted :class:`TimeVaryingCox` found, apart from the model (as statsmodels' PHRegResults).
+
+    The model keeps what it needs to predict (the compressed risk sets); the
+    results hold the estimates and their uncertainty, and render themselves:
+    :attr:`summary` (lifelines' columns), :meth:`hazard_ratios` (tidy),
+    :meth:`to_metrics` (metrics.json records).  A report's table of them, in
+    either language, is :func:`crmresearch.analyses.causes.causes_summary`.
+
+    Attributes
+    ----------
+    params : Series
+        Coefficients (log hazard ratios), one per term.
+    variance : DataFrame
+        Their covariance matrix.
+    log_likelihood : float
+        The log partial likelihood at the estimates.
+    alpha : float
+        1 - confidence level of the intervals.
+    n_episodes, n_events, n_patterns, n_event_times, n_iter : int
+        Size of the fit and the Newton-Raphson iterations it took.
+    references : dict
+        Reference level of every categorical covariate.
+    covariates : list of str
+    stratified : bool
+
+    Examples
+    --------
+    >>> ep = pd.DataFrame({"start": 0, "stop": [5, 8, 12, 3, 9, 15, 4, 7, 11, 6],
+    ...                    "event": [1, 0, 1, 1, 1, 0, 1, 0, 1, 1],
+    ...                    "x": [1, 1, 0, 1, 0, 0, 0, 1, 0, 1]})
+    >>> r = TimeVaryingCox().fit(ep, ["x"]).results
+    >>> r.n_events, r.to_metrics()[0]["term"], round(r.to_metrics()[0]["hr"], 3)
+    (7, 'x', 3.423)
+    """
+
+    params: pd.Series
+    variance: pd.DataFrame
+    log_likelihood: float
+    alpha: float = 0.05
+    n_episodes: int = 0
+    n_events: int = 0
+    n_patterns: int = 0
+    n_event_times: int = 0
+    n_iter: int = 0
+    references: dict = field(default_factory=dict)
+    covariates: list = field(default_factory=list)
+    stratified: bool = False
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Coefficients, hazard ratios, standard errors, z, p and intervals (one row per term).
+
+        Returns
+        -------
+        DataFrame
+            ``coef, exp(coef), se(coef), coef lower/upper 95%, exp(coef) lower/upper 95%, z, p``
+            (lifelines' column names), indexed by ``covariate``.
+        """
+        se = np.sqrt(np.diag(self.variance.to_numpy()))
+        coef = self.params.to_numpy()
         z = coef / se
         q = stats.norm.ppf(1 - self.alpha / 2)
         pct = round(100 * (1 - self.alpha))
@@ -592,7 +708,7 @@ class TimeVaryingCox:
             f"coef lower {pct}%": coef - q * se, f"coef upper {pct}%": coef + q * se,
             f"exp(coef) lower {pct}%": np.exp(coef - q * se), f"exp(coef) upper {pct}%": np.exp(coef + q * se),
             "z": z, "p": 2 * stats.norm.sf(np.abs(z)),
-        }, index=self.params_.index)  # fmt: skip
+        }, index=self.params.index)  # fmt: skip
         out.index.name = "covariate"
         return out
 
@@ -610,8 +726,7 @@ class TimeVaryingCox:
         >>> ep = pd.DataFrame({"start": 0, "stop": [5, 8, 12, 3, 9, 15, 4, 7, 11, 6],
         ...                    "event": [1, 0, 1, 1, 1, 0, 1, 0, 1, 1],
         ...                    "x": [1, 1, 0, 1, 0, 0, 0, 1, 0, 1]})
-        >>> m = TimeVaryingCox().fit(ep, ["x"])
-        >>> m.hazard_ratios().round(3)
+        >>> TimeVaryingCox().fit(ep, ["x"]).results.hazard_ratios().round(3)
           term     hr  lower   upper      p
         0    x  3.423  0.355  33.025  0.287
         """
@@ -621,13 +736,31 @@ class TimeVaryingCox:
                              "lower": s[f"exp(coef) lower {pct}%"].to_numpy(),
                              "upper": s[f"exp(coef) upper {pct}%"].to_numpy(), "p": s["p"].to_numpy()})  # fmt: skip
 
+    def to_metrics(self) -> list[dict]:
+        """The hazard ratios as metrics.json records (``term, hr, lower, upper, p``; JSON-safe numbers).
+
+        Returns
+        -------
+        list of dict
+
+        Examples
+        --------
+        >>> ep = pd.DataFrame({"start": 0, "stop": [5, 8, 12, 3, 9, 15, 4, 7, 11, 6],
+        ...                    "event": [1, 0, 1, 1, 1, 0, 1, 0, 1, 1],
+        ...                    "x": [1, 1, 0, 1, 0, 0, 0, 1, 0, 1]})
+        >>> rec = TimeVaryingCox().fit(ep, ["x"]).results.to_metrics()[0]
+        >>> rec["term"], round(rec["hr"], 3), round(rec["p"], 3)
+        ('x', 3.423, 0.287)
+        """
+        return json_records(self.hazard_ratios(), ["term", "hr", "lower", "upper", "p"])
+
     def _repr_html_(self) -> str:
-        head = (f"<p>Cox model (Efron ties, exact aggregated risk sets): {self.n_episodes_:,} episodes, "
-                f"{self.n_events_:,} events, {self.n_patterns_:,} covariate patterns, "
-                f"{self.n_event_times_:,} event times; log-likelihood {self.log_likelihood_:.2f}</p>")  # fmt: skip
-        return head + self.summary.to_html(float_format=lambda v: f"{v:.4g}")
+        # term names come from the data's levels: escaped, as the caption
+        caption = (f"Cox model (Efron ties, exact aggregated risk sets): {self.n_episodes:,} episodes, "
+                   f"{self.n_events:,} events, {self.n_patterns:,} covariate patterns, "
+                   f"{self.n_event_times:,} event times; log-likelihood {self.log_likelihood:.2f}")  # fmt: skip
+        style = self.summary.style.format(lambda v: f"{v:.4g}").format_index(escape="html", axis=0)
+        return style.format_index(escape="html", axis=1).set_caption(html.escape(caption)).to_html()
 
     def __repr__(self) -> str:
-        if not hasattr(self, "params_"):
-            return "TimeVaryingCox(unfitted)"
-        return f"TimeVaryingCox({self.n_events_:,} events)\n{self.summary.round(4).to_string()}"
+        return f"CoxResults({self.n_events:,} events)\n{self.summary.round(4).to_string()}"

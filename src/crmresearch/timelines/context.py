@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import duckdb
 
 from crmresearch.core.params import Params
-from crmresearch.data.contract import table_has_column
+from crmresearch.data.source import Supplied
 
 __all__ = ["Context", "count_changes", "indicator_changes", "date_lit"]
 
@@ -51,7 +51,7 @@ def date_lit(d: dt.date) -> str:
 
 
 @dataclass(frozen=True)
-class Context:
+class Context(Supplied):
     """What every builder needs: the typed tables, the parameters and the as-of date.
 
     Attributes
@@ -98,47 +98,6 @@ class Context:
     def as_of_sql(self) -> str:
         """The as-of date as a SQL DATE literal (:func:`date_lit`)."""
         return date_lit(self.as_of)
-
-    def has(self, table: str) -> bool:
-        """Whether the source supplied ``table``.
-
-        Parameters
-        ----------
-        table : str
-            A contract table name.
-
-        Returns
-        -------
-        bool
-
-        Examples
-        --------
-        >>> ctx.has("complaints"), ctx.has("monthly_balances")  # doctest: +SKIP
-        (True, False)
-        """
-        return table in self.tables
-
-    def has_column(self, table: str, column: str) -> bool:
-        """Whether the source supplied ``table`` with the (possibly optional) ``column``.
-
-        Parameters
-        ----------
-        table : str
-            A contract table name.
-        column : str
-            A column of that table.
-
-        Returns
-        -------
-        bool
-            False when the table itself is missing.
-
-        Examples
-        --------
-        >>> ctx.has_column("complaints", "escalated_date")  # doctest: +SKIP
-        False
-        """
-        return table in self.tables and table_has_column(self.con, table, column)
 
 
 def count_changes(intervals_sql: str, value: str) -> str:

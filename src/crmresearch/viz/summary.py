@@ -28,6 +28,7 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
+from crmresearch.core.jsonsafe import json_records
 from crmresearch.core.suppression import Suppression, suppress_counts
 from crmresearch.viz.i18n import (
     check_language,
@@ -415,11 +416,13 @@ def frame_summary(frame: pd.DataFrame, language: str = "en", *, caption: str | N
 
 
 class Renders:
-    """What a result class mixes in to render itself: ``to_summary(language)`` and ``_repr_html_``.
+    """What a result class mixes in to render itself: ``to_summary(language)``, ``to_metrics()``, ``_repr_html_``.
 
     The class names the attribute that holds its tidy table (``_table_attr``)
     and gives ``caveats`` and a one-line ``_caption()``; JupyterLab then shows
-    the result as the reports show their tables.
+    the result as the reports show their tables, and ``to_metrics()`` gives
+    its figures as JSON-safe records (a result whose metrics.json block has
+    another shape overrides it).
 
     Examples
     --------
@@ -435,6 +438,8 @@ class Renders:
     new                   12
     <BLANKLINE>
     - associations
+    >>> Stages().to_metrics()
+    [{'stage': 'new', 'churned': 12}]
     """
 
     _table_attr = "summary"
@@ -463,6 +468,23 @@ class Renders:
         """
         return frame_summary(getattr(self, self._table_attr), language, caption=self._caption() or None,
                              notes=list(self.caveats))  # fmt: skip
+
+    def to_metrics(self) -> Any:
+        """The result's figures as JSON-safe data (:func:`crmresearch.core.jsonsafe.json_records` of its table).
+
+        Exact counts, no suppression: ``metrics.json`` is for systems under
+        the same access as the source (``reports.md``).
+
+        Returns
+        -------
+        list of dict or dict
+
+        Examples
+        --------
+        >>> r.to_metrics()  # doctest: +SKIP
+        [{'stage': 'new', 'churned': 12}]
+        """
+        return json_records(getattr(self, self._table_attr))
 
     def _repr_html_(self) -> str:
         return self.to_summary().as_html()

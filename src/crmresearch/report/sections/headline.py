@@ -30,6 +30,20 @@ class HeadlineSection:
             return None
         return c[(c["scope"] == self._scope_key)]
 
+    def kpi_result(self):
+        """The scope's KPIs as a result (:class:`~crmresearch.analyses.kpis.KpiResult`), from the month's bundle.
+
+        Examples
+        --------
+        >>> BranchReport.open(path, "B001").kpi_result().to_summary("zh")  # doctest: +SKIP
+        """
+        from crmresearch.analyses.kpis import KPI_COLUMNS, KpiResult
+
+        comp, trend = self._comparison(), self.ctx.kpi_trend
+        now = trend[(trend["scope"] == self._scope_key) & (trend["month"] == self.month)]
+        return KpiResult(self._scope_key, self.month, now[["scope", "customers", "month", *KPI_COLUMNS]],
+                         comp, trend, [])  # fmt: skip
+
     def headline(self) -> Section:
         """§1: KPIs with traffic lights against last month, last year and the bank; summary; 13-month trend.
 
@@ -47,25 +61,8 @@ class HeadlineSection:
                      else self.t("high_value_title", tiers=", ".join(self._lbl(t) for t in self.params.high_value_tiers)))  # fmt: skip
             hidden = who == "high_value" and self._who_left_masks()[1]
             parts.append(fragment("heading", title) + self._lights(sub, hidden_churn=hidden))
-        trend = self.ctx.kpi_trend
-        t = trend[(trend["customers"] == "all") & trend["scope"].isin([self._scope_key, "bank"])]
-        if "churned_in_month" in t.columns:  # a month of fewer than min_cell churners is not plotted
-            few = t["churned_in_month"].between(1, self.min_cell - 1)
-            if "active_at_start" in t.columns:
-                few |= t["active_at_start"].between(1, self.min_cell - 1) & (t["churned_in_month"] > 0)
-            t = t.assign(monthly_churn_rate=t["monthly_churn_rate"].where(~few))
-        wide = t.pivot_table(index="month", columns="scope", values="monthly_churn_rate", dropna=False).reset_index()
-        from crmresearch.viz.plots import trend_plot
-
-        if self.branch and "bank" in wide:
-            ax = trend_plot(wide, self._scope_key, compare="bank", value_format="percent",
-                            ylabel=label("monthly_churn_rate", self.language), series_label=self._branch_name(),
-                            compare_label=label("bank", self.language), title=self.t("trend_title"),
-                            language=self.language)  # fmt: skip
-        else:
-            ax = trend_plot(wide, "bank", value_format="percent", ylabel=label("monthly_churn_rate", self.language),
-                            series_label=label("bank", self.language), title=self.t("trend_title"),
-                            language=self.language)  # fmt: skip
+        ax = self.kpi_result().plot(language=self.language, min_cell=self.min_cell,
+                                    series_label=self._branch_name() if self.branch else None)  # fmt: skip
         parts.append(self._fig(ax, self.t("trend_title")))
         return self._section("headline", *parts)
 
