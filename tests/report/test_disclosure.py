@@ -210,9 +210,9 @@ def test_a_cell_is_hidden_by_the_mask_never_by_its_text(small_bank) -> None:
     df = pd.DataFrame({"group": ["fewer than 3 products", "suppressed", "x"], "n": [40, 50, 4]})
     cols = {"group": ("group", str), "n": ("customers", str)}
     page = r._table(df, cols)
-    assert "<td>fewer than 3 products</td>" in page and "<td>suppressed</td><td>50</td>" in page
+    assert '<td class="text">fewer than 3 products</td>' in page and '<td class="text">suppressed</td><td>50</td>' in page
     masked = r._table(df, cols, mask=suppress_counts(df, "n", total_shown=False))
-    assert "<td>x</td><td>fewer than 10</td>" in masked and "<td>4</td>" not in masked
+    assert '<td class="text">x</td><td>fewer than 10</td>' in masked and "<td>4</td>" not in masked
 
 
 def test_metrics_dir_inside_out_is_refused(small_bank, tmp_path: Path) -> None:

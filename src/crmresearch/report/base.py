@@ -30,6 +30,7 @@ from crmresearch.viz.i18n import (
     format_percent,
     label,
     text,
+    translate,
 )
 from crmresearch.viz.summary import SummaryTable, fragment
 
@@ -128,14 +129,18 @@ class ReportBase:
     def _lbl(self, x: object) -> str:
         return label(x, self.language)
 
+    def _period(self, x: object) -> str:
+        """A period code of a table (``month``: the report month; ``last_12_months``)."""
+        return self.t({"month": "in_month"}.get(str(x), str(x)))
+
     def _unavailable(self, key: str, reason: str) -> Section:
-        return self._section(key, fragment("para", self.t("not_available", reason=reason)))
+        return self._section(key, fragment("para", self.t("not_available", reason=translate(reason, self.language))))
 
     def _flat_reason(self, analysis: str) -> str:
         from crmresearch.data.capabilities import flat_support
 
         s = flat_support(self.source).set_index("analysis")
-        return str(s.loc[analysis, "reason"]) if analysis in s.index else analysis
+        return translate(str(s.loc[analysis, "reason"]), self.language) if analysis in s.index else analysis
 
     # ------------------------------------------------------------------ metrics and header
     def metrics(self) -> dict:
@@ -177,7 +182,7 @@ class ReportBase:
     def _branch_name(self) -> str:
         b = self.ctx.branches
         if self.branch is None:
-            return label("bank", self.language)
+            return label("whole_bank", self.language)
         row = b[b["branch_id"] == self.branch]
         name = row["branch_name"].iloc[0] if len(row) and pd.notna(row["branch_name"].iloc[0]) else ""
         return f"{name} ({self.branch})" if name else self.branch
@@ -193,10 +198,13 @@ class ReportBase:
         month = format_month(self.month, self.language) if self.month else "–"
         as_of = self.ctx.data_as_of.isoformat() if self.ctx.data_as_of else "–"
         definition = self.t(p.churn.definition) if self.dated else self.t("recorded")
-        settings = (f"min cell {p.min_cell_size}; response target {p.retention.response_target_days} d; "
-                    f"grace {p.retention.grace} d; outcome {p.retention.outcome_days} d; "
-                    f"high-value tiers {', '.join(p.high_value_tiers)}; digest {self.metrics().get('params_digest')}")  # fmt: skip
-        rows = [("branch_label", self._branch_name()), ("month_label", month), ("as_of_label", as_of),
+        sep = ", " if self.language == "en" else "、"
+        settings = self.t("settings", min_cell=p.min_cell_size, target=p.retention.response_target_days,
+                          grace=p.retention.grace, outcome=p.retention.outcome_days,
+                          tiers=sep.join(self._lbl(t) for t in p.high_value_tiers),
+                          digest=self.metrics().get("params_digest"))  # fmt: skip
+        where = ("branch_label", self._branch_name()) if self.branch else ("scope_label", self._branch_name())
+        rows = [where, ("month_label", month), ("as_of_label", as_of),
                 ("churn_def_label", definition), ("params_label", settings),
                 ("version_label", __version__), ("generated_label", self.generated_at)]  # fmt: skip
         return Section("header", f"{self._title()} — {self._branch_name()} — {month}",

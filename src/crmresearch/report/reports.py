@@ -45,6 +45,7 @@ from crmresearch.viz.i18n import (
     format_percent,
     label,
     text,
+    translate,
 )
 from crmresearch.viz.summary import fragment
 
@@ -119,18 +120,21 @@ class BranchReport(_Report):
         wl = watch_list(self.source, self.params, month=self.month, branch=self.branch, key=self.key,
                         model=self.ctx.model, validate=False)  # fmt: skip
         t = wl.table.drop(columns=["customer_id"])
-        cols = {"rank": ("#", str), "pseudonym": ("pseudonym" if self.language == "en" else "化名", str),
+        sep = ", " if self.language == "en" else "、"
+        cols = {"rank": ("#", str), "pseudonym": (label("pseudonym", self.language), str),
                 "tier": (label("tier", self.language), self._lbl),
-                "aum": ("AUM" if self.language == "en" else "资产", self._amt),
-                "n_products": ("products held" if self.language == "en" else "持有产品数", lambda v: _num(v, 0)),
+                "aum": (label("aum", self.language), self._amt),
+                "n_products": (label("products_held", self.language), lambda v: _num(v, 0)),
                 "rm_id": ("RM", lambda v: "–" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)),
-                "warnings": ("warnings" if self.language == "en" else "预警",
-                             lambda v: ", ".join(self._lbl(x.strip()) for x in str(v).split(",") if x.strip())),
-                "suggested_action": ("suggested action" if self.language == "en" else "建议行动", self._lbl),
-                "churn_risk_90d": ("90-day churn risk" if self.language == "en" else "90 天流失风险", self._pct)}  # fmt: skip
+                "warnings": (label("warnings", self.language),
+                             lambda v: sep.join(self._lbl(x.strip()) for x in str(v).split(",") if x.strip())),
+                "suggested_action": (label("suggested_action", self.language),
+                                     lambda v: ("; " if self.language == "en" else "；").join(
+                                         self._lbl(a.strip()) for a in str(v).split(";") if a.strip())),
+                "churn_risk_90d": (label("churn_risk_90d", self.language), self._pct)}  # fmt: skip
         parts = [self._table(t, cols, caption=self.t("watch_title"))]
         for cv in wl.caveats:
-            parts.append(fragment("note", cv))
+            parts.append(fragment("note", translate(cv, self.language)))
         return self._section("watch_list", *parts)
 
 

@@ -33,7 +33,9 @@ __all__ = [
     "format_percent",
     "label",
     "labels",
+    "table_label",
     "term_label",
+    "translate",
 ]
 
 LANGUAGES = ("en", "zh")
@@ -198,6 +200,77 @@ LABELS: dict[str, tuple[str, str]] = {
     "status_failed": ("failed", "失败"),
     "status_not_run": ("not run", "未生成"),
     "suppressed": ("suppressed", "已隐藏"),
+    # ---- early-warning rules (params.warnings) and watch-list actions (analyses.watchlist.ACTIONS)
+    "product_drop": ("product_drop", "产品减少"),
+    "no_transaction": ("no_transaction", "无交易"),
+    "outflow": ("outflow", "资金流出"),
+    "complaint": ("complaint", "投诉"),
+    "rm_exit": ("rm_exit", "客户经理离任"),
+    "few_products": ("few_products", "持有产品少"),
+    # ---- the analyses (data/capabilities.ANALYSES), as the notes name them
+    "monthly KPIs": ("monthly KPIs", "月度指标"),
+    "product coverage": ("product coverage", "产品覆盖度"),
+    "competing risks": ("competing risks", "竞争风险"),
+    "causes model": ("causes model", "流失原因模型"),
+    "lifecycle": ("lifecycle", "生命周期"),
+    "RM turnover": ("RM turnover", "客户经理离任"),
+    "retention outcomes": ("retention outcomes", "挽留成效"),
+    "early warnings": ("early warnings", "流失预警"),
+    "watch list": ("watch list", "重点关注名单"),
+    # ---- the source check's rules (data/rules.py), shown in the notes
+    "no_balances": ("no_balances", "无余额记录"),
+    "escalation_dated_by_complaint": ("escalation_dated_by_complaint", "升级日期按投诉日期"),
+    "churned_before_observation_start": ("churned_before_observation_start", "观察期前流失"),
+    "id_not_text": ("id_not_text", "标识符非文本"),
+    "flat_calendar_table": ("flat_calendar_table", "单表数据中的日历表"),
+    "supervisor follow-up of the complaint": ("supervisor follow-up of the complaint", "主管跟进投诉"),
+    "handover visit by the new RM": ("handover visit by the new RM", "新客户经理交接拜访"),
+    "re-activation call": ("re-activation call", "激活回访电话"),
+    "call about the outflow": ("call about the outflow", "就资金流出致电客户"),
+    "cross-sell a sticky product": ("cross-sell a sticky product", "交叉销售一个粘性产品"),
+    "relationship review": ("relationship review", "客户关系复盘"),
+    # ---- table headers of the report's sections
+    "lower": ("lower", "下限"),
+    "upper": ("upper", "上限"),
+    "rule": ("rule", "预警规则"),
+    "warnings": ("warnings", "预警数"),
+    "contacted_in_target": ("contacted in target", "时限内接触"),
+    "retained": ("retained", "留存"),
+    "retention_rate": ("retention rate", "留存率"),
+    "contacted": ("contacted", "已接触"),
+    "not contacted": ("not contacted", "未接触"),
+    "book": ("book", "管户数"),
+    "share_in_target": ("contacted in target", "时限内接触比例"),
+    "attempts": ("attempts", "尝试次数"),
+    "success_rate": ("success rate", "成功率"),
+    "pseudonym": ("pseudonym", "化名"),
+    "aum": ("AUM", "资产"),
+    "products_held": ("products held", "持有产品数"),
+    "suggested_action": ("suggested action", "建议行动"),
+    "churn_risk_90d": ("90-day churn risk", "90 天流失风险"),
+    "median_gap_days": ("median days without RM", "无客户经理天数中位数"),
+    "horizon_days": ("days", "天数"),
+    "risk_ratio": ("risk ratio", "风险比值"),
+    "exposed": ("exposed", "暴露组客户数"),
+    "exposed_churn": ("exposed churn", "暴露组流失率"),
+    "control_churn": ("control churn", "对照组流失率"),
+    "controls_churn": ("controls churn", "对照组流失率"),
+    "customer_months": ("customer-months", "客户月数"),
+    "rate_per_customer_month": ("rate per customer month", "每客户每月流失率"),
+    "events": ("events", "流失事件数"),
+    "not orphaned": ("not orphaned", "未失去客户经理"),
+    "(no RM)": ("(no RM)", "（无客户经理）"),
+    "stage": ("stage", "阶段"),
+    "ph_verdict": ("over tenure", "随开户时长的变化"),
+    "ph_holds": ("holds: the hazard ratio is about the same early and late in the relationship",
+                 "稳定：风险比在客户关系早期与后期基本一致"),
+    "ph_later": ("changes: the association is stronger later in the relationship", "变化：关联在客户关系后期更强"),
+    "ph_early": ("changes: the association is stronger early in the relationship", "变化：关联在客户关系早期更强"),
+    "English": ("English", "英文"),
+    "Chinese": ("中文", "中文"),
+    "definition": ("definition", "定义"),
+    "scope_label": ("Scope", "范围"),
+    "whole_bank": ("the whole bank", "全行"),
 }
 
 _COVERAGE = {
@@ -264,7 +337,8 @@ def label(key: object, language: str = "en", **fields: object) -> str:
     i = check_language(language)
     if key is None or (isinstance(key, float) and math.isnan(key)):
         key = "not_recorded"
-    text = LABELS[key][i] if isinstance(key, str) and key in LABELS else str(key)
+    entry = (LABELS.get(key) or REPORT_TEXT.get(key)) if isinstance(key, str) else None  # one catalog, labels first
+    text = entry[i] if entry else str(key)
     return text.format(**fields) if fields else text
 
 def labels(keys: Iterable[object], language: str = "en") -> list[str]:
@@ -544,7 +618,12 @@ REPORT_TEXT: dict[str, tuple[str, str]] = {
     "concordance": ("concordance", "一致性指数"),
     "events": ("churn events", "流失事件数"),
     "events_per_term": ("events per model term", "每个模型变量的事件数"),
-    "glossary_title": ("Glossary / 术语表", "术语表 / Glossary"),
+    "glossary_title": ("Glossary", "术语表"),
+    "finding": ("{where} [{rule}] {n} rows: {message}", "{where}［{rule}］{n} 行：{message}"),
+    "settings": ("min cell {min_cell}; response target {target} d; grace {grace} d; outcome {outcome} d; "
+                 "high-value tiers {tiers}; digest {digest}",
+                 "最小单元格 {min_cell}；响应时限 {target} 天；宽限期 {grace} 天；结果观察期 {outcome} 天；"
+                 "高价值层级 {tiers}；参数摘要 {digest}"),
     "caveats_title": ("Caveats", "注意事项"),
     "findings_title": ("Data findings (validation)", "数据检查发现"),
     "region": ("region", "区域"),
@@ -569,26 +648,227 @@ REPORT_TEXT: dict[str, tuple[str, str]] = {
     "churn_share": ("share churned", "流失占比"),
 }
 
-#: the bilingual glossary of section 9: (English term, Chinese term, English definition)
-GLOSSARY: tuple[tuple[str, str, str], ...] = (
-    ("churn", "流失", "the customer's relationship ended: the recorded churn date (or asset attrition, per the parameters)"),
-    ("active at month start", "月初有效客户", "opened before the month began and not churned before it"),
-    ("monthly churn rate", "月流失率", "customers churned in the month / customers active at its start"),
-    ("AUM lost", "流失资产", "last month-end AUM before churn, summed over the month's churners"),
-    ("AUM drained", "流失前资产流出", "peak month-end AUM in the 12 months before churn, summed over the month's churners"),
-    ("high-value customers", "高价值客户", "customers in the top tiers (parameter high_value_tiers)"),
-    ("product coverage", "产品覆盖度", "number of distinct products held on a day"),
-    ("landmark", "基准日", "the day groups are formed (month end − 12 months), using only what was known then"),
-    ("sticky products", "粘性产品", "mobile banking, fund SIP, payroll, third-party custody"),
-    ("orphaned", "无人维护客户", "a customer whose RM left and who has no new RM yet"),
-    ("hazard ratio (HR)", "风险比", "how much higher the churn rate is with a factor, others held equal; 1 = no difference"),
-    ("95% interval", "95% 置信区间", "the range of values consistent with the data"),
-    ("odds ratio (OR)", "比值比", "how the odds of retention differ with contact, adjusted for risk factors"),
-    ("early warning", "流失预警", "a rule of the parameters that fired for a customer on a date"),
-    ("response target", "响应时限", "contact within this many days of a warning counts as in target"),
-    ("pseudonym", "化名", "a keyed hash of the customer ID; staff holding the key can resolve it"),
-    ("observed / expected", "实际/预期", "churn against what the bank-wide model expects for the branch's customers"),
+#: the bilingual glossary of section 9: (English term, Chinese term, English definition, Chinese definition)
+GLOSSARY: tuple[tuple[str, str, str, str], ...] = (
+    ("churn", "流失", "the customer's relationship ended: the recorded churn date (or asset attrition, per the parameters)",
+     "客户关系终止：以登记的流失日期为准（或按参数定义的资产流失）"),
+    ("active at month start", "月初有效客户", "opened before the month began and not churned before it",
+     "在当月开始前开户且此前未流失的客户"),
+    ("monthly churn rate", "月流失率", "customers churned in the month / customers active at its start",
+     "当月流失客户数 ÷ 月初有效客户数"),
+    ("AUM lost", "流失资产", "last month-end AUM before churn, summed over the month's churners",
+     "当月流失客户在流失前最后一个月末的资产，合计"),
+    ("AUM drained", "流失前资产流出", "peak month-end AUM in the 12 months before churn, summed over the month's churners",
+     "当月流失客户在流失前 12 个月内的月末资产峰值，合计"),
+    ("high-value customers", "高价值客户", "customers in the top tiers (parameter high_value_tiers)",
+     "属于最高层级的客户（参数 high_value_tiers）"),
+    ("product coverage", "产品覆盖度", "number of distinct products held on a day", "某一天持有的不同产品数量"),
+    ("landmark", "基准日", "the day groups are formed (month end − 12 months), using only what was known then",
+     "划分客户组的日期（月末前 12 个月），仅使用当日已知的信息"),
+    ("sticky products", "粘性产品", "mobile banking, fund SIP, payroll, third-party custody",
+     "手机银行、基金定投、代发工资、第三方存管"),
+    ("orphaned", "无人维护客户", "a customer whose RM left and who has no new RM yet",
+     "原客户经理已离任、尚未分配新客户经理的客户"),
+    ("hazard ratio (HR)", "风险比", "how much higher the churn rate is with a factor, others held equal; 1 = no difference",
+     "在其他因素相同的情况下，具有某因素时流失率高出多少；1 表示无差异"),
+    ("95% interval", "95% 置信区间", "the range of values consistent with the data", "与数据相符的取值范围"),
+    ("odds ratio (OR)", "比值比", "how the odds of retention differ with contact, adjusted for risk factors",
+     "调整风险因素后，接触与否对应的留存几率之比"),
+    ("early warning", "流失预警", "a rule of the parameters that fired for a customer on a date",
+     "参数中的某条规则在某日对某客户触发"),
+    ("response target", "响应时限", "contact within this many days of a warning counts as in target",
+     "预警后在此天数内接触客户即视为达标"),
+    ("pseudonym", "化名", "a keyed hash of the customer ID; staff holding the key can resolve it",
+     "客户编号的密钥哈希；持有密钥的员工可还原"),
+    ("observed / expected", "实际/预期", "churn against what the bank-wide model expects for the branch's customers",
+     "实际流失与全行模型对该支行客户结构的预期流失之比"),
 )
+
+#: contract table -> Chinese name (English pages show the table's own name)
+TABLE_LABELS: dict[str, str] = {
+    "customers": "客户表", "branches": "支行表", "product_holdings": "产品持有表",
+    "relationship_managers": "客户经理表", "rm_assignments": "客户经理分配表", "monthly_balances": "月末余额表",
+    "complaints": "投诉表", "retention_actions": "挽留行动表", "transactions": "交易表", "extract": "数据提取信息表",
+}  # fmt: skip
+
+#: the caveats and notes the analyses write (in English, as metrics.json keeps them), with their Chinese:
+#: ``translate`` finds a caveat's template and fills its fields; a field named ``*_code`` is a code
+#: (``label``), ``*_codes`` a comma-separated list of codes, ``*_labels`` a list of English labels,
+#: ``*_table`` a contract table, ``*_text`` a sentence translated in turn; the first template that matches wins
+CAVEATS: tuple[tuple[str, str], ...] = (
+    ("AUM lost and drained are not available: monthly_balances was not supplied.",
+     "流失资产与流失前资产流出无法提供：未提供月末余额表（monthly_balances）。"),
+    ("Asset-attrition churns are confirmed {k} month(s) after their date: the latest months are provisional.",
+     "资产流失在其日期后 {k} 个月才能确认：最近几个月的数字为暂定值。"),
+    ("The odds ratio of contact is not shown: a group (contacted or not × retained or churned) has fewer than {m} "
+     "customers.", "未显示接触的比值比：某一组（接触与否 × 留存或流失）客户少于 {m} 位。"),
+    ("The logistic regression could not be fitted ({exc}).", "逻辑回归无法拟合（{exc}）。"),
+    ("The logistic regression could not separate contact from the adjustments.", "逻辑回归无法将接触与调整变量区分开。"),
+    ("Observational: contacted customers may differ from the others in ways the adjustment (tier, products, tenure, "
+     "rules fired) does not capture.",
+     "观察性结果：被接触客户可能在调整变量（层级、产品、开户时长、触发的规则）之外的方面与其他客户不同。"),
+    ("The out-of-time check could not be run: {exc}", "样本外检验无法运行：{exc}"),
+    ("The watch list's out-of-time check could not be run: {exc}", "重点关注名单的样本外检验无法运行：{exc}"),
+    ("{product_code} is left out: held by fewer than {m} customers.", "{product_code}未纳入：持有客户少于 {m} 位。"),
+    ("{product_code} is left out: held by every customer throughout (nothing to compare with).",
+     "{product_code}未纳入：所有客户始终持有（无可比较对象）。"),
+    ("The number of products does not vary among these customers: no ratio per product.",
+     "这些客户的持有产品数没有差异：无法估计每个产品的风险比。"),
+    ("Adjusted for {terms_labels}; on the tenure time scale (the lifecycle stage is the baseline hazard).",
+     "已调整：{terms_labels}；以开户时长为时间尺度（生命周期阶段体现在基线风险中）。"),
+    ("Associations, not effects: customers who take these products may differ in ways the model does not see.",
+     "这是关联而非因果：持有这些产品的客户可能在模型未观察到的方面与其他客户不同。"),
+    ("No customer was assigned to an RM who left between {start} and {end}.",
+     "{start} 至 {end} 期间没有客户的客户经理离任。"),
+    ("1 customer whose RM left had no comparable customer (same branch, tier and tenure band, RM stayed): left out "
+     "of the comparison.", "1 位客户经理离任的客户没有可比客户（同支行、同层级、同开户时长段、客户经理在职）：未纳入比较。"),
+    ("{n} customers whose RM left had no comparable customer (same branch, tier and tenure band, RM stayed): left "
+     "out of the comparison.", "{n} 位客户经理离任的客户没有可比客户（同支行、同层级、同开户时长段、客户经理在职）：未纳入比较。"),
+    ("Fewer than {m} customers whose RM left were matched: counts only, no risk difference or ratio.",
+     "匹配到的客户经理离任客户少于 {m} 位：仅显示计数，不显示风险差或风险比。"),
+    ("Only 1 RM left in the cohort: too few for an interval clustered by RM (at least {k} are needed), so none is "
+     "shown.", "该队列中仅 1 位客户经理离任：不足以按客户经理聚类估计区间（至少需要 {k} 位），故不显示区间。"),
+    ("Only {n} RMs left in the cohort: too few for an interval clustered by RM (at least {k} are needed), so none "
+     "is shown.", "该队列中仅 {n} 位客户经理离任：不足以按客户经理聚类估计区间（至少需要 {k} 位），故不显示区间。"),
+    ("Only {n} RMs left in the cohort: the intervals, clustered by RM, are rough.",
+     "该队列中仅 {n} 位客户经理离任：按客户经理聚类的区间较为粗略。"),
+    ("Exit types with fewer than {m} matched customers ({kinds_codes}): counts only.",
+     "匹配客户少于 {m} 位的离任类型（{kinds_codes}）：仅显示计数。"),
+    ("Exit types with fewer than {k} exiting RMs ({kinds_codes}): no interval.",
+     "离任客户经理少于 {k} 位的离任类型（{kinds_codes}）：不显示区间。"),
+    ("Product coverage is not available: {exc}", "产品覆盖度无法提供：{exc}"),
+    ("The branch's own causes model could not be fitted ({exc}); the bank-wide model is shown.",
+     "本支行的流失原因模型无法拟合（{exc}）；显示全行模型。"),
+    ("The causes model could not be fitted on the bank's data up to the month's end.",
+     "截至月末的全行数据无法拟合流失原因模型。"),
+    ("The causes model could not be fitted: {exc}", "流失原因模型无法拟合：{exc}"),
+    ("Contact speed and retention outcomes are not available: retention_actions was not supplied.",
+     "接触时效与挽留成效无法提供：未提供挽留行动表（retention_actions）。"),
+    ("Retention outcomes are not available: {exc}", "挽留成效无法提供：{exc}"),
+    ("The hazard ratios of the sticky products could not be estimated: {exc}", "粘性产品的风险比无法估计：{exc}"),
+    ("The risk-adjusted comparison of branches could not be computed: {exc}", "支行风险调整对比无法计算：{exc}"),
+    ("Churn per customer-month by tenure stage describes when customers leave; the stages differ in more than tenure "
+     "(who joined when), so differences are associations.",
+     "按开户时长阶段的每客户每月流失率描述客户何时离开；各阶段的差异不仅在于开户时长（还在于何时入行的客户），"
+     "因此差异属于关联。"),
+    # why an analysis cannot run on a flat extract (data/capabilities.FLAT_REASONS), and metrics.json's form of it
+    ("a flat extract has no dates: there are no months to count active and churned customers in, and no month-end "
+     "balances for the money lost", "单表数据没有日期：既没有可用于统计有效客户与流失客户的月份，也没有用于计算流失资产的月末余额"),
+    ("the extract has no n_products column, so customers cannot be grouped by the number of products they hold",
+     "数据中没有 n_products 列，无法按持有产品数对客户分组"),
+    ("no churn types and no landmark date: competing risks split churn into transfer and natural among customers "
+     "followed from a landmark date, and a flat extract has no dates (its coverage view runs on tenure and carries no "
+     "churn types)", "没有流失类型和基准日：竞争风险分析需要从基准日起随访客户，将流失分为转移流失与自然流失，"
+     "而单表数据没有日期（其产品覆盖分析按开户时长进行，不含流失类型）"),
+    ("no attribute can enter the model: every column other than the identifiers and the outcome has missing values, "
+     "takes a single value or repeats another one", "没有属性可以进入模型：除标识符和结果外，每一列都有缺失值、只有一个取值或与另一列重复"),
+    ("a flat extract holds only the customers present at its snapshot (and those who left just around it): customers "
+     "who left earlier are missing and nobody is followed from opening, so churn per customer-month by tenure stage and "
+     "the share of new customers lost within 3 months would come out too low",
+     "单表数据只包含快照时点的客户（以及前后刚流失的客户）：更早流失的客户缺失，也没有客户从开户起被随访，"
+     "因此按生命周期阶段的每客户每月流失率和新客户 3 个月内流失比例会被低估"),
+    ("a flat extract has no relationship managers and no dates: who served each customer, and when an RM left, is "
+     "unknown", "单表数据没有客户经理信息和日期：无从得知每位客户由谁服务、客户经理何时离任"),
+    ("a flat extract has no early warnings, no retention contacts and no dates, so contact within the response target "
+     "and retention 90 days later cannot be measured", "单表数据没有流失预警、挽留接触记录和日期，无法衡量响应时限内的接触及 90 天后的留存"),
+    ("early warnings are dated events in a customer's monthly history (months without transactions, an outflow, a "
+     "complaint, an RM exit, a falling product count), and a flat extract has one row per customer and no dates",
+     "流失预警是客户月度历史中带日期的事件（无交易的月份、资金流出、投诉、客户经理离任、持有产品减少），"
+     "而单表数据每位客户只有一行且没有日期"),
+    ("the watch list scores customers at the report month's end and is validated out of time (scored at an earlier "
+     "date, checked on who left afterwards), and a flat extract has no dates and no early warnings",
+     "重点关注名单在报告月末为客户评分，并做样本外验证（在更早日期评分，再以之后的流失检验），而单表数据没有日期和流失预警"),
+    ("never: a flat extract's metrics.json holds the coverage groups and the static model's hazard ratios, with KPIs "
+     "and retention null (no dates) and caveats saying why",
+     "始终可用：单表数据的 metrics.json 包含产品覆盖分组和静态模型的风险比，月度指标和挽留成效为空（没有日期），并在注意事项中说明原因"),
+    ("not built yet", "尚未实现"),
+    ("no attributes", "数据中没有可用于分组的客户属性（客群、渠道）"),
+    ("no model", "没有可用的模型"),
+    # the source check's cautions (data/rules.py, data/loader.py), shown in the notes
+    ("customer has no monthly balances at all", "客户没有任何月末余额记录"),
+    ("escalated complaint without escalated_date: the escalation counts from complaint_date",
+     "已升级投诉缺少升级日期（escalated_date）：升级时间按投诉日期（complaint_date）计"),
+    ("churned before the observation start {obs}: not in follow-up, left out of the survival data",
+     "在观察期开始日 {obs} 之前已流失：不在随访范围内，未纳入生存数据"),
+    ("identifier stored as {type}; read as text, but any leading zeros were already lost in the file",
+     "标识符以 {type} 类型存储；已按文本读取，但文件中的前导零已丢失"),
+    ("a flat extract has no calendar: this table is ignored", "单表数据没有日历：此表被忽略"),
+    # last, as it matches any "name: sentence.": metrics.json's "<analysis>: <why not on a flat extract>."
+    ("{analysis_code}: {reason_text}.", "{analysis_code}：{reason_text}。"),
+)
+
+
+def _caveat_patterns() -> list[tuple[re.Pattern[str], str]]:
+    out = []
+    for en, zh in CAVEATS:
+        parts = re.split(r"\{(\w+)\}", en)
+        rx = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>.+?)" for i, p in enumerate(parts))
+        out.append((re.compile(rx + r"\Z", re.DOTALL), zh))
+    return out
+
+
+_PATTERNS: list[tuple[re.Pattern[str], str]] = []
+_EN_TO_KEY: dict[str, str] = {en: k for k, (en, _) in reversed(LABELS.items())}
+
+
+def table_label(table: str, language: str = "en") -> str:
+    """A contract table's name for the reader: its own name in English, its Chinese name in Chinese.
+
+    Examples
+    --------
+    >>> table_label("monthly_balances", "zh"), table_label("monthly_balances", "en")
+    ('月末余额表', 'monthly_balances')
+    """
+    return TABLE_LABELS.get(table, table) if check_language(language) == 1 else table
+
+
+def translate(sentence: str, language: str = "en") -> str:
+    """A caveat or note the analyses wrote in English, in ``language`` (from :data:`CAVEATS`).
+
+    The analyses keep their caveats in English (metrics.json is read by
+    systems); a report shows them through this function.  A sentence with no
+    template is returned as it is (the language test of the reports fails on
+    it, so every caveat a page can show gets one).
+
+    Parameters
+    ----------
+    sentence : str
+    language : {"en", "zh"}
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> translate("Only 4 RMs left in the cohort: the intervals, clustered by RM, are rough.", "zh")
+    '该队列中仅 4 位客户经理离任：按客户经理聚类的区间较为粗略。'
+    >>> translate("Exit types with fewer than 5 exiting RMs (resigned, retired): no interval.", "zh")
+    '离任客户经理少于 5 位的离任类型（离职、退休）：不显示区间。'
+    """
+    if check_language(language) == 0:
+        return sentence
+    if not _PATTERNS:
+        _PATTERNS.extend(_caveat_patterns())
+    for rx, zh in _PATTERNS:
+        m = rx.match(sentence)
+        if m is None:
+            continue
+        fields = {}
+        for k, v in m.groupdict().items():
+            if k.endswith("_codes"):
+                v = "、".join(label(x.strip(), language) for x in v.split(","))
+            elif k.endswith("_code"):
+                v = label(v, language)
+            elif k.endswith("_text"):
+                v = translate(v, language)
+            elif k.endswith("_labels"):  # English labels (label(code, "en")), back to their codes
+                v = "、".join(label(_EN_TO_KEY.get(x.strip(), x.strip()), language) for x in v.split(","))
+            elif k.endswith("_table"):
+                v = table_label(v, language)
+            fields[k] = v
+        return zh.format(**fields)
+    return sentence
 
 
 def text(key: str, language: str = "en", **fields: Any) -> str:
@@ -612,6 +892,6 @@ def text(key: str, language: str = "en", **fields: Any) -> str:
     ('1. 概览', 'fewer than 10')
     """
     i = check_language(language)
-    entry = SECTIONS.get(key) or REPORT_TEXT.get(key)
+    entry = SECTIONS.get(key) or REPORT_TEXT.get(key) or LABELS.get(key)  # one catalog, section titles first
     s = entry[i] if entry else key
     return s.format(**fields) if fields else s

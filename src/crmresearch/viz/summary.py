@@ -136,6 +136,9 @@ class SummaryTable:
         Which cells are hidden (and which of them are small).
     min_cell : int
         The minimum cell size the hidden cells name ("fewer than N").
+    langs : dict of str to str
+        Column -> language of its text, where it differs from the page's
+        (a glossary's English terms on a zh page): its cells get ``lang``.
 
     Examples
     --------
@@ -149,6 +152,20 @@ class SummaryTable:
     caption: str | None = None
     mask: Suppression | None = None
     min_cell: int = 10
+    langs: dict[str, str] = field(default_factory=dict)
+
+    def _text_columns(self) -> list[bool]:
+        """Which columns hold text (left-aligned; numbers are right-aligned): the kind, else the values' type."""
+        out = []
+        for c, (_, kind) in self.columns.items():
+            if kind == "text":
+                out.append(True)
+            elif callable(kind):
+                v = self.frame[c] if c in self.frame else pd.Series(dtype=object)
+                out.append(not (pd.api.types.is_numeric_dtype(v) and not pd.api.types.is_bool_dtype(v)))
+            else:
+                out.append(False)
+        return out
 
     def cells(self, language: str = "en") -> list[list[str]]:
         """The table's cells as the reader sees them (hidden ones as "fewer than N" / "suppressed").
@@ -173,13 +190,13 @@ class SummaryTable:
                 if self.mask is not None and self.mask.is_hidden(i, c):
                     small = self.mask.is_small(i, c)
                     row.append(text("fewer", language, n=self.min_cell) if small else text("suppressed", language))
-                elif isinstance(r[c], str):
-                    row.append(r[c])
-                elif callable(kind):
+                elif callable(kind):  # the caller's formatter (a label of a code, a unit); as it is if it cannot
                     try:
                         row.append(kind(r[c]))
                     except (TypeError, ValueError):
                         row.append(str(r[c]))
+                elif isinstance(r[c], str):
+                    row.append(r[c])
                 else:
                     row.append(_format(r[c], kind, language))
             out.append(row)
@@ -199,10 +216,12 @@ class SummaryTable:
         Examples
         --------
         >>> SummaryTable(pd.DataFrame({"b": ["<x>"]}), {"b": ("branch", "text")}).as_html()
-        '<table class="report-table"><thead><tr><th>branch</th></tr></thead><tbody><tr><td>&lt;x&gt;</td></tr></tbody></table>'
+        '<table class="report-table"><thead><tr><th class="text">branch</th></tr></thead><tbody><tr><td class="text">&lt;x&gt;</td></tr></tbody></table>'
         """
+        attrs = [{"cls": "text" if t else None, "lang": self.langs.get(c)}
+                 for c, t in zip(self.columns, self._text_columns(), strict=True)]  # fmt: skip
         return render("table.html.j2", caption=self.caption, headers=[h for h, _ in self.columns.values()],
-                      rows=self.cells(language))  # fmt: skip
+                      rows=self.cells(language), attrs=attrs)  # fmt: skip
 
     def as_text(self, language: str = "en") -> str:
         """The table as aligned plain text (caption first).

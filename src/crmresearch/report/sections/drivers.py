@@ -12,12 +12,12 @@ from crmresearch.core.calendar import DAYS_PER_MONTH
 from crmresearch.core.errors import InputError
 from crmresearch.report.page import Section, _num, _pval
 from crmresearch.viz.i18n import (
-    REPORT_TEXT,
     coverage_group_label,
     format_count,
     format_percent,
     label,
     term_label,
+    translate,
 )
 from crmresearch.viz.summary import fragment
 
@@ -120,23 +120,22 @@ class DriversSection:
         mask = self._suppress(oc, "customers_orphaned", ("with_new_rm", "churned_while_orphaned", "still_orphaned",
                                                          "median_gap_days"), total_shown=False)  # fmt: skip
         mask = self._suppress(oc, "churned_while_orphaned", (), total_shown=False, prior=mask)
-        parts.append(self._table(oc, {"period": (self.t("month_label"), lambda v: self.t(v) if v in REPORT_TEXT else str(v)),
+        parts.append(self._table(oc, {"period": (self.t("month_label"), self._period),
                                       "rms": (self.t("exits_title"), lambda v: format_count(v, self.language)),
                                       "customers_orphaned": (label("orphaned", self.language), lambda v: format_count(v, self.language)),
                                       "churned_while_orphaned": (label("churned", self.language), lambda v: format_count(v, self.language)),
-                                      "median_gap_days": ("median days without RM" if self.language == "en" else "无客户经理天数中位数",
-                                                          lambda v: _num(v, 0))},
+                                      "median_gap_days": (label("median_gap_days", self.language), lambda v: _num(v, 0))},
                                  caption=self.t("orphaned_title"), mask=mask))  # fmt: skip
         try:
             tc = turnover_churn_comparison(self.source, self.params, month=self.month, branch=self.branch)
             s = tc.summary
             s = s[s["exit_type"] == "all"] if "all" in set(s["exit_type"]) else s
-            cols = {"horizon_days": ("days" if self.language == "en" else "天数", lambda v: str(int(v))),
-                    "risk_ratio": ("risk ratio" if self.language == "en" else "风险比值", lambda v: _num(v)),
+            cols = {"horizon_days": (label("horizon_days", self.language), lambda v: str(int(v))),
+                    "risk_ratio": (label("risk_ratio", self.language), lambda v: _num(v)),
                     "rr_lower": ("95% ↓", lambda v: _num(v)), "rr_upper": ("95% ↑", lambda v: _num(v))}  # fmt: skip
             for c in ("exposed", "exposed_churn", "control_churn"):
                 if c in s.columns:
-                    cols[c] = (c.replace("_", " "), (lambda v: format_count(v, self.language)) if c == "exposed" else self._pct)
+                    cols[c] = (label(c, self.language), (lambda v: format_count(v, self.language)) if c == "exposed" else self._pct)
             rr = ("risk_ratio", "rr_lower", "rr_upper")
             mask = self._suppress(s, "exposed", ("exposed_churn", *rr), total_shown=False)
             for n_col, rate_col in (("exposed_churned", "exposed_churn"), ("controls_churned", "controls_churn")):
@@ -144,7 +143,7 @@ class DriversSection:
                     mask = self._suppress(s, n_col, (rate_col, *rr), total_shown=False, prior=mask)
             parts.append(self._table(s, cols, caption=self.t("turnover_title"), mask=mask))
             for cv in tc.caveats:
-                parts.append(fragment("note", cv))
+                parts.append(fragment("note", translate(cv, self.language)))
         except (InputError, ValueError) as exc:
             parts.append(fragment("para", self.t("not_available", reason=str(exc))))
         hr = self._model_hr("rm_turnover_exposed")
@@ -152,11 +151,11 @@ class DriversSection:
             parts.append(fragment("para", self.t("turnover_hr", scope=self.t("model_scope_" + self.metrics()["hazard_ratios_scope"]),
                                      hr=f"{hr['hr']:.2f} ({hr['lower']:.2f}–{hr['upper']:.2f})")))  # fmt: skip
         rates = orphaned_churn_rates(self.source, self.params, as_of=self.ctx.as_of, branch=self.branch)
-        cols = {"band": (label("orphaned_band", self.language), lambda v: str(v)),
-                "customer_months": ("customer-months" if self.language == "en" else "客户月数", lambda v: format_count(v, self.language))}
+        cols = {"band": (label("orphaned_band", self.language), self._lbl),
+                "customer_months": (label("customer_months", self.language), lambda v: format_count(v, self.language))}
         for c in rates.columns:
             if c not in ("band", "customer_months"):
-                cols[c] = (c.replace("_", " "), (lambda v: format_count(v, self.language)) if c in ("churned", "events")
+                cols[c] = (label(c, self.language), (lambda v: format_count(v, self.language)) if c in ("churned", "events")
                            else (lambda v: format_percent(v, self.language, 2)))  # fmt: skip
         events_col = "churned" if "churned" in rates.columns else ("events" if "events" in rates.columns else None)
         mask = None
@@ -189,8 +188,10 @@ class DriversSection:
             ph = model.ph_check()
             changes = ph[ph["verdict"].astype(str).str.startswith("changes")]
             if len(changes):
+                verdicts = {label(k, "en"): k for k in ("ph_holds", "ph_later", "ph_early")}
                 cols = {"term": (label("term", self.language), lambda v: term_label(v, self.language)),
-                        "verdict": ("", str)}
+                        "verdict": (label("ph_verdict", self.language),
+                                    lambda v: label(verdicts.get(str(v), str(v)), self.language))}  # fmt: skip
                 parts.append(self._table(changes, cols, caption=self.t("ph_title")))
             else:
                 parts.append(fragment("para", self.t("ph_ok")))
@@ -234,11 +235,11 @@ class DriversSection:
         # the stages' churners add up to the orphaned bands' (§4, same page): complements
         mask = self._suppress(st, ev, tuple(c for c in st.columns if c not in ("stage", "customer_months", ev)))
         cols = {"stage": (self.t("kpi"), self._lbl),
-                "customer_months": ("customer-months" if self.language == "en" else "客户月数", lambda v: format_count(v, self.language)),
+                "customer_months": (label("customer_months", self.language), lambda v: format_count(v, self.language)),
                 ev: (label("churned", self.language), lambda v: format_count(v, self.language))}  # fmt: skip
         for c in st.columns:
             if c not in cols:
-                cols[c] = (label("hazard_per_month", self.language) if c in ("rate", "hazard_per_month") else c,
+                cols[c] = (label("hazard_per_month" if c in ("rate", "hazard_per_month") else c, self.language),
                            lambda v: format_percent(v, self.language, 2))  # fmt: skip
         parts = [self._table(st, cols, caption=self.t("stages_title"), mask=mask)]
         loss = res.new_customer_loss()

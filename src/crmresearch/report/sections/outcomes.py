@@ -11,11 +11,12 @@ from crmresearch.core.errors import InputError
 from crmresearch.report.page import Section, _num, _pval
 from crmresearch.viz.i18n import (
     GLOSSARY,
-    REPORT_TEXT,
     format_count,
     label,
+    table_label,
+    translate,
 )
-from crmresearch.viz.summary import fragment
+from crmresearch.viz.summary import SummaryTable, fragment
 
 
 class OutcomesSection:
@@ -40,9 +41,9 @@ class OutcomesSection:
         ws = ws.assign(share=np.where(ws["warnings"] > 0, ws["contacted_in_target"] / ws["warnings"].where(ws["warnings"] > 0), np.nan))
         mask = self._suppress(ws, "warnings", ("contacted_in_target", "share"))
         mask = self._suppress(ws, "contacted_in_target", ("share",), prior=mask)
-        parts.append(self._table(ws, {"rule": ("rule" if self.language == "en" else "预警规则", lambda v: self._lbl(v)),
-                                      "warnings": ("warnings" if self.language == "en" else "预警数", lambda v: format_count(v, self.language)),
-                                      "contacted_in_target": ("contacted in target" if self.language == "en" else "时限内接触",
+        parts.append(self._table(ws, {"rule": (label("rule", self.language), lambda v: self._lbl(v)),
+                                      "warnings": (label("warnings", self.language), lambda v: format_count(v, self.language)),
+                                      "contacted_in_target": (label("contacted_in_target", self.language),
                                                               lambda v: format_count(v, self.language)),
                                       "share": (label("share", self.language), self._pct)},
                                  caption=self.t("warnings_title", days=p.retention.response_target_days), mask=mask))  # fmt: skip
@@ -57,16 +58,16 @@ class OutcomesSection:
                                               prior=mask)  # fmt: skip
                 parts.append(self._table(counts, {"group": ("", lambda v: self._lbl(v)),
                                                   "customers": (label("customers", self.language), lambda v: format_count(v, self.language)),
-                                                  "retained": ("retained" if self.language == "en" else "留存", lambda v: format_count(v, self.language)),
+                                                  "retained": (label("retained", self.language), lambda v: format_count(v, self.language)),
                                                   "churned": (label("churned", self.language), lambda v: format_count(v, self.language)),
-                                                  "retention_rate": ("retention rate" if self.language == "en" else "留存率", self._pct)},
+                                                  "retention_rate": (label("retention_rate", self.language), self._pct)},
                                          caption=self.t("outcomes_title"), mask=mask))  # fmt: skip
                 o = co.odds_ratio
                 if o and o["n"] >= self.min_cell:
                     parts.append(fragment("para", self.t("odds_ratio", or_=_num(o["or"]), lo=_num(o["lower"]), hi=_num(o["upper"]),
                                               p=_pval(o["p"]), n=format_count(o["n"], self.language))))  # fmt: skip
                 for cv in co.caveats:
-                    parts.append(fragment("note", cv))
+                    parts.append(fragment("note", translate(cv, self.language)))
             except InputError as exc:
                 parts.append(fragment("para", self.t("not_available", reason=str(exc))))
             if self.branch:
@@ -76,12 +77,12 @@ class OutcomesSection:
                 mask = self._suppress(rt, "churned", ("aum_lost",), prior=mask)
                 mask = self._suppress(rt, "warnings", ("contacted_in_target", "share_in_target"), prior=mask)
                 mask = self._suppress(rt, "contacted_in_target", ("share_in_target",), total_shown=False, prior=mask)
-                parts.append(self._table(rt, {"rm_id": ("RM", str),
-                                              "book": ("book" if self.language == "en" else "管户数", lambda v: format_count(v, self.language)),
+                parts.append(self._table(rt, {"rm_id": ("RM", self._lbl),
+                                              "book": (label("book", self.language), lambda v: format_count(v, self.language)),
                                               "churned": (label("churned", self.language), lambda v: format_count(v, self.language)),
                                               "aum_lost": (label("aum_lost", self.language), self._amt),
-                                              "warnings": ("warnings" if self.language == "en" else "预警数", lambda v: format_count(v, self.language)),
-                                              "share_in_target": ("contacted in target" if self.language == "en" else "时限内接触比例", self._pct)},
+                                              "warnings": (label("warnings", self.language), lambda v: format_count(v, self.language)),
+                                              "share_in_target": (label("share_in_target", self.language), self._pct)},
                                          caption=self.t("rm_title"), mask=mask))  # fmt: skip
             wb = winbacks(self.source, month=self.month, branch=self.branch)
             rates = ("success_rate", "lower", "upper")
@@ -89,11 +90,11 @@ class OutcomesSection:
             for c in ("won_back", "lost"):  # the success rate's numerator and denominator
                 if c in wb.columns:
                     mask = self._suppress(wb, c, rates, total_shown=False, prior=mask)
-            cols = {"period": (self.t("month_label"), lambda v: self.t(v) if v in REPORT_TEXT else str(v)),
-                    "attempts": ("attempts" if self.language == "en" else "尝试次数", lambda v: format_count(v, self.language))}
+            cols = {"period": (self.t("month_label"), self._period),
+                    "attempts": (label("attempts", self.language), lambda v: format_count(v, self.language))}
             for c in ("success_rate", "lower", "upper"):
                 if c in wb.columns:
-                    cols[c] = (c.replace("_", " "), self._pct)
+                    cols[c] = (label(c, self.language), self._pct)
             parts.append(self._table(wb, cols, caption=self.t("winback_title"), mask=mask))
         return self._section("retention", *parts)
 
@@ -108,10 +109,12 @@ class OutcomesSection:
         parts = []
         rows = pd.DataFrame({"table": list(self.source.tables), "rows": list(self.source.tables.values())})
         # the slice's row counts are counts of customers and their records: below min_cell they are hidden too
-        parts.append(self._table(rows, {"table": (self.t("table"), str), "rows": (self.t("rows"), lambda v: format_count(v, self.language))},
+        parts.append(self._table(rows, {"table": (self.t("table"), lambda v: table_label(v, self.language)), "rows": (self.t("rows"), lambda v: format_count(v, self.language))},
                                  caption=self.t("rows_title"), mask=self._suppress(rows, "rows", total_shown=False)))  # fmt: skip
         # what the bank's source check found (counts and rules only: its examples name customers)
-        findings = [f"{w.table}{'.' + w.column if w.column else ''} [{w.rule}] {w.n_rows:,} rows: {w.message}"
+        findings = [self.t("finding", where=table_label(w.table, self.language) + (f".{w.column}" if w.column else ""),
+                           rule=self._lbl(w.rule), n=format_count(w.n_rows, self.language),
+                           message=translate(w.message, self.language))
                     for w in getattr(self.ctx.validation, "warnings", [])]  # fmt: skip
         if findings:
             parts.append(fragment("bullets", self.t("findings_title"), findings))
@@ -121,15 +124,20 @@ class OutcomesSection:
             diag = pd.DataFrame({"k": [self.t("concordance"), self.t("events"), self.t("events_per_term")],
                                  "v": [_num(model.concordance(), 3), format_count(model.n_events_, self.language),
                                        _num(model.n_events_ / k if k else float("nan"), 0)]})  # fmt: skip
-            parts.append(self._table(diag, {"k": ("", str), "v": ("", str)}, caption=self.t("diagnostics_title")))
-        caveats = list(self.metrics().get("caveats", [])) + list(self.ctx.caveats)
+            parts.append(self._table(diag, {"k": ("", str), "v": ("", "count")}, caption=self.t("diagnostics_title")))
+        caveats = [translate(c, self.language) for c in [*self.metrics().get("caveats", []), *self.ctx.caveats]]
         if self.ctx.backtest:
             bt = self.ctx.backtest
             parts.append(fragment("para", self.t("backtest", days=bt.get("horizon_days", 90), auc=_num(bt.get("auc"), 3),
                                       c=_num(bt.get("concordance"), 3), n=format_count(bt.get("customers", float("nan")), self.language))))  # fmt: skip
         if caveats:
             parts.append(fragment("bullets", self.t("caveats_title"), caveats))
-        g = pd.DataFrame(GLOSSARY, columns=["en", "zh", "definition"])
-        parts.append(self._table(g, {"en": ("English", str), "zh": ("中文", str), "definition": ("definition / 定义", str)},
-                                 caption=self.t("glossary_title")))  # fmt: skip
+        g = pd.DataFrame(GLOSSARY, columns=["en", "zh", "definition", "definition_zh"])
+        # the other language's term column is kept on purpose, marked with its language
+        if self.language == "en":
+            cols = {"en": ("English", str), "zh": ("中文", str), "definition": (label("definition", "en"), str)}
+        else:
+            cols = {"zh": ("中文", str), "en": ("English", str), "definition_zh": (label("definition", "zh"), str)}
+        parts.append(SummaryTable(g, cols, self.t("glossary_title"), min_cell=self.min_cell,
+                                  langs={"zh": "zh"} if self.language == "en" else {"en": "en"}).as_html(self.language))  # fmt: skip
         return self._section("notes", *parts)
