@@ -524,3 +524,27 @@ def test_branch_reports_on_one_warm_kernel_equal_fresh_kernels(full_run: FullRun
         warm = (runs["warm"] / rel).read_bytes()
         assert warm == (runs["fresh"] / rel).read_bytes(), rel
         assert warm == (full_run.metrics / rel).read_bytes(), rel  # two warm worker processes
+
+
+def test_index_colours_the_churn_rate_against_the_bank() -> None:
+    """Three-way, colour-blind-safe (blue/orange/grey) with the word beside it; a hidden rate gets no colour."""
+    rows = pd.DataFrame({"branch_id": ["B1", "B2", "B3"], "branch_name": ["North", "South", "East"],
+                         "region": ["N", "S", "S"], "customers": [900, 900, 900], "status": ["done"] * 3,
+                         "active_at_start": [800, 800, 800], "churned_in_month": [40, 12, 30],
+                         "monthly_churn_rate": [0.05, 0.015, 0.0375], "aum_lost": [1e6, 1e6, 1e5],
+                         "aum_drained": [2e6, 2e6, 2e5], "hv_churned": [12, 11, 10],
+                         "vs_bank": ["worse", "better", "same"]})  # fmt: skip
+    page = render_index(rows, month=MONTH, language="en", min_cell=10, meta={}, bank_link=False)
+    b1 = re.search(r"<tr><td[^>]*><a href=\"branches/B1.html\">B1</a>.*?</tr>", page).group(0)
+    b2 = re.search(r"<tr><td[^>]*><a href=\"branches/B2.html\">B2</a>.*?</tr>", page).group(0)
+    b3 = re.search(r"<tr><td[^>]*><a href=\"branches/B3.html\">B3</a>.*?</tr>", page).group(0)
+    assert 'class="vs-worse"' in b1 and "▲ worse" in b1
+    assert 'class="vs-better"' in b2 and "▼ better" in b2
+    assert 'class="vs-same"' in b3 and "≈ about the same" in b3
+    few = rows.assign(churned_in_month=[40, 12, 4], monthly_churn_rate=[0.05, 0.015, 0.005])
+    hidden = render_index(few, month=MONTH, language="en", min_cell=10, meta={}, bank_link=False)
+    b3 = re.search(r"<tr><td[^>]*><a href=\"branches/B3.html\">B3</a>.*?</tr>", hidden).group(0)
+    assert "vs-" not in b3 and "about the same" not in b3, "4 churned: the rate is hidden, and so is its colour"
+    assert 'id="region-filter"' in page and 'id="branch-find"' in page and "<option value=\"S\">S</option>" in page
+    zh = render_index(rows, month=MONTH, language="zh", min_cell=10, meta={}, bank_link=False)
+    assert "▲ 恶化" in zh and "查找支行" in zh

@@ -410,3 +410,49 @@ def test_index_links_open_the_reports(context: BrowserContext, month_dir: Path) 
     assert page.url == href
     assert text in page.title()
     assert opened.errors == [] and opened.failed == [] and opened.outside == []
+
+
+@pytest.mark.parametrize("which", ["bank", "branch"])
+def test_the_first_screen_answers(context: BrowserContext, month_dir: Path, which: str) -> None:
+    """Within the first 900 px at 1280 px: the KPI tiles, the strongest causes and (a branch) the watch list's size;
+    the contents list links every section by an in-page anchor; "About this report" comes last."""
+    opened = _open(context, month_dir, which)
+    page = opened.page
+    bottom = page.evaluate("document.querySelector('.first-screen').getBoundingClientRect().bottom + window.scrollY")
+    assert 0 < bottom <= 900, f"the first screen ends at {bottom}px"
+    tiles = page.eval_on_selector_all(".kpi-tile", "ts => ts.map(t => t.innerText)")
+    labels = [label(k, "zh") for k in ("monthly_churn_rate", "churned_in_month", "aum_lost")]
+    assert len(tiles) == 3 and all(lab in t for lab, t in zip(labels, tiles, strict=True)), tiles
+    assert any(w in tiles[0] for w in ("改善", "恶化", "基本持平")) and any(a in tiles[0] for a in "▼▲≈"), tiles[0]
+    assert page.locator(".answer-causes h3").count() == 1
+    if which == "branch":
+        watch = page.inner_text(".answer-watch")
+        assert "重点关注名单" in watch and re.search(r"\d", watch), watch
+    hrefs = page.eval_on_selector_all("nav.contents a", "as => as.map(a => a.getAttribute('href'))")
+    ids = page.eval_on_selector_all("section.report-section[id]", "ss => ss.map(s => s.id)")
+    assert hrefs and all(h.startswith("#") and h[1:] in ids for h in hrefs), (hrefs, ids)
+    assert {f"#{i}" for i in ids} - {"#header"} <= set(hrefs), "a section missing from the contents"
+    assert ids[-1] == "about" and page.locator("#about table.report-meta").count() == 1
+
+
+def test_index_filters_by_region_and_finds_a_branch(context: BrowserContext, month_dir: Path) -> None:
+    page = _open(context, month_dir, "index").page
+    ids = sorted(_branch_ids(page))
+
+    def visible() -> list[str]:
+        return page.eval_on_selector_all("table#branches tbody tr:not([hidden])", "rs => rs.map(r => r.cells[0].textContent.trim())")
+
+    first = page.eval_on_selector("table#branches tbody tr", "r => [r.cells[1].textContent.trim(), r.cells[2].textContent.trim()]")
+    name, region = first
+    page.fill("#branch-find", name[1:3])  # part of a name
+    assert set(visible()) >= {_branch_ids(page)[0]} and len(visible()) < len(ids) or len(ids) == 1
+    assert page.inner_text("#branch-count") == str(len(visible()))
+    page.fill("#branch-find", "no branch is called this")
+    assert visible() == []
+    page.fill("#branch-find", "")
+    page.select_option("#region-filter", region)
+    assert visible() and all(
+        page.eval_on_selector(f"xpath=//table[@id='branches']//tr[td[1][normalize-space()='{b}']]", "r => r.cells[2].textContent.trim()") == region
+        for b in visible())
+    page.select_option("#region-filter", "")
+    assert sorted(visible()) == ids

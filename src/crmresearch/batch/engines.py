@@ -47,7 +47,29 @@ caption {{ caption-side: top; text-align: left; font-weight: 600; padding: 0.3re
 .tl-na {{ color: #8c959f; background: #f6f8fa; }}
 .tl-better, .tl-worse, .tl-same, .tl-na {{ border-radius: 0.3rem; padding: 0.05rem 0.35rem; }}
 .note, .meta {{ color: #57606a; font-size: 0.88rem; }}
+.first-screen {{ margin: 0.4rem 0 0.6rem; }}
+.kpi-tiles {{ display: flex; flex-wrap: wrap; gap: 0.6rem; margin: 0.4rem 0; }}
+.kpi-tile {{ flex: 1 1 14rem; border: 1px solid #d0d7de; border-radius: 0.4rem; padding: 0.5rem 0.7rem; }}
+.tile-label {{ color: #57606a; font-size: 0.88rem; }}
+.tile-value {{ font-size: 1.6rem; font-weight: 600; line-height: 1.25; }}
+.tile-vs {{ list-style: none; padding: 0; margin: 0.25rem 0 0; font-size: 0.85rem; }}
+.tile-vs li {{ margin: 0.1rem 0; border-radius: 0.3rem; padding: 0.05rem 0.35rem; max-width: none; }}
+.tile-ref {{ color: #57606a; }}
+.answer-row {{ display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }}
+.answer-causes {{ flex: 3 1 28rem; }} .answer-causes h3 {{ margin: 0.6rem 0 0.3rem; }}
+.answer-causes ol {{ margin: 0; padding-left: 1.4rem; }}
+.answer-watch {{ flex: 1 1 12rem; margin-top: 0.8rem; font-weight: 600; border: 1px solid #d0d7de;
+                 border-radius: 0.4rem; padding: 0.5rem 0.7rem; }}
+nav.contents {{ font-size: 0.9rem; margin: 0.6rem 0; padding: 0.4rem 0.6rem; background: #f6f8fa;
+                border-radius: 0.4rem; }}
+.contents-title {{ font-weight: 600; }}
 table.sortable th {{ cursor: pointer; user-select: none; }}
+.vs-better {{ background: #d6e9f8; }} .vs-better .vs-word {{ color: #0b4f8a; }}
+.vs-worse {{ background: #fbe3cf; }} .vs-worse .vs-word {{ color: #8a3b00; }}
+.vs-same .vs-word {{ color: #57606a; }}
+.vs-word {{ font-size: 0.82rem; white-space: nowrap; }}
+.index-filter {{ margin: 0.4rem 0; }} .index-filter label {{ margin-right: 1rem; }}
+.index-filter input, .index-filter select {{ font: inherit; padding: 0.15rem 0.3rem; }}
 table.sortable th[aria-sort="ascending"]::after {{ content: " \\25B2"; }}
 table.sortable th[aria-sort="descending"]::after {{ content: " \\25BC"; }}
 @media print {{ body {{ max-width: none; }} a {{ color: inherit; }} }}

@@ -19,6 +19,20 @@ _SORT_SCRIPT = """
     var n = Number(v);
     return isNaN(n) ? v.toLowerCase() : n;
   }
+  var region = document.getElementById("region-filter"), find = document.getElementById("branch-find");
+  function filter() {  // rows of the branches table: region (third cell) and ID or name (first two) contain the text
+    var r = region ? region.value : "", q = find ? find.value.trim().toLowerCase() : "", shown = 0;
+    var table = document.getElementById("branches");
+    if (!table) return;
+    Array.prototype.forEach.call(table.tBodies[0].rows, function (row) {
+      var c = row.cells, who = (c[0].textContent + " " + c[1].textContent).toLowerCase();
+      var ok = (!r || c[2].textContent.trim() === r) && (!q || who.indexOf(q) >= 0);
+      row.hidden = !ok; if (ok) shown++;
+    });
+    var n = document.getElementById("branch-count"); if (n) n.textContent = String(shown);
+  }
+  if (region) region.addEventListener("change", filter);
+  if (find) find.addEventListener("input", filter);
   document.querySelectorAll("table.sortable").forEach(function (table) {
     var heads = table.tHead.rows[0].cells;
     Array.prototype.forEach.call(heads, function (th, i) {
@@ -63,6 +77,10 @@ def _hide(table: pd.DataFrame, count: str, derived: list[str], mask: Suppression
         small.loc[idx, part.small.columns] = part.small
         mask = Suppression(hidden.fillna(False).astype(bool), small.fillna(False).astype(bool))
     return mask
+
+
+# the churn rate against the bank's (the reports' three-way rule), shown by colour and a word
+_VS_BANK = {"better": "▼", "same": "≈", "worse": "▲"}
 
 
 def _fmt(value: object, kind: str, language: str, hidden: bool, small: bool, min_cell: int) -> tuple[str, object]:
@@ -144,7 +162,11 @@ def _branch_rows(rows: pd.DataFrame, shown: list[str], hidden: Suppression, lang
                  _cell(str(r["region"] or ""), None, "text")]  # fmt: skip
         for c in shown:
             text, key = _fmt(r[c], kinds[c], language, hidden.is_hidden(i, c), hidden.is_small(i, c), min_cell)
-            cells.append(_cell(text, key))
+            vs = r.get("vs_bank") if c == "monthly_churn_rate" and not hidden.is_hidden(i, c) else None
+            if isinstance(vs, str) and vs in _VS_BANK:  # coloured against the bank, with the word beside it
+                cells.append(_cell(text, key, badge=f"{_VS_BANK[vs]} {label(vs, language)}", badge_cls=f"vs-{vs}"))
+            else:
+                cells.append(_cell(text, key))
         status = r["status"]
         cls = {"done": "tl-same", "failed": "tl-worse"}.get(status, "tl-na")
         cells.append(_cell(label("status_" + status, language), status, "text", span=cls))
@@ -170,7 +192,10 @@ def render_index(rows: pd.DataFrame, *, month: str | None, language: str, min_ce
         One row per branch: ``branch_id, branch_name, region, customers,
         status`` (``done``, ``failed``, ``not_run``) and the KPIs
         ``active_at_start, churned_in_month, monthly_churn_rate, aum_lost,
-        aum_drained, hv_churned`` (NaN where unknown).
+        aum_drained, hv_churned`` (NaN where unknown); optionally
+        ``vs_bank``, the churn rate against the bank's (``better``,
+        ``same``, ``worse``: the traffic light of the reports), shown as a
+        colour-blind-safe colour with its word (not for a hidden rate).
     month : str or None
         ``YYYY-MM``; None for a flat extract.
     language : {"en", "zh"}
@@ -214,7 +239,13 @@ def render_index(rows: pd.DataFrame, *, month: str | None, language: str, min_ce
              "index_status"]  # fmt: skip
     rheads = ["index_region", "index_branches_count", "index_customers_extract", "active_at_start",
               "churned_in_month", "monthly_churn_rate"][:2 + len(rcols)]  # fmt: skip
+    regions = sorted({str(x) for x in rows["region"].dropna()})
     body = render("index.html.j2", title=title, meta=[(k, str(v)) for k, v in meta.items()],
+                  regions=regions, filter_region=label("index_filter_region", language),
+                  all_regions=label("index_all_regions", language), find_label=label("index_find", language),
+                  find_placeholder=label("index_find_placeholder", language),
+                  shown_label=label("index_shown", language), n_branches=len(rows),
+                  vs_note=label("index_vs_bank_note", language) if month is not None else None,
                   sep="：" if language == "zh" else ": ",
                   bank_link=label("index_bank_link", language) if bank_link else None,
                   flat_note=label("index_no_kpis_flat", language) if month is None else None,

@@ -663,6 +663,11 @@ def _write_index(bundle, out_dir: Path, manifest: dict, month: str | None, langu
     for c in ("active_at_start", "churned_in_month", "monthly_churn_rate", "aum_lost", "aum_drained", "hv_churned"):
         rows[c] = [kpis.get(b, {}).get(c) for b in rows["branch_id"]]
         rows[c] = pd.to_numeric(rows[c], errors="coerce")
+    comp = ctx.kpi_comparison
+    if comp is not None and len(comp):
+        vs = comp[(comp["customers"] == "all") & (comp["kpi"] == "monthly_churn_rate") & (comp["against"] == "bank")]
+        status = dict(zip(vs["scope"].astype(str), vs["status"].astype(str), strict=True))
+        rows["vs_bank"] = [status.get(b) if b in kpis else None for b in rows["branch_id"]]
     bank_ok = manifest["reports"].get("bank", {}).get("status") == "done" and (out_dir / "bank.html").is_file()
     as_of = bundle.meta.get("as_of")
     meta = {label("index_data_as_of", language): str(as_of) if as_of else "–",

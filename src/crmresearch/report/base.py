@@ -187,12 +187,29 @@ class ReportBase:
         name = row["branch_name"].iloc[0] if len(row) and pd.notna(row["branch_name"].iloc[0]) else ""
         return f"{name} ({self.branch})" if name else self.branch
 
+    #: the sections of the page, in order (the contents list links each one)
+    CONTENTS: tuple[str, ...] = ()
+
     def header(self) -> Section:
-        """Title block: branch, month, data as-of date, churn definition and parameters, version, time made.
+        """The top of the page: title, the month's answer (:meth:`first_screen`) and the contents.
+
+        The parameters, version and time made are at the end (:meth:`about`).
 
         Examples
         --------
         >>> BranchReport.open(path, "B001").header()  # doctest: +SKIP
+        """
+        month = format_month(self.month, self.language) if self.month else "–"
+        contents = fragment("contents", self.t("contents") + self.t("colon").rstrip(), [(k, self.t(k)) for k in self.CONTENTS])
+        return Section("header", f"{self._title()} — {self._branch_name()} — {month}",
+                       self.first_screen() + contents)  # fmt: skip
+
+    def about(self) -> Section:
+        """"About this report": branch, month, data as-of date, churn definition and parameters, version, time made.
+
+        Examples
+        --------
+        >>> BranchReport.open(path, "B001").about()  # doctest: +SKIP
         """
         p = self.params
         month = format_month(self.month, self.language) if self.month else "–"
@@ -207,5 +224,4 @@ class ReportBase:
         rows = [where, ("month_label", month), ("as_of_label", as_of),
                 ("churn_def_label", definition), ("params_label", settings),
                 ("version_label", __version__), ("generated_label", self.generated_at)]  # fmt: skip
-        return Section("header", f"{self._title()} — {self._branch_name()} — {month}",
-                       fragment("pairs", [(self.t(k), v) for k, v in rows], "report-meta"))  # fmt: skip
+        return Section("about", self.t("about"), fragment("pairs", [(self.t(k), v) for k, v in rows], "report-meta"))

@@ -59,6 +59,33 @@ def _num(x: float, digits: int = 2) -> str:
     return "–" if x is None or not math.isfinite(float(x)) else f"{float(x):.{digits}f}"
 
 
+def strongest_causes(hazard_ratios: pd.DataFrame, n: int = 3) -> pd.DataFrame:
+    """The ``n`` hazard ratios whose interval excludes 1, strongest first (largest ``|log HR|``).
+
+    Parameters
+    ----------
+    hazard_ratios : DataFrame
+        ``term, hr, lower, upper`` (metrics.json's ``hazard_ratios``).
+    n : int
+
+    Returns
+    -------
+    DataFrame
+
+    Examples
+    --------
+    >>> hr = pd.DataFrame({"term": ["a", "b", "c"], "hr": [0.5, 1.1, 3.0], "lower": [0.4, 0.9, 2.0],
+    ...                    "upper": [0.6, 1.3, 4.0]})
+    >>> strongest_causes(hr)["term"].tolist()
+    ['c', 'a']
+    """
+    if hazard_ratios is None or not len(hazard_ratios):
+        return pd.DataFrame(columns=["term", "hr", "lower", "upper"])
+    hr = hazard_ratios[(hazard_ratios["lower"] > 1) | (hazard_ratios["upper"] < 1)].copy()
+    hr["size"] = np.abs(np.log(hr["hr"].astype(float)))
+    return hr.sort_values("size", ascending=False, kind="stable").head(n).drop(columns="size")
+
+
 def plain_summary(comparison: pd.DataFrame | None, coverage: pd.DataFrame | None, hazard_ratios: pd.DataFrame | None,
                   retention: dict | None, *, scope: str, language: str = "en", min_cell: int = 10,
                   model_scope: str = "bank") -> list[str]:  # fmt: skip
@@ -152,10 +179,8 @@ def plain_summary(comparison: pd.DataFrame | None, coverage: pd.DataFrame | None
                                f"({format_percent(hi['churn_rate_12m'], language)}) and those with {g_lo} least "
                                f"({format_percent(lo['churn_rate_12m'], language)}).")  # fmt: skip
     if hazard_ratios is not None and len(hazard_ratios):
-        hr = hazard_ratios[(hazard_ratios["lower"] > 1) | (hazard_ratios["upper"] < 1)].copy()
-        if len(hr):
-            hr["size"] = np.abs(np.log(hr["hr"].astype(float)))
-            top = hr.sort_values("size", ascending=False).head(3)
+        top = strongest_causes(hazard_ratios)
+        if len(top):
             parts = [f"{term_label(r.term, language)} (HR {r.hr:.2f}, {r.lower:.2f}–{r.upper:.2f})"
                      for r in top.itertuples()]  # fmt: skip
             src = text("model_scope_" + model_scope, language)

@@ -66,6 +66,8 @@ class BranchReport(_Report):
     """
 
     scope = "branch"
+    CONTENTS = ("headline", "who_left", "product_coverage", "rm_turnover", "causes", "lifecycle", "retention",
+                "watch_list", "notes", "about")  # fmt: skip
 
     @classmethod
     def open(cls, bundle: str | Path | Bundle, branch: str, *, language: str | None = None,
@@ -102,6 +104,20 @@ class BranchReport(_Report):
         b, params, key = cls._resolve(bundle, params_json, key_file)
         return cls(b, branch=str(branch), language=language, params=params, key=key, generated_at=generated_at)
 
+    def _watch(self):
+        """The branch's watch list (computed once per report: the first screen counts it, §8 shows it)."""
+        if getattr(self, "_watch_result", None) is None:
+            from crmresearch.analyses.watchlist import watch_list
+
+            self._watch_result = watch_list(self.source, self.params, month=self.month, branch=self.branch,
+                                            key=self.key, model=self.ctx.model, validate=False)  # fmt: skip
+        return self._watch_result
+
+    def _watch_count(self) -> int | None:
+        if self.key is None or self.ctx.model is None:
+            return None
+        return len(self._watch().table)
+
     def watch_list(self) -> Section:
         """§8: the customers most at risk, under pseudonyms, with the warnings fired and a suggested action.
 
@@ -115,10 +131,7 @@ class BranchReport(_Report):
             return self._section("watch_list", fragment("para", self.t("watch_no_key")))
         if self.ctx.model is None:
             return self._unavailable("watch_list", "; ".join(self.ctx.caveats))
-        from crmresearch.analyses.watchlist import watch_list
-
-        wl = watch_list(self.source, self.params, month=self.month, branch=self.branch, key=self.key,
-                        model=self.ctx.model, validate=False)  # fmt: skip
+        wl = self._watch()
         t = wl.table.drop(columns=["customer_id"])
         sep = ", " if self.language == "en" else "、"
         cols = {"rank": ("#", str), "pseudonym": (label("pseudonym", self.language), str),
@@ -147,6 +160,9 @@ class BankReport(_Report):
     >>> r = BankReport.open("~/.cache/crmresearch/2026-10-ab12")  # doctest: +SKIP
     >>> r.regions(); r.branch_comparison()  # doctest: +SKIP
     """
+
+    CONTENTS = ("headline", "regions", "branch_comparison", "who_left", "product_coverage", "rm_turnover", "causes",
+                "lifecycle", "retention", "notes", "about")  # fmt: skip
 
     @classmethod
     def open(cls, bundle: str | Path | Bundle, *, language: str | None = None, params_json: str | None = None,

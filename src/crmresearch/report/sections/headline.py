@@ -11,11 +11,13 @@ import pandas as pd
 from crmresearch.core.suppression import (
     Suppression,
 )
-from crmresearch.report.page import Section, plain_summary
+from crmresearch.report.page import Section, plain_summary, strongest_causes
 from crmresearch.viz.i18n import (
     format_amount,
+    format_count,
     format_percent,
     label,
+    term_label,
 )
 from crmresearch.viz.summary import fragment
 
@@ -65,6 +67,71 @@ class HeadlineSection:
                                     series_label=self._branch_name() if self.branch else None)  # fmt: skip
         parts.append(self._fig(ax, self.t("trend_title")))
         return self._section("headline", *parts)
+
+    # ------------------------------------------------------------------ the first screen
+    _TILES = ("monthly_churn_rate", "churned_in_month", "aum_lost")
+    _ARROWS = {"better": "▼", "worse": "▲", "same": "≈"}
+
+    def first_screen(self) -> str:
+        """The month's answer, at the top of the page: KPI tiles, the strongest causes, the watch list's size.
+
+        Each tile (churn rate, customers lost, AUM lost) shows this month's
+        value, suppressed as in the headline, and against last month, last
+        year and (for a branch) the bank an arrow with its word: better,
+        worse or about the same, by the headline's significance rule.
+
+        Examples
+        --------
+        >>> BranchReport.open(path, "B001").first_screen()  # doctest: +SKIP
+        """
+        tiles = ""
+        if self.dated:
+            tiles = fragment("tiles", self._tiles())
+        m = self.metrics()
+        causes = []
+        for r in strongest_causes(pd.DataFrame(m["hazard_ratios"]) if m["hazard_ratios"] else None).itertuples():
+            causes.append(self.t("cause_line", term=term_label(r.term, self.language), hr=f"{r.hr:.2f}",
+                                 lo=f"{r.lower:.2f}", hi=f"{r.upper:.2f}",
+                                 direction=self.t("cause_higher" if r.hr > 1 else "cause_lower")))  # fmt: skip
+        scope = self.t("model_scope_" + m["hazard_ratios_scope"])
+        watch = None
+        if self.branch and self.dated:
+            n = self._watch_count()
+            watch = self.t("watch_count_none") if n is None else self.t("watch_count", n=format_count(n, self.language))
+        return fragment("answer", tiles, self.t("causes_title", scope=scope), causes, self.t("causes_none"), watch)
+
+    def _tiles(self) -> list[dict]:
+        comp = self._comparison()
+        sub = comp[comp["customers"] == "all"]
+
+        def value(rows: pd.DataFrame, kpi: str, col: str) -> float | None:
+            x = rows.loc[rows["kpi"] == kpi, col]
+            return float(x.iloc[0]) if len(x) and pd.notna(x.iloc[0]) else None
+
+        cur = sub[sub["against"] == "previous_month"]
+        churned, active = value(cur, "churned_in_month", "value"), value(cur, "active_at_start", "value")
+        heads = {"previous_month": "vs_last_month", "same_month_last_year": "vs_last_year", "bank": "vs_the_bank"}
+        out = []
+        for kpi in self._TILES:
+            k = sub[sub["kpi"] == kpi].set_index("against")
+            if not len(k):
+                continue
+            v = float(k["value"].iloc[0])
+            against = []
+            for a, head in heads.items():
+                if a not in k.index or (a == "bank" and not self.branch):
+                    continue
+                status = str(k.loc[a, "status"])
+                if status == "n/a":
+                    continue
+                rows = sub[sub["against"] == a]
+                ref = self._kpi_text(kpi, float(k.loc[a, "reference"]), value(rows, "churned_in_month", "reference"),
+                                     value(rows, "active_at_start", "reference"))  # fmt: skip
+                against.append({"cls": status, "arrow": self._ARROWS.get(status, ""), "head": self.t(head) + self.t("colon"),
+                                "word": self.t(status), "ref": ref})  # fmt: skip
+            out.append({"label": label(kpi, self.language), "value": self._kpi_text(kpi, v, churned, active),
+                        "against": against})  # fmt: skip
+        return out
 
     def _coverage_mask(self, summ: pd.DataFrame) -> Suppression:
         """The suppression of the coverage groups' table: every figure of a coverage group follows it.
