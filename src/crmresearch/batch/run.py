@@ -5,6 +5,7 @@ One call renders a month (``reports.md``, "Output layout")::
     <out>/<month>/index.html                  every branch's KPIs, sortable, links, regional roll-up
     <out>/<month>/bank.html
     <out>/<month>/branches/<id>.html
+    <out>/<month>/branches/<id>.pdf, bank.pdf        with pdf=True (``--pdf``): the pages printed by Chromium
     <out>/<month>/notebooks/<id>.ipynb, bank.ipynb   executed notebooks, kept for audit
     <out>/<month>/manifest.json               per report: status, duration, fingerprint, error
 
