@@ -26,6 +26,8 @@ from typing import Any
 
 from crmresearch.core.errors import InputError
 
+__all__ = ["CHROMIUM_ENV", "check_pdf", "chromium_executable", "close_browsers", "kill_browsers", "write_pdf"]
+
 #: the Chromium executable for --pdf (default: ``chromium`` on PATH)
 CHROMIUM_ENV = "CRMRESEARCH_CHROMIUM"
 #: quiet, headless, no network services of its own
@@ -238,7 +240,12 @@ def _only_files(route: Any) -> None:
 
 
 def close_browsers() -> None:
-    """Close this process's browsers (at the worker's exit; a browser of another thread is killed instead)."""
+    """Close this process's browsers (at the worker's exit; a browser of another thread is killed instead).
+
+    Examples
+    --------
+    >>> close_browsers()
+    """
     with _LOCK:
         items = list(_BROWSERS.items())
         _BROWSERS.clear()
@@ -250,7 +257,12 @@ def close_browsers() -> None:
 
 
 def kill_browsers() -> None:
-    """Kill this process's browsers at once (the worker is orphaned: no orderly shutdown)."""
+    """Kill this process's browsers at once (the worker is orphaned: no orderly shutdown).
+
+    Examples
+    --------
+    >>> kill_browsers()
+    """
     for b in list(_BROWSERS.values()):
         _kill_groups(b.groups)
 
