@@ -7,10 +7,15 @@
 (c) a month of B branches x 5,000 customers with 2 workers: bank stage, branch stage (the B branch
     reports) and the bank summary report timed separately (from the run's manifest).
 
+(d) with ``--pdf``: the month again, bundle cached, without and with ``crmresearch report --pdf``
+    one after the other (``--pdf-pairs`` times, alternating); the seconds per report that the PDF
+    adds (branch stage and mean report duration, from the manifests). Target: <= 1.0 s per report.
+
 Targets: (b) <= 1.5 x floor; (c) branch stage <= 1.5 x (floor x B / 2).
 
     .venv/bin/python benchmarks/bench_reports.py --branches 20      # quick check
     .venv/bin/python benchmarks/bench_reports.py                    # B = 200
+    .venv/bin/python benchmarks/bench_reports.py --branches 40 --pdf --skip-single   # the PDF's cost
 
 Results: a table on stdout and ``benchmarks/out/bench_reports-<date>.json`` (machine info included).
 """
@@ -76,6 +81,30 @@ def run(args: list[str]) -> dict:
     return {"wall": wall, "stderr": proc.stderr}
 
 
+def pdf_pairs(common: list[str], work: Path, month: str, workers: int, pairs: int) -> dict:
+    """(d) The month without and with ``--pdf``, alternating, bundle cached: what the PDF adds per report."""
+    runs: dict[str, list[dict]] = {"without": [], "with": []}
+    for i in range(pairs):
+        for kind in ("without", "with"):
+            out = work / f"reports-pdf-{kind}-{i}"
+            r = run([*common, "--out", str(out), "--workers", str(workers), *(["--pdf"] if kind == "with" else [])])
+            man = json.loads((out / month / "manifest.json").read_text())
+            per = [v["duration_seconds"] for k, v in man["reports"].items() if k not in ("bank", "index")]
+            runs[kind].append({"wall": r["wall"], "branch_stage_seconds": man["branch_stage_seconds"],
+                               "reports": man["branch_stage_reports"], "mean_report_seconds": statistics.mean(per),
+                               "bank_summary_seconds": man.get("bank_summary_seconds")})  # fmt: skip
+            print(f"(d) {kind} --pdf: branch stage {man['branch_stage_seconds']:.1f} s, "
+                  f"mean report {statistics.mean(per):.2f} s", file=sys.stderr)  # fmt: skip
+    med = {k: {f: statistics.median(r[f] for r in v) for f in ("branch_stage_seconds", "mean_report_seconds")}
+           for k, v in runs.items()}  # fmt: skip
+    n = runs["with"][0]["reports"]
+    return {"runs": runs, "stage_without": med["without"]["branch_stage_seconds"],
+            "stage_with": med["with"]["branch_stage_seconds"],
+            "added_per_report_stage": (med["with"]["branch_stage_seconds"] - med["without"]["branch_stage_seconds"])
+            * workers / n,
+            "added_per_report_duration": med["with"]["mean_report_seconds"] - med["without"]["mean_report_seconds"]}  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--branches", type=int, default=200, help="B, branches of the month run (default 200)")
@@ -85,6 +114,9 @@ def main() -> None:
     ap.add_argument("--language", default="zh", choices=["en", "zh"])
     ap.add_argument("--work", type=Path, default=None, help="folder for data, cache and reports (default: temporary)")
     ap.add_argument("--skip-single", action="store_true", help="skip (b)")
+    ap.add_argument("--customers-per-branch", type=int, default=CPB)
+    ap.add_argument("--pdf", action="store_true", help="(d): the month without and with --pdf, side by side")
+    ap.add_argument("--pdf-pairs", type=int, default=1, help="(d): pairs of runs (default 1)")
     a = ap.parse_args()
 
     from crmresearch.core.privacy import new_key_file
@@ -94,7 +126,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     print(f"work folder: {work}", file=sys.stderr)
     res: dict = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine(),
-                 "branches": a.branches, "customers_per_branch": CPB, "workers": a.workers, "language": a.language}  # fmt: skip
+                 "branches": a.branches, "customers_per_branch": a.customers_per_branch, "workers": a.workers, "language": a.language}  # fmt: skip
 
     # (a) the floor
     ft = floor(a.floor_reps, work)
@@ -104,9 +136,10 @@ def main() -> None:
 
     # data
     t = time.perf_counter()
-    bank = work / f"bank-{a.branches}"
+    bank = work / (f"bank-{a.branches}" if a.customers_per_branch == CPB else f"bank-{a.branches}x{a.customers_per_branch}")
     if not (bank / "customers.parquet").exists():
-        write_demo_bank(bank, DemoConfig(branches=a.branches, customers_per_branch=CPB, months=a.months, seed=11))
+        write_demo_bank(bank, DemoConfig(branches=a.branches, customers_per_branch=a.customers_per_branch,
+                                         months=a.months, seed=11))  # fmt: skip
     res["demo_data_seconds"] = time.perf_counter() - t
     key = work / "key"
     if not key.exists():
@@ -139,6 +172,9 @@ def main() -> None:
                          "report_seconds": man["reports"]["B001"]["duration_seconds"],
                          "bank_stage_seconds": man.get("bank_stage_seconds")}  # fmt: skip
 
+    if a.pdf:
+        res["pdf"] = pdf_pairs(common, work, month, a.workers, a.pdf_pairs)
+
     target_month = fmean * a.branches / a.workers
     rows = [("floor per report (s)", f"{fmean:.2f} ± {res['floor']['stdev']:.2f}", "")]
     if "single" in res:
@@ -156,6 +192,14 @@ def main() -> None:
                  "(target <= 1.5)"))  # fmt: skip
     res["ratios"] = {"single": res.get("single", {}).get("branch_stage_seconds", float("nan")) / fmean,
                      "month": m["branch_stage_seconds"] / target_month}  # fmt: skip
+    if "pdf" in res:
+        d = res["pdf"]
+        rows.append((f"branch stage without / with --pdf, {m['reports']} reports (s, median)",
+                     f"{d['stage_without']:.1f} / {d['stage_with']:.1f}", ""))  # fmt: skip
+        rows.append(("added by the PDF per report: branch stage x workers / reports (s)",
+                     f"{d['added_per_report_stage']:.2f}", "target <= 1.0"))  # fmt: skip
+        rows.append(("added by the PDF per report: mean report duration (s)",
+                     f"{d['added_per_report_duration']:.2f}", "target <= 1.0"))  # fmt: skip
     w = max(len(r[0]) for r in rows)
     for name, val, ratio in rows:
         print(f"{name:<{w}}  {val:>14}  {ratio}")

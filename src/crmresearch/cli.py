@@ -163,7 +163,7 @@ def cmd_report(args: argparse.Namespace) -> Outcome:
                          overrides={"language": args.language}, workers=args.workers, scheduler=args.scheduler,
                          force=args.force, cache_dir=args.cache_dir, timeout=args.timeout,
                          key_file=args.key_file, log=_say, metrics_dir=args.metrics_dir,
-                         wait=args.wait)  # fmt: skip
+                         wait=args.wait, pdf=args.pdf)  # fmt: skip
     counts = {s: sum(v == s for v in summary.status.values()) for s in ("done", "skipped", "failed")}
     _say(f"{counts['done']} report(s) done, {counts['skipped']} skipped (unchanged), {counts['failed']} failed "
          f"in {time.perf_counter() - t0:.1f} s (bank stage {summary.bank_stage_seconds:.1f} s"
@@ -282,8 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
                          "outside --out: it holds exact small counts, which the published reports suppress")
     sp.add_argument("--wait", action="store_true",
                     help="if another run is writing the same month folder, wait for it to end (default: refuse)")
+    sp.add_argument("--pdf", action="store_true",
+                    help="also write each report as an A4 PDF beside its HTML (branches/ID.pdf, bank.pdf), printed "
+                         "by headless Chromium ($CRMRESEARCH_CHROMIUM, default chromium on PATH; needs "
+                         "pip install 'crmresearch[pdf]')")
     sp.epilog = ("Reports go to OUT/YYYY-MM/ (OUT/snapshot/ for a flat extract): index.html, bank.html, "
-                 "branches/ID.html, notebooks/ (executed, for audit), manifest.json; exact metrics.json only "
+                 "branches/ID.html (with --pdf also branches/ID.pdf and bank.pdf), notebooks/ (executed, for audit), manifest.json; exact metrics.json only "
                  "with --metrics-dir, never in OUT. A rerun "
                  "skips reports whose inputs are unchanged and redoes failed or stale ones. Per-branch parameters: "
                  "PARAMS_DIR/branches/ID.yaml beside --params. Exit status: 0 all reports done or unchanged, "

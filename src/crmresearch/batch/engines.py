@@ -72,7 +72,15 @@ table.sortable th {{ cursor: pointer; user-select: none; }}
 .index-filter input, .index-filter select {{ font: inherit; padding: 0.15rem 0.3rem; }}
 table.sortable th[aria-sort="ascending"]::after {{ content: " \\25B2"; }}
 table.sortable th[aria-sort="descending"]::after {{ content: " \\25BC"; }}
-@media print {{ body {{ max-width: none; }} a {{ color: inherit; }} }}
+@page {{ size: A4; margin: 14mm; }}
+@media print {{
+  body {{ max-width: none; margin: 0; padding: 0; font-size: 11pt; }}
+  a {{ color: inherit; text-decoration: none; }}
+  table, figure, img, .summary, .kpi-tile, .first-screen {{ break-inside: avoid; }}
+  h2, h3 {{ break-after: avoid; }}
+  table.sortable th {{ cursor: auto; }}
+  table.sortable th::after, a.anchor-link, .no-print {{ display: none !important; }}
+}}
 """
 
 

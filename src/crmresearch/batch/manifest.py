@@ -122,12 +122,13 @@ def _remove_reports(out_dir: Path, manifest: dict) -> None:
         if name == "index":
             rel = ["index.html"]
         elif name == "bank":
-            rel = ["bank.html", "bank.metrics.json", "notebooks/bank.ipynb"]
+            rel = ["bank.html", "bank.pdf", "bank.metrics.json", "notebooks/bank.ipynb"]
         else:
             try:
                 check_branch_id(name)
             except InputError:
                 continue
-            rel = [f"branches/{name}.html", f"branches/{name}.metrics.json", f"notebooks/{name}.ipynb"]
+            rel = [f"branches/{name}.html", f"branches/{name}.pdf", f"branches/{name}.metrics.json",
+                   f"notebooks/{name}.ipynb"]
         for r in rel:
             (out_dir / r).unlink(missing_ok=True)

@@ -5,6 +5,7 @@ One call renders a month (``reports.md``, "Output layout")::
     <out>/<month>/index.html                  every branch's KPIs, sortable, links, regional roll-up
     <out>/<month>/bank.html
     <out>/<month>/branches/<id>.html
+    <out>/<month>/branches/<id>.pdf, bank.pdf        with pdf=True (``--pdf``): the pages printed by Chromium
     <out>/<month>/notebooks/<id>.ipynb, bank.ipynb   executed notebooks, kept for audit
     <out>/<month>/manifest.json               per report: status, duration, fingerprint, error
 
@@ -114,7 +115,7 @@ from crmresearch.batch.manifest import (
 )
 from crmresearch.batch.procs import FolderLock, sweep, terminate_raises
 from crmresearch.batch.tasks import ReportTask, _now, _write_text, run_task
-from crmresearch.batch.workers import _kill_warm_kernels, _kill_workers, _Progress, _Workers
+from crmresearch.batch.workers import _kill_children, _kill_workers, _Progress, _Workers
 from crmresearch.core.errors import InputError
 from crmresearch.core.io import check_output
 from crmresearch.core.params import Params, branch_params, load_params
@@ -231,7 +232,7 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
                scheduler: str | None = None, force: bool = False, cache_dir: str | Path | None = None,
                timeout: float | None = None, key_file: str | Path | None = None, progress: bool = True,
                log: Callable[[str], None] | None = None, metrics_dir: str | Path | None = None, wait: bool = False,
-               _notebooks: dict[str, str | Path] | None = None) -> RunSummary:  # fmt: skip
+               pdf: bool = False, _notebooks: dict[str, str | Path] | None = None) -> RunSummary:  # fmt: skip
     """Render a month: every branch report, the bank summary and the index (the module docstring says how).
 
     Parameters
@@ -281,6 +282,11 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
     wait : bool
         When another run is writing the same output folder, wait for it to
         end (default: refuse at once, :class:`crmresearch.batch.procs.RunLocked`).
+    pdf : bool
+        Also print each report to a PDF beside its HTML (``branches/<id>.pdf``,
+        ``bank.pdf``) with headless Chromium (:mod:`crmresearch.batch.pdf`;
+        needs playwright and a Chromium, checked before any work).  A report
+        done without a PDF is redone by a run that asks for one.
 
     Returns
     -------
@@ -316,6 +322,10 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
     params = load_params(params_path, overrides)
     language = params.language
     timeout, workers = _check_limits(timeout, workers, params)
+    if pdf:
+        from crmresearch.batch.pdf import check_pdf
+
+        check_pdf()  # playwright and a Chromium, before anything is written
     nbs = _notebooks_of(_notebooks)
     key_file, key_digest = _key(key_file, out)
     out_dir = Path(out) / (month or "snapshot")  # month checked above; or the flat check below
@@ -336,7 +346,8 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
                         params_path=params_path, overrides=overrides, language=language, timeout=timeout,
                         workers=workers, scheduler=scheduler, force=force, cache=cache, key_file=key_file,
                         key_digest=key_digest, out_dir=out_dir, manifest=manifest, nbs=nbs, progress=progress,
-                        say=say, metrics_dir=Path(metrics_dir).expanduser() if metrics_dir is not None else None)  # fmt: skip
+                        say=say, metrics_dir=Path(metrics_dir).expanduser() if metrics_dir is not None else None,
+                        pdf=pdf)  # fmt: skip
         except BaseException:
             pool.kill()
             raise
@@ -349,7 +360,7 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
          params_path: str | Path | None, overrides: dict, language: str, timeout: float, workers: int,
          scheduler: str | None, force: bool, cache: Path, key_file: str | None, key_digest: str, out_dir: Path,
          manifest: dict | None, nbs: dict[str, Path], progress: bool, say: Callable[[str], None],
-         metrics_dir: Path | None = None) -> RunSummary:  # fmt: skip
+         metrics_dir: Path | None = None, pdf: bool = False) -> RunSummary:  # fmt: skip
     """:func:`run_report` after its input guards: the bank stage, the reports and the index."""
     from crmresearch.core.fingerprint import source_fingerprint
 
@@ -382,7 +393,7 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
                  key_digest=key_digest, code=code_digest())  # fmt: skip
     planned = plan.tasks(([] if requested else ["bank"]) + todo_branches, bundle, bundle_path, language=language,
                          generated_at=generated_at, scratch=scratch, out_dir=out_dir, timeout=timeout, cover=cover,
-                         font_cache=font_cache, key_file=key_file)  # fmt: skip
+                         font_cache=font_cache, key_file=key_file, pdf=pdf)  # fmt: skip
     _drop_stale(planned, plan, bundle.context.branches, manifest, out_dir, say)
     todo, fps = _up_to_date(planned, manifest, out_dir, force, summary, say)
     if todo:
@@ -485,7 +496,7 @@ class _Plan:
 
     def tasks(self, names: list[str], bundle: Any, bundle_path: Path, *, language: str, generated_at: str,
               scratch: Path, out_dir: Path, timeout: float, cover: str, font_cache: str,
-              key_file: str | None) -> list[tuple[ReportTask, str]]:  # fmt: skip
+              key_file: str | None, pdf: bool = False) -> list[tuple[ReportTask, str]]:  # fmt: skip
         table = bundle.context.branches
         titles = dict(zip(table["branch_id"].astype(str), table["branch_name"], strict=False))
         fail_branch = os.environ.get(FAIL_ENV)
@@ -504,7 +515,7 @@ class _Plan:
                               out_dir=str(out_dir.resolve()), scratch=str(scratch),
                               title=_title(name, titles, self.month, language), language=language, timeout=timeout,
                               metrics=str(_metrics_store(bundle_path, fp).resolve()), font_cover=cover,
-                              font_cache=font_cache, key_file=key_file)  # fmt: skip
+                              font_cache=font_cache, key_file=key_file, pdf=pdf)  # fmt: skip
             planned.append((task, fp))
         return planned
 
@@ -530,15 +541,21 @@ def _drop_stale(planned: list[tuple[ReportTask, str]], plan: _Plan, table: pd.Da
 
 def _up_to_date(planned: list[tuple[ReportTask, str]], manifest: dict, out_dir: Path, force: bool,
                 summary: RunSummary, say: Callable[[str], None]) -> tuple[list[ReportTask], dict[str, str]]:  # fmt: skip
-    """The tasks to run (the others are marked skipped: same inputs, files present) and every task's fingerprint."""
+    """The tasks to run (the others are marked skipped: same inputs, files present) and every task's fingerprint.
+
+    A run with ``--pdf`` also needs the report's PDF, made with it (the manifest entry's ``pdf``); a run without
+    it keeps a PDF that matches (same fingerprint).
+    """
     todo: list[ReportTask] = []
     fps = {}
     for task, fp in planned:
         fps[task.name] = fp
         entry = manifest["reports"].get(task.name)
         files = [out_dir / task.html, Path(task.metrics), out_dir / task.executed]
+        if task.pdf:
+            files.append(out_dir / task.pdf_file)
         if (not force and entry and entry.get("status") == "done" and entry.get("fingerprint") == fp
-                and all(f.is_file() for f in files)):  # fmt: skip
+                and all(f.is_file() for f in files) and (entry.get("pdf") is True or not task.pdf)):  # fmt: skip
             summary.status[task.name] = "skipped"
         else:
             todo.append(task)
@@ -563,6 +580,7 @@ def _execute(pool: _Workers, todo: list[ReportTask], fps: dict[str, str], manife
         name = res["name"]
         manifest["reports"][name] = {"scope": "bank" if name == "bank" else "branch", "status": res["status"],
                                      "duration_seconds": res["duration_seconds"], "fingerprint": fps[name],
+                                     "pdf": bool(res.get("pdf")),
                                      "package_version": __version__, "error": res["error"],
                                      "stderr": res.get("stderr"), "started": res["started"],
                                      "finished": res["finished"]}  # fmt: skip
@@ -580,7 +598,7 @@ def _execute(pool: _Workers, todo: list[ReportTask], fps: dict[str, str], manife
             bar.close()
             if executor is not None:
                 _kill_workers(executor)
-            _kill_warm_kernels()
+            _kill_children()
             os._exit(EXIT_ABORTED)
 
     # the branch reports first (their cost per report is flat), then the bank summary: its cost grows with

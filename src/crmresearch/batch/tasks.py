@@ -14,6 +14,7 @@ from typing import Any
 
 from crmresearch.batch.engines import render_html
 from crmresearch.batch.kernels import FRESH_ENV, _drop_warm_kernel, _engine, _warm_kernel
+from crmresearch.batch.pdf import write_pdf
 from crmresearch.core.io import atomic_path
 from crmresearch.core.privacy import KEY_FILE_ENV
 
@@ -32,8 +33,8 @@ class ReportTask:
     >>> t = ReportTask(name="B001", scope="branch", notebook="notebooks/branch_report.ipynb",
     ...                parameters={"branch": "B001"}, out_dir="reports/2026-10", scratch="/tmp/x",
     ...                title="B001", language="en", timeout=600, metrics="/cache/2026-10-ab/metrics/f00.json")
-    >>> t.html, t.executed
-    ('branches/B001.html', 'notebooks/B001.ipynb')
+    >>> t.html, t.pdf_file, t.executed
+    ('branches/B001.html', 'branches/B001.pdf', 'notebooks/B001.ipynb')
     """
 
     name: str
@@ -49,11 +50,17 @@ class ReportTask:
     font_cover: str = ""  # characters for the shared font subset (:func:`font_cover`)
     font_cache: str | None = None  # where that subset is kept (made once, by the run's parent process)
     key_file: str | None = None  # the pseudonym key file: given to the kernel in its environment, never published
+    pdf: bool = False  # also print the page to a PDF beside the HTML (--pdf)
 
     @property
     def html(self) -> str:
         """The HTML report, relative to the output folder."""
         return "bank.html" if self.scope == "bank" else f"branches/{self.name}.html"
+
+    @property
+    def pdf_file(self) -> str:
+        """The PDF beside the HTML report (``--pdf``), relative to the output folder."""
+        return self.html[: -len(".html")] + ".pdf"
 
     @property
     def executed(self) -> str:
@@ -105,9 +112,14 @@ def run_task(task: ReportTask) -> dict[str, Any]:
     seconds for the whole notebook.  On success the executed notebook and
     the HTML page are each renamed into place, and ``metrics.json`` is
     copied to ``task.metrics`` (in the cache: exact counts are never
-    published); on failure only the executed notebook (holding the error)
-    is, and the report's previous HTML and ``metrics.json``, if any, are
-    removed (they would no longer match the manifest).  Never raises for a notebook error.
+    published).  With ``task.pdf`` the page is also printed to a PDF
+    (:func:`crmresearch.batch.pdf.write_pdf`) in the scratch folder before
+    anything is published, and renamed into place just before the HTML; a
+    PDF that cannot be made fails the report.  Without it, a PDF of an
+    earlier run is removed (it would show the old page).  On failure only
+    the executed notebook (holding the error) is published, and the
+    report's previous HTML, PDF and ``metrics.json``, if any, are removed
+    (they would no longer match the manifest).  Never raises for a notebook error.
 
     Parameters
     ----------
@@ -117,7 +129,7 @@ def run_task(task: ReportTask) -> dict[str, Any]:
     -------
     dict
         ``name, status ("done" | "failed"), error (None or "ExceptionName:
-        message"), stderr (what the cells wrote to stderr, None if nothing;
+        message"), pdf (a PDF was published beside the HTML), stderr (what the cells wrote to stderr, None if nothing;
         kept in the executed notebook, never in the page), started,
         finished, duration_seconds``.
 
@@ -175,6 +187,14 @@ def run_task(task: ReportTask) -> dict[str, Any]:
                                    task.font_cache)  # fmt: skip
             except Exception as exc:  # noqa: BLE001
                 error = f"rendering HTML failed: {type(exc).__name__}: {exc}"
+        pdf_tmp = scratch / f"{task.name}.pdf"
+        if error is None and task.pdf:  # printed from the page as it will be published, before anything is
+            try:
+                html_tmp = scratch / f"{task.name}.html"
+                html_tmp.write_text(page, encoding="utf-8")
+                write_pdf(html_tmp, pdf_tmp, timeout=max(deadline - time.monotonic(), 30.0))
+            except Exception as exc:  # noqa: BLE001
+                error = f"PDF failed: {exc}"
         try:
             if executed.is_file():
                 _publish(executed, out / task.executed)
@@ -182,16 +202,20 @@ def run_task(task: ReportTask) -> dict[str, Any]:
                 (out / task.executed).unlink(missing_ok=True)
             if error is None:
                 _publish(metrics_tmp, Path(task.metrics))
+                if task.pdf:  # the PDF first, the HTML right after: a rerun sees the HTML only with its PDF
+                    _publish(pdf_tmp, out / task.pdf_file)
+                else:
+                    (out / task.pdf_file).unlink(missing_ok=True)
                 _write_text(out / task.html, page)
         except OSError as exc:
             error = f"writing the report's files failed: {type(exc).__name__}: {exc}"
         if error is not None:
-            for stale in (out / task.html, Path(task.metrics)):
+            for stale in (out / task.html, out / task.pdf_file, Path(task.metrics)):
                 with contextlib.suppress(OSError):
                     stale.unlink(missing_ok=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     finished = _now()
     return {"name": task.name, "status": "done" if error is None else "failed", "error": error,
-            "stderr": stderr, "started": started, "finished": finished,
+            "pdf": task.pdf and error is None, "stderr": stderr, "started": started, "finished": finished,
             "duration_seconds": round(time.perf_counter() - t0, 2)}  # fmt: skip

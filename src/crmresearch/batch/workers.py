@@ -11,6 +11,7 @@ from typing import Any
 
 from crmresearch.batch.engines import prepare_worker
 from crmresearch.batch.kernels import _PRESTART, _WARM, shutdown_warm_kernels
+from crmresearch.batch.pdf import close_browsers, kill_browsers
 from crmresearch.batch.tasks import ReportTask, _now, run_task
 from crmresearch.core.errors import InputError
 
@@ -74,11 +75,17 @@ def _kill_warm_kernels() -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
+def _kill_children() -> None:
+    """Kill this worker's warm kernels and browsers at once (it is orphaned, or the run was aborted)."""
+    kill_browsers()
+    _kill_warm_kernels()
+
+
 def _init_worker(parent_pid: int) -> None:
     """A local worker process as it spawns: it dies with the run (:func:`crmresearch.batch.procs.init_worker`), then gets ready."""
     from crmresearch.batch.procs import init_worker
 
-    init_worker(parent_pid, on_orphan=_kill_warm_kernels)
+    init_worker(parent_pid, on_orphan=_kill_children)
     prepare_worker()
 
 
@@ -159,6 +166,7 @@ class _Workers:
         if self.executor is not None:
             self.executor.shutdown(wait=True, cancel_futures=True)
         shutdown_warm_kernels()
+        close_browsers()
 
     def kill(self) -> None:
         """Stop the workers and their kernels now, without waiting for running reports (the run was interrupted)."""
@@ -168,8 +176,9 @@ class _Workers:
             if self.executor is not None:
                 stop_group([p.pid for p in list(getattr(self.executor, "_processes", {}).values() or [])])
                 self.executor.shutdown(wait=True, cancel_futures=True)
-            _kill_warm_kernels()
+            _kill_children()
             shutdown_warm_kernels()
+            close_browsers()
 
 
 def _connect_scheduler(address: str, seconds: float) -> Any:
@@ -202,5 +211,6 @@ def _connect_scheduler(address: str, seconds: float) -> Any:
 
 def _lost(task: ReportTask, exc: BaseException) -> dict:
     now = _now()
-    return {"name": task.name, "status": "failed", "error": f"{type(exc).__name__}: {exc} (worker lost)",
+    return {"name": task.name, "status": "failed", "pdf": False,
+            "error": f"{type(exc).__name__}: {exc} (worker lost)",
             "started": now, "finished": now, "duration_seconds": 0.0}  # fmt: skip
