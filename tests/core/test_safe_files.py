@@ -263,7 +263,7 @@ def test_planted_pickles_and_fake_bundles_are_never_loaded(hostile: Run, monkeyp
     assert fake.exists(), "a folder that is not a bundle of ours is left alone"
     assert prune(hostile.cache, bundle) == [] and not marker.exists()
     page = (out / MONTH / "branches" / "B001.html").read_text(encoding="utf-8")
-    assert re.search(r"<td>P[0-9a-f]{16}</td>", page), "the fresh kernel got the key"
+    assert re.search(r"<td[^>]*>P[0-9a-f]{16}</td>", page), "the fresh kernel got the key"
     assert not any("zq81" in p.read_text(encoding="utf-8", errors="replace") for p in out.rglob("*") if p.is_file())
 
 
@@ -349,7 +349,7 @@ def test_the_key_path_is_never_published(hostile: Run) -> None:
                     if "injected-parameters" in c["metadata"].get("tags", [])]  # fmt: skip
         assert injected and "key_file" not in "".join(injected[0]["source"]), nb
     page = (hostile.out / "branches" / "B001.html").read_text(encoding="utf-8")
-    assert re.search(r"<td>P[0-9a-f]{16}</td>", page), "the warm kernel got the key: the watch list is shown"
+    assert re.search(r"<td[^>]*>P[0-9a-f]{16}</td>", page), "the warm kernel got the key: the watch list is shown"
 
 
 @pytest.mark.slow

@@ -238,7 +238,7 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
     Parameters
     ----------
     source : str or Path
-        The bank's source (a folder of tables or a DuckDB file).
+        The bank's source (a folder of tables, a DuckDB file, a flat extract).
     month : str, optional
         ``YYYY-MM``; required for a calendar source, None for a flat extract.
     branches : iterable of str, optional
@@ -256,11 +256,8 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
     workers : int, optional
         Local worker processes (default: the number of cores; 1 runs in this process).
     scheduler : str, optional
-        A Dask scheduler address: run the reports on that cluster instead.
-        Its workers need this package and the notebooks' kernel
-        (``python3``), the cache and output folders on a file system they
-        share (same paths), and the pseudonym key (the same key file path,
-        or ``$CRMRESEARCH_PSEUDONYM_KEY`` in their environment).
+        A Dask scheduler address: run the reports on that cluster instead
+        (docs/reports.md says what its workers need).
     force : bool
         Redo every report (and allow switching the folder's language).
     cache_dir : str or Path, optional
@@ -276,17 +273,13 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
     log : callable, optional
         Where status lines go (default: stderr).
     metrics_dir : str or Path, optional
-        Also write each report's exact ``metrics.json`` (done or unchanged)
-        to ``<metrics_dir>/<month>/<branch>.json`` and ``bank.json``; never
-        inside ``out`` (the published folder holds no exact counts).
+        Also write each report's exact ``metrics.json`` to
+        ``<metrics_dir>/<month>/<branch>.json``; never inside ``out``.
     wait : bool
-        When another run is writing the same output folder, wait for it to
-        end (default: refuse at once, :class:`crmresearch.batch.procs.RunLocked`).
+        Wait for another run writing the same folder (default: refuse, ``RunLocked``).
     pdf : bool
-        Also print each report to a PDF beside its HTML (``branches/<id>.pdf``,
-        ``bank.pdf``) with headless Chromium (:mod:`crmresearch.batch.pdf`;
-        needs playwright and a Chromium, checked before any work).  A report
-        done without a PDF is redone by a run that asks for one.
+        Also print each report to a PDF beside its HTML with headless Chromium
+        (:mod:`crmresearch.batch.pdf`); a report done without one is redone.
 
     Returns
     -------
@@ -301,9 +294,8 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
         nothing is written.  Also :class:`crmresearch.batch.procs.RunLocked`:
         another run holds the folder (``wait=False``).
     KeyboardInterrupt
-        Ctrl-C, or :class:`crmresearch.batch.procs.RunInterrupted` for ``SIGTERM``
-        (in the main thread): the workers and kernels are stopped, the
-        manifest records the reports that finished.
+        Ctrl-C, or :class:`crmresearch.batch.procs.RunInterrupted` for ``SIGTERM``:
+        the workers and kernels are stopped, the manifest records what finished.
     ContractError
         The source breaks the data contract.
 
