@@ -81,6 +81,20 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert re.search(r"^make test$", ci, re.M)
 
 
+def test_docs_pictures_exist_and_have_their_script() -> None:
+    """Every picture docs/ shows is a file beside it, and the screenshots come with the script that makes them."""
+    shown = []
+    for md in (ROOT / "docs").glob("*.md"):
+        for src in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", md.read_text(encoding="utf-8")):
+            shown.append(src)
+            assert (md.parent / src).is_file(), f"{md.name} shows {src}, which does not exist"
+    assert {"img/branch-zh.png", "img/bank-zh.png", "img/index-zh.png"} <= set(shown)
+    script = (ROOT / "docs" / "img" / "make_screenshots.py").read_text(encoding="utf-8")
+    for name in ("branch-zh.png", "bank-zh.png", "index-zh.png"):
+        assert name in script
+        assert (ROOT / "docs" / "img" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_ruff_clean() -> None:
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     if ruff is None:
