@@ -163,14 +163,16 @@ def cmd_report(args: argparse.Namespace) -> Outcome:
                          overrides={"language": args.language}, workers=args.workers, scheduler=args.scheduler,
                          force=args.force, cache_dir=args.cache_dir, timeout=args.timeout,
                          key_file=args.key_file, log=_say, metrics_dir=args.metrics_dir,
-                         wait=args.wait, pdf=args.pdf)  # fmt: skip
+                         wait=args.wait, pdf=args.pdf, retries=args.retries,
+                         tls=(args.tls_ca, args.tls_cert, args.tls_key) if args.tls_ca or args.tls_cert
+                         or args.tls_key else None)  # fmt: skip
     counts = {s: sum(v == s for v in summary.status.values()) for s in ("done", "skipped", "failed")}
     _say(f"{counts['done']} report(s) done, {counts['skipped']} skipped (unchanged), {counts['failed']} failed "
          f"in {time.perf_counter() - t0:.1f} s (bank stage {summary.bank_stage_seconds:.1f} s"
          f"{', bundle reused' if summary.bundle_reused else ''}; branch stage {summary.branch_stage_seconds:.1f} s"
          + (f"; bank summary {summary.bank_summary_seconds:.1f} s" if summary.bank_summary_seconds else "") + ")")  # fmt: skip
     if summary.errors:
-        _say("failed reports (their executed notebooks, with the error, are in "
+        _say("failed reports (the reason on each line; a notebook's traceback is in its executed notebook in "
              f"{summary.out_dir / 'notebooks'}):")  # fmt: skip
         for name, err in summary.errors.items():
             _say(f"  - {name}: {err.splitlines()[0][:500]}")
@@ -267,7 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--language", choices=["en", "zh"], default=None, help="overrides the parameters file")
     sp.add_argument("--workers", type=int, default=None, help="local worker processes (default: the number of cores)")
     sp.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                    help="run the reports on this Dask scheduler (e.g. tcp://host:8786) instead of local workers")
+                    help="run the branch reports on this Dask scheduler (tcp://host:8786, tls://host:8786) instead "
+                         "of local workers; its workers need no file of this machine")
+    sp.add_argument("--tls-ca", default=None, metavar="PEM", help="certificate authority of a tls:// scheduler")
+    sp.add_argument("--tls-cert", default=None, metavar="PEM", help="this client's certificate (tls://)")
+    sp.add_argument("--tls-key", default=None, metavar="PEM", help="this client's private key (tls://)")
+    sp.add_argument("--retries", type=int, default=1,
+                    help="times a cluster report whose worker was lost is tried again (default: 1)")
     sp.add_argument("--force", action="store_true",
                     help="redo every report, even unchanged ones (and allow switching the folder's language)")
     sp.add_argument("--cache-dir", type=Path, default=None,

@@ -4,8 +4,8 @@ One small demo bank (2 branches x 300 customers) and one month bundle (in a
 cache folder shared by the tests) serve every test.  The main run starts
 with a run killed after its first report (test-only switch
 ``CRMRESEARCH_TEST_ABORT_AFTER``) and then completes it; the other tests
-check what it left, rerun it, run it on a Dask ``LocalCluster``, make a
-branch fail, and feed it bad input.  Machinery that does not need the real
+check what it left, rerun it, make a
+branch fail (the Dask path: tests/batch/test_cluster.py), and feed it bad input.  Machinery that does not need the real
 notebooks (per-notebook timeout, redoing a failed report) uses a tiny
 notebook of the same parameters.
 """
@@ -282,22 +282,6 @@ def test_a_failing_branch_does_not_stop_the_others(full_run: FullRun, demo2: Pat
     index = (month / "index.html").read_text(encoding="utf-8")
     assert 'href="branches/B002.html"' not in index and "failed" in index
     assert "index.html" in stdout
-
-
-@pytest.mark.slow
-def test_the_dask_path_writes_identical_metrics(full_run: FullRun, demo2: Path, key: Path, cache: Path,
-                                                tmp_path: Path) -> None:  # fmt: skip
-    from distributed import LocalCluster
-
-    out = tmp_path / "reports"
-    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
-        code, _, stderr = _cli(*_args(demo2, out, key, cache, "--scheduler", cluster.scheduler_address,
-                                      "--metrics-dir", tmp_path / "metrics"))  # fmt: skip
-    assert code == 0, stderr
-    assert "Dask cluster" in stderr
-    for rel in ["bank.json", "B001.json", "B002.json"]:
-        assert (tmp_path / "metrics" / MONTH / rel).read_bytes() == (full_run.metrics / rel).read_bytes(), rel
-    assert (out / MONTH / "index.html").is_file()
 
 
 # --------------------------------------------------------------------------- input guards (no kernel)

@@ -113,11 +113,41 @@ class _Browser:
                 self.pw.stop()
             raise
         self.groups = _group_leaders() - before  # Chromium's: Playwright starts it as a group leader
+        self._page: Any = None
 
     def alive(self) -> bool:
         return self.browser.is_connected()
 
+    def page(self) -> Any:
+        """The page this browser prints with: one context and tab, kept from report to report.
+
+        A new context per report costs a quarter of a second; the pages are
+        self-contained files with no storage to leak, and each load replaces
+        the document.  Only ``file:`` and ``data:`` requests pass; the media
+        is print.
+        """
+        if self._page is None or self._page.is_closed():
+            context = self.browser.new_context()
+            try:
+                page = context.new_page()
+                page.route("**/*", _only_files)
+                page.emulate_media(media="print")
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    context.close()
+                raise
+            self._page = page
+        return self._page
+
+    def drop_page(self) -> None:
+        """Forget the page (after a failure): the next report gets a fresh context."""
+        page, self._page = self._page, None
+        if page is not None:
+            with contextlib.suppress(Exception):
+                page.context.close()
+
     def close(self) -> None:
+        self.drop_page()
         with contextlib.suppress(Exception):
             self.browser.close()
         with contextlib.suppress(Exception):
@@ -208,25 +238,17 @@ def write_pdf(html: str | Path, target: str | Path, timeout: float = 120.0) -> N
     """
     b = _browser(chromium_executable())
     ms = max(float(timeout), 1.0) * 1000
-    context = None
     try:
-        context = b.browser.new_context()
-        page = context.new_page()
-        page.route("**/*", _only_files)
-        page.emulate_media(media="print")
+        page = b.page()
+        page.set_default_timeout(ms)
         page.goto(Path(html).resolve().as_uri(), wait_until="load", timeout=ms)
         page.evaluate("document.fonts.ready.then(() => true)")
         page.pdf(path=str(target), format="A4", print_background=True, display_header_footer=True,
                  header_template=_HEADER, footer_template=_FOOTER,
                  margin={"top": "14mm", "bottom": "14mm", "left": "14mm", "right": "14mm"})  # fmt: skip
-    except RuntimeError:
-        raise
     except Exception as exc:  # noqa: BLE001 - a Playwright error, in one line
+        b.drop_page()
         raise RuntimeError(f"printing the page with Chromium ({b.executable}) failed: {_first_line(exc)}") from None
-    finally:
-        if context is not None:
-            with contextlib.suppress(Exception):
-                context.close()
     if not Path(target).is_file() or Path(target).stat().st_size == 0:
         raise RuntimeError(f"Chromium ({b.executable}) wrote no PDF")
 

@@ -182,6 +182,19 @@ def _check_limits(timeout: float | None, workers: int | None, params: Params) ->
     return timeout, workers
 
 
+def _check_tools(pdf: bool, scheduler: str | None, tls: tuple[str, str, str] | None, retries: int) -> Any:
+    """Playwright and a Chromium for ``--pdf``, and the cluster's TLS (its Security, or None): before any work."""
+    if pdf:
+        from crmresearch.batch.pdf import check_pdf
+
+        check_pdf()
+    if retries < 0:
+        raise InputError(f"--retries {retries}: must be 0 or more")
+    from crmresearch.batch.remote import cluster_security
+
+    return cluster_security(scheduler, tls)
+
+
 def _notebooks_of(notebooks: dict[str, str | Path] | None) -> dict[str, Path]:
     """The report notebooks (package data unless a test gives its own), each checked to exist."""
     nbs = {k: Path(v) for k, v in (notebooks or {k: NOTEBOOK_DIR / n for k, n in NOTEBOOKS.items()}).items()}
@@ -232,7 +245,8 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
                scheduler: str | None = None, force: bool = False, cache_dir: str | Path | None = None,
                timeout: float | None = None, key_file: str | Path | None = None, progress: bool = True,
                log: Callable[[str], None] | None = None, metrics_dir: str | Path | None = None, wait: bool = False,
-               pdf: bool = False, _notebooks: dict[str, str | Path] | None = None) -> RunSummary:  # fmt: skip
+               pdf: bool = False, tls: tuple[str, str, str] | None = None, retries: int = 1,
+               _notebooks: dict[str, str | Path] | None = None) -> RunSummary:  # fmt: skip
     """Render a month: every branch report, the bank summary and the index (the module docstring says how).
 
     Parameters
@@ -256,8 +270,9 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
     workers : int, optional
         Local worker processes (default: the number of cores; 1 runs in this process).
     scheduler : str, optional
-        A Dask scheduler address: run the reports on that cluster instead
-        (docs/reports.md says what its workers need).
+        A Dask scheduler address: run the branch reports on that cluster; its
+        workers need no file of this machine (:mod:`crmresearch.batch.remote`).
+    tls, retries : (ca, cert, key) PEM files of a ``tls://`` scheduler; retries of a cluster report that raised.
     force : bool
         Redo every report (and allow switching the folder's language).
     cache_dir : str or Path, optional
@@ -314,10 +329,7 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
     params = load_params(params_path, overrides)
     language = params.language
     timeout, workers = _check_limits(timeout, workers, params)
-    if pdf:
-        from crmresearch.batch.pdf import check_pdf
-
-        check_pdf()  # playwright and a Chromium, before anything is written
+    security = _check_tools(pdf, scheduler, tls, retries)
     nbs = _notebooks_of(_notebooks)
     key_file, key_digest = _key(key_file, out)
     out_dir = Path(out) / (month or "snapshot")  # month checked above; or the flat check below
@@ -332,7 +344,7 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
 
         # ---- the workers start now: their kernels import the libraries while the bank stage runs
         pool = _Workers(min(workers, len(requested)) if requested else workers, scheduler,
-                        params.engine.scheduler_connect_seconds)  # fmt: skip
+                        params.engine.scheduler_connect_seconds, security=security, retries=retries)  # fmt: skip
         try:
             return _run(pool, source=source, month=month, requested=requested, params=params,
                         params_path=params_path, overrides=overrides, language=language, timeout=timeout,
@@ -601,10 +613,10 @@ def _execute(pool: _Workers, todo: list[ReportTask], fps: dict[str, str], manife
         scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(work, 0o700)
         _metrics_store(bundle_path, "").parent.mkdir(exist_ok=True, mode=0o700)
-        pool.run(branch_todo, on_result)
+        pool.run(branch_todo, on_result, bundle_path)
         summary.branch_stage_seconds = round(time.perf_counter() - t1, 2)
         t2 = time.perf_counter()
-        pool.run(bank_todo, on_result)
+        pool.run(bank_todo, on_result, bundle_path)
         summary.bank_summary_seconds = round(time.perf_counter() - t2, 2)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the manifest keeps the reports that finished
         manifest["interrupted"] = {"signal": str(exc) or "SIGINT", "at": _now(),

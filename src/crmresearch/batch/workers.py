@@ -7,6 +7,7 @@ import os
 import sys
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from crmresearch.batch.engines import prepare_worker
@@ -101,10 +102,12 @@ class _Workers:
     each kernel) overlaps reading or building the month bundle.
     """
 
-    def __init__(self, workers: int, scheduler: str | None, connect_seconds: float = 30) -> None:
+    def __init__(self, workers: int, scheduler: str | None, connect_seconds: float = 30, *,
+                 security: Any = None, retries: int = 1) -> None:  # fmt: skip
         self.workers, self.scheduler, self.executor, self.client = workers, scheduler, None, None
+        self.retries, self._local_ready = retries, False
         if scheduler:
-            self.client = _connect_scheduler(scheduler, connect_seconds)
+            self.client = _connect_scheduler(scheduler, connect_seconds, security)
             return
         if workers <= 1:
             prepare_worker()
@@ -119,22 +122,23 @@ class _Workers:
         for _ in range(workers):  # one at a time while none is idle: every worker spawns now
             self.executor.submit(_noop)
 
-    def run(self, tasks: list[ReportTask], on_result: Callable[[dict, object], None]) -> None:
-        """Run ``tasks``, calling ``on_result`` per report as each completes."""
+    def run(self, tasks: list[ReportTask], on_result: Callable[[dict, object], None],
+            bundle_path: Path | None = None) -> None:  # fmt: skip
+        """Run ``tasks``, calling ``on_result`` per report as each completes.
+
+        On a Dask cluster the branch reports travel as bytes and come back as
+        bytes (:mod:`crmresearch.batch.remote`: ``bundle_path`` is packed);
+        the bank summary, which reads the whole bank, runs here.
+        """
         if not tasks:
             return
         if self.client is not None:
-            from distributed import as_completed as dask_completed
-
-            tag = uuid.uuid4().hex[:8]
-            futures = {self.client.submit(run_task, t, key=f"crmresearch-report-{t.name}-{tag}", pure=False): t
-                       for t in tasks}  # fmt: skip
-            for fut in dask_completed(futures):
-                try:
-                    res = fut.result()
-                except Exception as exc:  # noqa: BLE001 - a lost worker fails that report only
-                    res = _lost(futures[fut], exc)
-                on_result(res, None)
+            self._run_on_cluster([t for t in tasks if t.scope == "branch"], on_result, bundle_path)
+            for t in (t for t in tasks if t.scope != "branch"):
+                if not self._local_ready:
+                    prepare_worker()
+                    self._local_ready = True
+                on_result(run_task(t), None)
             return
         if self.executor is None:
             for t in tasks:
@@ -159,6 +163,50 @@ class _Workers:
                     on_result(res, self.executor)
                 raise_pending()
 
+    def _run_on_cluster(self, tasks: list[ReportTask], on_result: Callable[[dict, object], None],
+                        bundle_path: Path | None) -> None:  # fmt: skip
+        """The branch reports on the Dask cluster: nothing of the client's disk is needed there."""
+        if not tasks:
+            return
+        if bundle_path is None:
+            raise ValueError("a Dask run needs the month bundle to send")
+        from distributed import as_completed as dask_completed
+
+        from crmresearch.batch.remote import pack_bundle, publish_result, run_packed
+        from crmresearch.core.privacy import load_key
+
+        c = self.client
+        tag = uuid.uuid4().hex[:8]
+        common = c.scatter(pack_bundle(bundle_path), broadcast=True, hash=False)
+        key = c.scatter(load_key(tasks[0].key_file), broadcast=True, hash=False)  # the file's, or $..._KEY
+        notebooks: dict[str, Any] = {}
+        futures: dict[Any, ReportTask] = {}
+
+        def submit(t: ReportTask) -> Any:
+            if t.notebook not in notebooks:
+                notebooks[t.notebook] = c.scatter(Path(t.notebook).read_bytes(), broadcast=True, hash=False)
+            # the slice goes inside the task, not scattered: a task whose worker is lost is redone elsewhere
+            # from its own arguments (scattered data lives only where it was put, and dies with that worker)
+            part = pack_bundle(bundle_path, t.parameters["branch"])
+            fut = c.submit(run_packed, t, common, part, notebooks[t.notebook], key, bundle_path.name,
+                           key=f"crmresearch-report-{t.name}-{tag}", pure=False, retries=self.retries)  # fmt: skip
+            futures[fut] = t
+            return fut
+
+        # a bounded window of reports in flight: the client and the scheduler hold a few slices, not the bank's
+        window = max(4, 2 * len(c.scheduler_info().get("workers", {}) or [0]))
+        queue = list(tasks)
+        done = dask_completed([submit(queue.pop(0)) for _ in range(min(window, len(queue)))])
+        for fut in done:
+            try:
+                res = publish_result(futures[fut], fut.result())
+            except Exception as exc:  # noqa: BLE001 - a report lost beyond its retries fails that report only
+                res = _lost(futures[fut], exc)
+            del futures[fut]
+            if queue:
+                done.add(submit(queue.pop(0)))
+            on_result(res, None)
+
     def close(self) -> None:
         """Stop the workers and their kernels (or leave the Dask cluster)."""
         if self.client is not None:
@@ -181,7 +229,7 @@ class _Workers:
             close_browsers()
 
 
-def _connect_scheduler(address: str, seconds: float) -> Any:
+def _connect_scheduler(address: str, seconds: float, security: Any = None) -> Any:
     """A Dask client of the scheduler at ``address``, or an InputError when none answers within ``seconds``.
 
     A bare connection is tried first (in a thread of its own, so it works
@@ -195,13 +243,14 @@ def _connect_scheduler(address: str, seconds: float) -> Any:
     from distributed.comm import connect
 
     async def probe() -> None:
-        comm = await connect(address, timeout=seconds)
+        args = security.get_connection_args("client") if security is not None else {}
+        comm = await connect(address, timeout=seconds, **args)
         await comm.close()
 
     try:
         with ThreadPoolExecutor(1) as pool:
             pool.submit(asyncio.run, probe()).result()
-        return Client(address, timeout=seconds)
+        return Client(address, timeout=seconds, security=security)
     except ValueError as exc:  # not an address: no scheme or port, unknown scheme
         raise InputError(f"--scheduler {address}: not a Dask scheduler address ({exc}); e.g. tcp://host:8786") from None
     except OSError:
