@@ -171,3 +171,26 @@ def test_flat_snapshot_on_bank_churn_modelling_says_more_products_churn_more(tmp
     assert not [s for s in surnames if len(s) > 3 and re.search(rf"\b{re.escape(s)}\b", head + page)]
     br = BranchReport.open(b.path, open_bundle(b.path).branch_ids[0])
     assert "<h2>8. Watch list</h2>" in br.watch_list()._repr_html_()
+
+
+def test_the_bank_summary_renders_the_bank_stage_results_as_recomputing_them_would(bundle) -> None:
+    """The bank stage computes the bank summary's results once (issue 16); they equal a rebuild from the slices."""
+    import dataclasses
+
+    from crmresearch.month.results import SECTION_RESULTS
+
+    stored = bundle.context.bank
+    assert stored is not None and "metrics" in stored
+    assert set(SECTION_RESULTS) <= set(stored), sorted(set(SECTION_RESULTS) - set(stored))
+    reopened = open_bundle(bundle.path)  # as the bank summary's kernel sees it: read back from the bundle's files
+    fast = BankReport.open(reopened, language="zh", generated_at="now")
+    assert fast._stored_bank() is not None
+    slow_bundle = dataclasses.replace(reopened, context=dataclasses.replace(reopened.context, bank=None))
+    slow = BankReport.open(slow_bundle, language="zh", generated_at="now")
+    assert slow._stored_bank() is None
+    assert metrics_json(fast.metrics()) == metrics_json(slow.metrics())
+    for name in ("header", "product_coverage", "rm_turnover", "causes", "lifecycle", "retention"):
+        assert getattr(fast, name)().body == getattr(slow, name)().body, name
+    # other parameters than the bundle's: nothing stored is used
+    other = BankReport.open(reopened, params_json=Params(min_cell_size=11).model_dump_json(), generated_at="now")
+    assert other._stored_bank() is None

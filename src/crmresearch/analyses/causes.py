@@ -20,7 +20,7 @@ from crmresearch.data.capabilities import not_on_flat
 from crmresearch.data.contract import Source
 from crmresearch.data.flat_covariates import flat_covariates
 from crmresearch.survival.cox import ConvergenceError, TimeVaryingCox
-from crmresearch.survival.episodes import COVARIATES, customer_table, episodes
+from crmresearch.survival.episodes import COVARIATES, episode_frame
 from crmresearch.viz.i18n import term_label
 from crmresearch.viz.summary import Summary, frame_summary
 
@@ -126,11 +126,11 @@ def causes_model(source: Source, params: Params | None = None, *, as_of: dt.date
         if as_of is not None:
             raise InputError(f"as_of={as_of}: the flat extract {source.path} has no dates to censor at")
         return _flat_causes_model(source, branch=branch, churn_type=churn_type, covariates=covariates)
-    ep = episodes(source, params, as_of=as_of)
-    cust = customer_table(source, params, as_of=as_of)[["customer_id", "segment", "churn_type"]]
-    ep = ep.merge(cust, on="customer_id", how="left")
-    if branch is not None:
-        ep = ep[ep["branch_id"] == branch]
+    # only what the model reads: the episode times, the candidate covariates, the customer's segment
+    wanted = list(dict.fromkeys([*CAUSES_COVARIATES, *(covariates or ())]))
+    cols = ["start", "stop", "event", *(c for c in wanted if c in COVARIATES)]
+    ep = episode_frame(source, params, as_of=as_of, columns=cols, branch=branch,
+                       customer_columns=["segment", *(["churn_type"] if churn_type is not None else [])])  # fmt: skip
     if covariates is None:
         covariates = [c for c in CAUSES_COVARIATES if ep[c].notna().all() and ep[c].nunique() > 1]
     else:

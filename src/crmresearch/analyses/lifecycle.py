@@ -13,6 +13,7 @@ stages are measured on the customers actually seen in them.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,11 +92,18 @@ class LifecycleResult(Renders):
     bandwidth_days: float = 30.0
     alpha: float = 0.05
 
-    def __post_init__(self) -> None:
+    # the fitters are made when first used (not attributes of the result's data: a stored result has none)
+    @functools.cached_property
+    def nelson_aalen_(self) -> NelsonAalenFitter:
+        """Nelson–Aalen cumulative hazard of every customer (delayed entry)."""
         c = self.customers
-        self.nelson_aalen_ = NelsonAalenFitter(alpha=self.alpha).fit(c["duration"], c["event"], entry=c["entry"])
-        new = c[c["entry"] == 0]
-        self.new_customers_km_ = KaplanMeierFitter(alpha=self.alpha).fit(new["duration"], new["event"]) if len(new) else None
+        return NelsonAalenFitter(alpha=self.alpha).fit(c["duration"], c["event"], entry=c["entry"])
+
+    @functools.cached_property
+    def new_customers_km_(self) -> KaplanMeierFitter | None:
+        """Kaplan–Meier of the customers followed from opening (None without any)."""
+        new = self.customers[self.customers["entry"] == 0]
+        return KaplanMeierFitter(alpha=self.alpha).fit(new["duration"], new["event"]) if len(new) else None
 
     @property
     def stages(self) -> pd.DataFrame:

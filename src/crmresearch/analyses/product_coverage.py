@@ -17,6 +17,7 @@ and it is read as tenure at exit for churners.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -119,11 +120,14 @@ class CoverageResult(Renders):
     data: pd.DataFrame
     alpha: float = 0.05
 
-    def __post_init__(self) -> None:
-        self.fitters_: dict[str, KaplanMeierFitter] = {}
+    @functools.cached_property
+    def fitters_(self) -> dict[str, KaplanMeierFitter]:
+        """Kaplan–Meier per group (made when first used: not part of the result's data, so a stored result has none)."""
+        fitters: dict[str, KaplanMeierFitter] = {}
         for g, part in self.data.groupby("group", observed=True):
             km = KaplanMeierFitter(alpha=self.alpha, label=f"{g} product{'s' if g != '1' else ''}")
-            self.fitters_[str(g)] = km.fit(part["duration"], part["event"])
+            fitters[str(g)] = km.fit(part["duration"], part["event"])
+        return fitters
 
     @property
     def table(self) -> pd.DataFrame:

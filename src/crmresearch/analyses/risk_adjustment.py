@@ -66,15 +66,17 @@ def observed_expected(source: Source, params: Params | None, model, *, as_of: dt
     >>> oe = observed_expected(src, Params(), model, as_of=dt.date(2026, 10, 31))  # doctest: +SKIP
     >>> oe.sort_values("ratio", ascending=False).head()  # doctest: +SKIP
     """
-    from crmresearch.survival.episodes import customer_table, episodes
+    from crmresearch.survival.episodes import episode_frame
 
     params = params or Params()
     ws = pd.Timestamp(as_of) - pd.DateOffset(months=window_months)
     we = pd.Timestamp(as_of)
-    ep = episodes(source, params, as_of=as_of)
-    ep = ep[(ep["stop_date"] > ws) & (ep["start_date"] <= we)]
-    ep = ep.merge(customer_table(source, params, as_of=as_of)[["customer_id", "segment"]], on="customer_id",
-                  how="left")  # the causes model's customer-level covariate, as it merges it
+    # the episodes overlapping the window, with the model's covariates only (and the customer's segment,
+    # the causes model's customer-level covariate, as it merges it)
+    model_cols = [c for c in model.covariates_ if c != "segment"]
+    ep = episode_frame(source, params, as_of=as_of, overlapping=(ws.date(), we.date()),
+                       columns=["branch_id", "start", "stop", "event", "start_date", "stop_date", *model_cols],
+                       customer_columns=["segment"] if "segment" in model.covariates_ else [])  # fmt: skip
     # the window in tenure days of each episode: its tenure at the window's edges
     lo = ep["start"].to_numpy(float) + np.maximum(0, (ws - ep["start_date"]).dt.days.to_numpy(float))
     hi = ep["stop"].to_numpy(float) - np.maximum(0, (ep["stop_date"] - we).dt.days.to_numpy(float))

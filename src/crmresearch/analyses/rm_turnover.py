@@ -345,12 +345,18 @@ def _match(exposed: pd.DataFrame, pool: pd.DataFrame, k: int, hmax: int,
         df["exit_date"] = pd.to_datetime(df["exit_date"])
         df["tenure_band"] = tenure_band(df["tenure_days"])
     pool = pool.sort_values(["exit_date", "customer_id"], kind="stable").reset_index(drop=True)
-    pools = {k_: g.index.to_numpy() for k_, g in pool.groupby(key, sort=True)}
+    # the pool's rows of each matching key, in pool order: one stable sort by group (a dict of groups
+    # would build a frame per group; a day's pool holds every eligible customer of the branch)
+    group = pool.groupby(key, sort=True, observed=True).ngroup().to_numpy()
+    order = np.argsort(group, kind="stable")
+    bounds = np.searchsorted(group[order], np.arange(group.max() + 2 if len(group) else 1))
+    keys = pool[key].iloc[order[bounds[:-1]]].assign(__g=np.arange(len(bounds) - 1))
+    of_exposed = exposed[key].merge(keys, on=key, how="left")["__g"].to_numpy()
     matched, picks, set_of, weights = [], [], [], []
-    for i, r in enumerate(exposed[key].itertuples(index=False, name=None)):
-        p = pools.get(r)
-        if p is None:
+    for i, g in enumerate(of_exposed):
+        if np.isnan(g):
             continue
+        p = order[bounds[int(g)]:bounds[int(g) + 1]]
         m = min(k, len(p))
         picks.append(p[np.sort(rng.choice(len(p), m, replace=False))])
         set_of.append(np.full(m, len(matched)))

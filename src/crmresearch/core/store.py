@@ -44,6 +44,10 @@ CLASSES = {
     "TimeVaryingCox": ("crmresearch.survival.cox", "TimeVaryingCox"),
     "CoxResults": ("crmresearch.survival.cox", "CoxResults"),
     "StickyProductsResult": ("crmresearch.analyses.product_coverage", "StickyProductsResult"),
+    "CoverageResult": ("crmresearch.analyses.product_coverage", "CoverageResult"),
+    "TurnoverComparison": ("crmresearch.analyses.rm_turnover", "TurnoverComparison"),
+    "LifecycleResult": ("crmresearch.analyses.lifecycle", "LifecycleResult"),
+    "ContactOutcomes": ("crmresearch.analyses.retention_loop", "ContactOutcomes"),
     "ValidationReport": ("crmresearch.data.contract", "ValidationReport"),
     "Finding": ("crmresearch.data.contract", "Finding"),
 }

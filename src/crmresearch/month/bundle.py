@@ -51,6 +51,7 @@ from crmresearch.core.params import Params
 from crmresearch.core.sql import ident, idents, literal
 from crmresearch.core.version import __version__
 from crmresearch.data.contract import Source, _connect
+from crmresearch.month.slices import SHARED_TABLES, _columns, _customer_tables, slice_source
 
 __all__ = [
     "BREAKDOWN_BY",
@@ -68,10 +69,6 @@ BUNDLE_FORMAT = 3  # 3: empty tables from zero-row Parquet files; 2: JSON + Parq
 #: the bundle's index: its metadata, parameters and bank-wide results (tables in ``context/*.parquet``)
 BUNDLE_FILE = "bundle.json"
 BREAKDOWN_BY = ("tier", "segment", "channel", "churn_type", "reason")
-#: tables shared by every slice (no customer rows in them)
-SHARED_TABLES = ("branches", "relationship_managers", "extract")
-#: columns never copied into a slice: personal data the reports do not need
-DROPPED_COLUMNS = {"customers": ("name",)}
 
 
 @dataclass
@@ -101,6 +98,11 @@ class BankContext:
         The bank-wide hazard ratios of each additional product and of the sticky products.
     caveats : list of str
         What could not be computed and why.
+    bank : dict or None
+        The bank summary's results, computed here on the whole bank with the
+        episodes already built (:func:`crmresearch.month.results.bank_results`:
+        ``metrics`` and the sections' results), so that the bank summary
+        renders them instead of rebuilding the bank from the slices.
     branches : DataFrame
         ``branch_id, branch_name, region, customers`` of every branch.
     validation : ValidationReport
@@ -125,9 +127,11 @@ class BankContext:
     data_as_of: dt.date | None = None
     sticky: object | None = None
     caveats: list[str] = field(default_factory=list)
+    bank: dict | None = None
 
 
-def bank_context(source: Source, params: Params | None = None, *, month: str | None) -> BankContext:
+def bank_context(source: Source, params: Params | None = None, *, month: str | None,
+                 bank_summary: bool = True) -> BankContext:  # fmt: skip
     """Compute the bank-wide results of ``month`` (the bank stage, without writing anything).
 
     Parameters
@@ -138,6 +142,8 @@ def bank_context(source: Source, params: Params | None = None, *, month: str | N
         Parameters.
     month : str or None
         ``YYYY-MM``; None for a flat extract.
+    bank_summary : bool
+        Also compute the bank summary's results (:attr:`BankContext.bank`).
 
     Returns
     -------
@@ -195,8 +201,13 @@ def bank_context(source: Source, params: Params | None = None, *, month: str | N
             except (InputError, ValueError) as exc:
                 caveats.append(f"The risk-adjusted comparison of branches could not be computed: {exc}")
     model = model.slim() if model is not None else None  # the fitting data stays behind
+    bank = None
+    if bank_summary:
+        from crmresearch.month.results import bank_results
+
+        bank = bank_results(source, params, month=month, as_of=last, model=model)
     return BankContext(month, last, model, trend, comparison, breakdowns, backtest, risk, branches,
-                       source.report, source.as_of, sticky, caveats)  # fmt: skip
+                       source.report, source.as_of, sticky, caveats, bank)  # fmt: skip
 
 
 def _branch_list(source: Source) -> pd.DataFrame:
@@ -211,84 +222,25 @@ def _branch_list(source: Source) -> pd.DataFrame:
     return out
 
 
-def _customer_tables(source: Source) -> list[str]:
-    from crmresearch.data.contract import table_has_column
-
-    return [t for t in source.tables if t != "customers" and t not in SHARED_TABLES
-            and table_has_column(source.con, t, "customer_id")]  # fmt: skip
-
-
-def _columns(source: Source, table: str) -> list[str]:
-    """The columns of ``table`` that go into a slice (every column, extra ones too, but personal data)."""
-    drop = DROPPED_COLUMNS.get(table, ())
-    return [r[0] for r in source.con.execute(f"DESCRIBE {ident(table)}").fetchall() if r[0] not in drop]
-
-
-def _open(path: Path, tables: dict[str, list[Path]], meta: dict, params: Params | None) -> Source:
+def _open(path: Path, tables: dict[str, list[Path]], meta: dict, params: Params | None, *,
+          lazy: bool = False) -> Source:  # fmt: skip
     """A Source over Parquet files already validated (the bundle's own output): no re-validation.
 
     Each table reads its files as listed (never a glob of the path, which may
     hold ``*``, ``?`` or ``[``) and without Hive partitioning (the slices'
-    partition folders add no column).
+    partition folders add no column).  ``lazy``: views over the files
+    instead of tables loaded into memory (the bank summary, which reads few
+    rows itself: its results come with the bundle).
     """
     con = _connect(params)
     counts = {}
+    kind = "VIEW" if lazy else "TABLE"
     for name, files in tables.items():
         listing = "[" + ", ".join(literal(f) for f in files) + "]"
-        con.execute(f"CREATE TABLE {ident(name)} AS SELECT * FROM "
+        con.execute(f"CREATE {kind} {ident(name)} AS SELECT * FROM "
                     f"read_parquet({listing}, hive_partitioning = false, union_by_name = false)")  # fmt: skip
         counts[name] = con.execute(f"SELECT count(*) FROM {ident(name)}").fetchone()[0]
     return Source(path, con, counts, meta["as_of"], meta["observation_start"], meta["flat"], meta["validation"])
-
-
-def slice_source(source: Source, branch: str, params: Params | None = None) -> Source:
-    """One branch's slice of a source, in memory: its customers and their rows, the shared tables.
-
-    The slice keeps every branch and every relationship manager (staff and
-    branch lists, no customers), the extract's settings and, of each
-    customer-level table, the rows of the branch's customers; customer names
-    are dropped.
-
-    Parameters
-    ----------
-    source : Source
-        A validated source.
-    branch : str
-        A branch ID of the source.
-    params : Params, optional
-        Engine settings of the new in-memory database.
-
-    Returns
-    -------
-    Source
-
-    Examples
-    --------
-    >>> b1 = slice_source(src, "B001")  # doctest: +SKIP
-    >>> b1.sql("SELECT DISTINCT branch_id FROM customers")  # doctest: +SKIP
-    """
-    from crmresearch.data.contract import check_branch
-
-    check_branch(source, branch)
-    con = _connect(params)
-    counts = {}
-    for t in source.tables:
-        cols = idents(_columns(source, t))
-        if t == "customers":
-            q, args = f"SELECT {cols} FROM customers WHERE branch_id = ?", [branch]
-        elif t in _customer_tables(source):
-            q, args = (f"SELECT {cols} FROM {ident(t)} WHERE customer_id IN "
-                       "(SELECT customer_id FROM customers WHERE branch_id = ?)"), [branch]  # fmt: skip
-        else:
-            q, args = f"SELECT {cols} FROM {ident(t)}", None
-        rel = source.con.sql(q, params=args).to_arrow_table()
-        con.register("__slice", rel)
-        con.execute(f"CREATE TABLE {ident(t)} AS SELECT * FROM __slice")
-        con.unregister("__slice")
-        counts[t] = rel.num_rows
-    out = source.with_tables(con, counts)
-    out.cache["slice_of"] = branch
-    return out
 
 
 def default_cache_dir() -> Path:
@@ -454,11 +406,11 @@ class Bundle:
         """
         tables = {t: [self.path / "shared" / f"{t}.parquet"] if t in self.meta["shared"]
                   else sorted((self.path / "slices" / t).glob("*/*.parquet")) for t in self.meta["tables"]}  # fmt: skip
-        return self._source(tables)
+        return self._source(tables, lazy=self.context.bank is not None)
 
-    def _source(self, tables: dict[str, list[Path]]) -> Source:
+    def _source(self, tables: dict[str, list[Path]], *, lazy: bool = False) -> Source:
         present = {t: files for t, files in tables.items() if files}
-        src = _open(self.path, present, self.meta, self.params)
+        src = _open(self.path, present, self.meta, self.params, lazy=lazy)
         for t, files in tables.items():  # a branch without rows in a table: an empty table of the same columns
             if not files:  # its columns and types from a zero-row file: no type name from the bundle becomes SQL
                 empty = literal(self.path / "empty" / f"{t}.parquet")

@@ -139,7 +139,7 @@ def metrics(source: Source, params: Params | None = None, *, month: str | None,
     >>> m["kpis"]["monthly_churn_rate"], m["hazard_ratios"][0]  # doctest: +SKIP
     """
     from crmresearch.analyses.causes import causes_model
-    from crmresearch.month.bundle import slice_source
+    from crmresearch.month.slices import slice_source
     from crmresearch.survival.cox import ConvergenceError
 
     params = params or Params()

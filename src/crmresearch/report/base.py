@@ -82,6 +82,23 @@ class ReportBase:
             key = None  # no key configured: the watch list is withheld
         return b, params, key
 
+    def _result(self, name: str) -> Any:
+        """A section's result (:data:`crmresearch.month.results.SECTION_RESULTS`) of this report's scope.
+
+        The bank summary takes the one the bank stage computed when the
+        report's parameters are the bundle's; otherwise it is computed on
+        the scope's source.
+        """
+        from crmresearch.month.results import section_result
+
+        return section_result(name, self.source, self.params, month=self.month, as_of=self.ctx.as_of,
+                              branch=self.branch, stored=self._stored_bank())  # fmt: skip
+
+    def _stored_bank(self) -> dict | None:
+        if self.branch is not None or self.ctx.bank is None or self.params != self.bundle.params:
+            return None
+        return self.ctx.bank
+
     def t(self, key: str, **fields: Any) -> str:
         return text(key, self.language, **fields)
 
@@ -153,7 +170,10 @@ class ReportBase:
         if self._metrics is None:
             from crmresearch.month.metrics import metrics
 
-            if self.branch is None:
+            stored = self._stored_bank()
+            if stored is not None and "metrics" in stored:  # computed in the bank stage, the same call
+                self._metrics = stored["metrics"]
+            elif self.branch is None:
                 # the bank file: the bank-wide model of the bundle, on the whole bank
                 self._metrics = metrics(self.source, self.params, month=self.month, model=self.ctx.model)
             else:

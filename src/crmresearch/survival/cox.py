@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import sparse, stats
 
 from crmresearch.core.jsonsafe import json_records
 
@@ -60,9 +60,10 @@ class ConvergenceError(RuntimeError):
 class _Stratum:
     patterns: np.ndarray  # (P_s,) indices of the patterns that occur in this stratum
     times: np.ndarray  # distinct event times, ascending (T)
-    risk: np.ndarray  # (P, T) episodes of each pattern at risk at each event time
-    deaths: np.ndarray  # (P, T) events of each pattern at each event time
+    risk: np.ndarray  # (P, T) episodes of each pattern at risk at each event time (dense: mostly non-zero)
+    deaths: sparse.csr_matrix  # (P, T) events of each pattern at each event time (sparse: few per time)
     d_tot: np.ndarray  # (T,) events per time
+    d_pat: np.ndarray  # (P,) events per pattern
     pair_t: np.ndarray  # (E,) Efron pairs: time index
     pair_a: np.ndarray  # (E,) Efron pairs: l / d
 
@@ -275,18 +276,24 @@ class TimeVaryingCox:
         i0 = np.searchsorted(times, start, side="right")
         i1 = np.searchsorted(times, stop, side="right")
         keep = i1 > i0
-        width = T + 1
-        diff = (np.bincount(pattern[keep] * width + i0[keep], minlength=P * width)
-                - np.bincount(pattern[keep] * width + i1[keep], minlength=P * width))  # fmt: skip
-        risk = np.cumsum(diff.reshape(P, width), axis=1)[:, :T].astype(float)
+        # at risk over the event-time indices [i0, i1): +1 at i0 and -1 at i1 (none at T, past the last time),
+        # summed along the times; one (P, T) float array, built in place (no integer copy beside it)
+        ends = keep & (i1 < T)
+        idx = np.concatenate([pattern[keep] * T + i0[keep], pattern[ends] * T + i1[ends]])
+        step = np.concatenate([np.ones(int(keep.sum())), -np.ones(int(ends.sum()))])
+        risk = np.bincount(idx, weights=step, minlength=P * T).reshape(P, T)
+        del idx, step
+        np.cumsum(risk, axis=1, out=risk)
         ti = np.searchsorted(times, stop[event])
-        deaths = np.bincount(pattern[event] * T + ti, minlength=P * T).reshape(P, T).astype(float)
-        d_tot = deaths.sum(axis=0)
+        deaths = sparse.csr_matrix((np.ones(len(ti)), (pattern[event], ti)), shape=(P, T))  # duplicates summed
+        deaths.sum_duplicates()
+        d_tot = np.asarray(deaths.sum(axis=0)).ravel()
+        d_pat = np.asarray(deaths.sum(axis=1)).ravel()
         counts = d_tot.astype(np.int64)
         pair_t = np.repeat(np.arange(T), counts)
         l_idx = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
         pair_a = l_idx / np.repeat(d_tot, counts)
-        return _Stratum(present, times, risk, deaths, d_tot, pair_t, pair_a)
+        return _Stratum(present, times, risk, deaths, d_tot, d_pat, pair_t, pair_a)
 
     @staticmethod
     def _derivatives(beta: np.ndarray, patterns: np.ndarray, strata: list[_Stratum]
@@ -300,7 +307,7 @@ class TimeVaryingCox:
             X, eta = patterns[s.patterns], eta_all[s.patterns]
             w = np.exp(eta - shift)
             wX = w[:, None] * X
-            S0, E0 = w @ s.risk, w @ s.deaths  # (T,) at risk and events, weighted
+            S0, E0 = w @ s.risk, s.deaths.T @ w  # (T,) at risk and events, weighted
             S1, E1 = s.risk.T @ wX, s.deaths.T @ wX  # (T, k)
             den = S0[s.pair_t] - s.pair_a * E0[s.pair_t]  # Efron denominators, one per event
             inv = 1.0 / den
@@ -311,7 +318,7 @@ class TimeVaryingCox:
 
             c0, c1 = per_time(inv), per_time(s.pair_a * inv)
             q0, q1, q2 = per_time(inv * inv), per_time(s.pair_a * inv * inv), per_time(s.pair_a**2 * inv * inv)
-            d_pat = s.deaths.sum(axis=1)  # events per pattern
+            d_pat = s.d_pat  # events per pattern
             ll += float(d_pat @ eta - np.log(den).sum() - shift * len(den))
             grad += d_pat @ X - (c0 @ S1 - c1 @ E1)
             # sum_t (c0_t S2_t - c1_t E2_t) through the patterns: X' diag(w * (R c0 - D c1)) X
@@ -474,13 +481,16 @@ class TimeVaryingCox:
         for s in self._strata:
             e = eta[s.patterns]
             levels, rank = np.unique(np.round(e, 12), return_inverse=True)
-            others = s.risk - s.deaths  # at risk and not failing at t
-            by_rank = np.zeros((len(levels), others.shape[1]))
-            np.add.at(by_rank, rank, others)
-            below = np.cumsum(by_rank, axis=0) - by_rank  # at risk with a lower score
-            conc += float((s.deaths * below[rank]).sum())
-            ties += float((s.deaths * by_rank[rank]).sum())
-            pairs += float((s.deaths * others.sum(axis=0)).sum())
+            rank = rank.ravel()
+            # at risk and not failing at t, summed over the patterns of each score level: (levels, T)
+            group = sparse.csr_matrix((np.ones(len(rank)), (rank, np.arange(len(rank)))), shape=(len(levels), len(rank)))
+            by_rank = group @ s.risk - (group @ s.deaths).toarray()
+            below = np.cumsum(by_rank, axis=0)
+            below -= by_rank  # at risk with a lower score
+            d = s.deaths.tocoo()  # the events only: (pattern, time, count)
+            conc += float((d.data * below[rank[d.row], d.col]).sum())
+            ties += float((d.data * by_rank[rank[d.row], d.col]).sum())
+            pairs += float((s.d_tot * (s.risk.sum(axis=0) - s.d_tot)).sum())
         return (conc + 0.5 * ties) / pairs if pairs else float("nan")
 
     def ph_check(self, early_days: float = 91.0, late_days: float = 1096.0, max_change: float = 0.2) -> pd.DataFrame:
@@ -535,7 +545,7 @@ class TimeVaryingCox:
             w = np.exp(eta_all[s.patterns] - eta_all.max())
             S0 = w @ s.risk
             S1 = s.risk.T @ (w[:, None] * X)
-            R = s.deaths.T @ X - s.d_tot[:, None] * S1 / S0[:, None]  # Schoenfeld sums per time
+            R = np.asarray(s.deaths.T @ X) - s.d_tot[:, None] * S1 / S0[:, None]  # Schoenfeld sums per time
             g_all.append(np.log(s.times))
             R_all.append(R)
             d_all.append(s.d_tot)

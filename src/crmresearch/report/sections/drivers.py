@@ -28,9 +28,7 @@ class DriversSection:
     # ------------------------------------------------------------------ 3. product coverage
     def _coverage_result(self):
         if self._coverage is None:
-            from crmresearch.analyses.product_coverage import product_coverage
-
-            self._coverage = product_coverage(self.source, self.params, month=self.month, branch=self.branch)
+            self._coverage = self._result("product_coverage")
         return self._coverage
 
     def product_coverage(self) -> Section:
@@ -99,23 +97,17 @@ class DriversSection:
         """
         if not self.dated:
             return self._unavailable("rm_turnover", self._flat_reason("RM turnover"))
-        from crmresearch.analyses.rm_turnover import (
-            orphaned_churn_rates,
-            orphaned_customers,
-            rm_exits,
-            turnover_churn_comparison,
-        )
         from crmresearch.timelines.rm_exposure import has_rm_tables
 
         if not has_rm_tables(self.source):
             return self._unavailable("rm_turnover", "relationship_managers and rm_assignments were not supplied")
         parts = []
-        ex = rm_exits(self.source, month=self.month, branch=self.branch)
+        ex = self._result("rm_exits")
         parts.append(self._table(ex, {"exit_type": (label("exit_type", self.language), self._lbl),
                                       "in_month": (self.t("in_month"), lambda v: format_count(v, self.language)),
                                       "last_12_months": (self.t("last_12_months"), lambda v: format_count(v, self.language))},
                                  caption=self.t("exits_title")))  # fmt: skip
-        oc = orphaned_customers(self.source, self.params, month=self.month, branch=self.branch)
+        oc = self._result("orphaned_customers")
         oc = oc[oc["exit_type"] == "all"] if "all" in set(oc["exit_type"]) else oc
         mask = self._suppress(oc, "customers_orphaned", ("with_new_rm", "churned_while_orphaned", "still_orphaned",
                                                          "median_gap_days"), total_shown=False)  # fmt: skip
@@ -127,7 +119,7 @@ class DriversSection:
                                       "median_gap_days": (label("median_gap_days", self.language), lambda v: _num(v, 0))},
                                  caption=self.t("orphaned_title"), mask=mask))  # fmt: skip
         try:
-            tc = turnover_churn_comparison(self.source, self.params, month=self.month, branch=self.branch)
+            tc = self._result("turnover_comparison")
             s = tc.summary
             s = s[s["exit_type"] == "all"] if "all" in set(s["exit_type"]) else s
             cols = {"horizon_days": (label("horizon_days", self.language), lambda v: str(int(v))),
@@ -150,7 +142,7 @@ class DriversSection:
         if hr:
             parts.append(fragment("para", self.t("turnover_hr", scope=self.t("model_scope_" + self.metrics()["hazard_ratios_scope"]),
                                      hr=f"{hr['hr']:.2f} ({hr['lower']:.2f}–{hr['upper']:.2f})")))  # fmt: skip
-        rates = orphaned_churn_rates(self.source, self.params, as_of=self.ctx.as_of, branch=self.branch)
+        rates = self._result("orphaned_churn_rates")
         cols = {"band": (label("orphaned_band", self.language), self._lbl),
                 "customer_months": (label("customer_months", self.language), lambda v: format_count(v, self.language))}
         for c in rates.columns:
@@ -227,9 +219,7 @@ class DriversSection:
         """
         if not self.dated:
             return self._unavailable("lifecycle", self._flat_reason("lifecycle"))
-        from crmresearch.analyses.lifecycle import lifecycle
-
-        res = lifecycle(self.source, self.params, as_of=self.ctx.as_of, branch=self.branch)
+        res = self._result("lifecycle")
         st = res.stages.copy()
         ev = "events" if "events" in st.columns else "churned"
         # the stages' churners add up to the orphaned bands' (§4, same page): complements

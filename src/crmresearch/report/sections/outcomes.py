@@ -32,12 +32,12 @@ class OutcomesSection:
         """
         if not self.dated:
             return self._unavailable("retention", self._flat_reason("retention outcomes"))
-        from crmresearch.analyses.early_warnings import early_warnings, warning_summary
-        from crmresearch.analyses.retention_loop import contact_outcomes, rm_table, winbacks
+        from crmresearch.analyses.early_warnings import warning_summary
+        from crmresearch.analyses.retention_loop import rm_table
 
         p = self.params
         parts = []
-        ws = warning_summary(early_warnings(self.source, p, month=self.month, branch=self.branch))
+        ws = warning_summary(self._result("early_warnings"))
         ws = ws.assign(share=np.where(ws["warnings"] > 0, ws["contacted_in_target"] / ws["warnings"].where(ws["warnings"] > 0), np.nan))
         mask = self._suppress(ws, "warnings", ("contacted_in_target", "share"))
         mask = self._suppress(ws, "contacted_in_target", ("share",), prior=mask)
@@ -49,7 +49,7 @@ class OutcomesSection:
                                  caption=self.t("warnings_title", days=p.retention.response_target_days), mask=mask))  # fmt: skip
         if self.source.has("retention_actions"):
             try:
-                co = contact_outcomes(self.source, p, month=self.month, branch=self.branch)
+                co = self._result("contact_outcomes")
                 counts = co.counts
                 mask = self._suppress(counts, "customers", ("retained", "churned", "retention_rate"))
                 for c in ("retained", "churned"):  # retained + churned = customers: hiding one hides the other
@@ -84,7 +84,7 @@ class OutcomesSection:
                                               "warnings": (label("warnings", self.language), lambda v: format_count(v, self.language)),
                                               "share_in_target": (label("share_in_target", self.language), self._pct)},
                                          caption=self.t("rm_title"), mask=mask))  # fmt: skip
-            wb = winbacks(self.source, month=self.month, branch=self.branch)
+            wb = self._result("winbacks")
             rates = ("success_rate", "lower", "upper")
             mask = self._suppress(wb, "attempts", rates, total_shown=False)
             for c in ("won_back", "lost"):  # the success rate's numerator and denominator
