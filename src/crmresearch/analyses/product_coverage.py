@@ -36,7 +36,7 @@ from crmresearch.survival.episodes import (
     COVARIATES,
     context,
     customer_table,
-    episodes,
+    episode_frame,
     materialize,
 )
 from crmresearch.timelines.products import STICKY_PRODUCTS, sticky_covariate
@@ -292,15 +292,14 @@ def _product_coverage(source: Source, params: Params, month: str | None, branch:
     if landmark < source.observation_start:
         raise InputError(f"the landmark {landmark} ({horizon_months} months before {month}'s end) is before "
                          f"the observation start {source.observation_start}: the data does not reach back")  # fmt: skip
-    ep = episodes(source, params, as_of=last)
     L = pd.Timestamp(landmark)
-    on_l = ep[(ep["start_date"] <= L) & (ep["stop_date"] >= L)]
-    if branch is not None:
-        on_l = on_l[on_l["branch_id"] == branch]
+    # the episodes covering the landmark day (start_date <= L <= stop_date), with the customer's end and event
+    on_l = episode_frame(source, params, as_of=last, columns=["customer_id", "n_products"], branch=branch,
+                         overlapping=(landmark - dt.timedelta(days=1), landmark),
+                         customer_columns=["end_date", "event"])  # fmt: skip
     if on_l["n_products"].isna().all() and len(on_l):
         raise InputError("no product_holdings table: coverage is unknown")
-    cust = customer_table(source, params, as_of=last).set_index("customer_id")
-    c = cust.loc[on_l["customer_id"]]
+    c = on_l.assign(end_date=pd.to_datetime(on_l["end_date"]))
     # in follow-up on L and not churned on L itself (it was churned "on or before L")
     alive = ~((c["event"] == 1) & (c["end_date"] == L)).to_numpy()
     on_l, c = on_l[alive], c[alive]

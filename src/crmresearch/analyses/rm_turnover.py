@@ -60,7 +60,7 @@ from crmresearch.core.calendar import DAYS_PER_MONTH, month_bounds
 from crmresearch.core.errors import InputError
 from crmresearch.core.params import Params
 from crmresearch.data.contract import Source
-from crmresearch.survival.episodes import context, episodes, materialize
+from crmresearch.survival.episodes import context, episode_frame, materialize
 from crmresearch.survival.estimators import rate_row
 from crmresearch.timelines.context import date_lit
 from crmresearch.timelines.rm_exposure import ORPHAN_BANDS, exits_sql, handovers
@@ -127,9 +127,7 @@ def orphaned_churn_rates(source: Source, params: Params | None = None, *, as_of:
     >>> orphaned_churn_rates(src)  # doctest: +SKIP
     """
     _need_rm(source)
-    ep = episodes(source, params, as_of=as_of)
-    if branch is not None:
-        ep = ep[ep["branch_id"] == branch]
+    ep = episode_frame(source, params, as_of=as_of, columns=["start", "stop", "event", "orphaned_band"], branch=branch)
     days = (ep["stop"] - ep["start"]).groupby(ep["orphaned_band"]).sum()
     events = ep["event"].groupby(ep["orphaned_band"]).sum()
     bands = [*ORPHAN_BANDS, "none"]
