@@ -81,6 +81,7 @@ def _hazard_ratios(source: Source, params: Params, last, branch: str | None,
     except (InputError, ConvergenceError, ValueError) as exc:
         caveats.append(f"The causes model could not be fitted: {exc}")
         return scope, []
+    caveats.extend(getattr(model, "caveats_", []))  # covariates left out for missing values
     return scope, model.to_metrics()
 
 
