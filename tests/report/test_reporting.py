@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from html import unescape
 from pathlib import Path
 
 import pandas as pd
@@ -171,3 +172,21 @@ def test_flat_snapshot_on_bank_churn_modelling_says_more_products_churn_more(tmp
     assert not [s for s in surnames if len(s) > 3 and re.search(rf"\b{re.escape(s)}\b", head + page)]
     br = BranchReport.open(b.path, open_bundle(b.path).branch_ids[0])
     assert "<h2>8. Watch list</h2>" in br.watch_list()._repr_html_()
+
+
+@pytest.mark.slow
+def test_rm_turnover_window_is_stated_beside_the_hazard_ratio(source, month: str,
+                                                              tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Issue 14: the exposure window (exit + 1 … exit + N) is a convention; the report states it beside
+    the hazard ratio, in both languages, with N from the parameters the model was fitted with."""
+    from crmresearch.core.params import load_params
+
+    params = load_params(overrides={"windows.rm_turnover_days": 45})
+    b = build_bundle(source, params, month=month, path=tmp_path_factory.mktemp("cache45") / "b")
+    for language in ("en", "zh"):
+        html = unescape(BranchReport.open(b.path, b.branch_ids[1], language=language).rm_turnover()._repr_html_())
+        hr_at = html.find(text("turnover_hr", language).split("{")[0][:12])
+        assert hr_at >= 0, "the report shows the hazard ratio of RM-turnover exposure"
+        window = text("turnover_window", language, days=45)
+        assert window in html[hr_at:], language
+        assert "+ 90" not in html

@@ -590,6 +590,11 @@ REPORT_TEXT: dict[str, tuple[str, str]] = {
                            "按已无客户经理天数划分的每客户每月流失率"),
     "turnover_hr": ("Hazard ratio of RM-turnover exposure (time-varying model, {scope}): {hr}.",
                     "客户经理离任暴露的风险比（时变模型，{scope}）：{hr}。"),
+    "turnover_window": ("Exposure is a convention of the parameters, not something the data records: a customer "
+                        "counts as exposed on days exit + 1 to exit + {days} after their RM's exit (the RM's last "
+                        "day), {days} days in all.",
+                        "“暴露”是参数设定的约定，并非数据直接记录：客户经理离任（最后工作日）后的第 1 天至第 {days} 天"
+                        "（离任日 + 1 至离任日 + {days}，共 {days} 天），其客户计为暴露。"),
     "forest_title": ("Hazard ratios of churn ({scope} model, 95% intervals)", "流失风险比（{scope}模型，95% 置信区间）"),
     "model_scope_bank": ("bank-wide", "全行"),
     "model_scope_branch": ("this branch's own", "本支行"),

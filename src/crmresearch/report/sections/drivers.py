@@ -148,8 +148,12 @@ class DriversSection:
             parts.append(fragment("para", self.t("not_available", reason=str(exc))))
         hr = self._model_hr("rm_turnover_exposed")
         if hr:
-            parts.append(fragment("para", self.t("turnover_hr", scope=self.t("model_scope_" + self.metrics()["hazard_ratios_scope"]),
+            model_scope = self.metrics()["hazard_ratios_scope"]
+            parts.append(fragment("para", self.t("turnover_hr", scope=self.t("model_scope_" + model_scope),
                                      hr=f"{hr['hr']:.2f} ({hr['lower']:.2f}–{hr['upper']:.2f})")))  # fmt: skip
+            # the window of the model shown: the bank-wide model is fitted with the run's parameters
+            model_params = self.params if model_scope == "branch" else self.bundle.params
+            parts.append(fragment("note", self.t("turnover_window", days=model_params.windows.rm_turnover_days)))
         rates = orphaned_churn_rates(self.source, self.params, as_of=self.ctx.as_of, branch=self.branch)
         cols = {"band": (label("orphaned_band", self.language), self._lbl),
                 "customer_months": (label("customer_months", self.language), lambda v: format_count(v, self.language))}
