@@ -18,15 +18,30 @@ from crmresearch.core.errors import InputError
 from crmresearch.core.params import Params
 from crmresearch.data.capabilities import not_on_flat
 from crmresearch.data.contract import Source
-from crmresearch.data.flat_covariates import flat_covariates
+from crmresearch.data.flat_covariates import LEAKAGE_PREFIX, MAX_EVENT_CORRELATION, flat_covariates
 from crmresearch.survival.cox import ConvergenceError, TimeVaryingCox
 from crmresearch.survival.episodes import COVARIATES, customer_table, episodes
 from crmresearch.viz.i18n import term_label
 from crmresearch.viz.summary import Summary, frame_summary
 
-__all__ = ["CAUSES_COVARIATES", "ConvergenceError", "causes_model", "causes_summary", "missing_caveats"]
+__all__ = ["CAUSES_COVARIATES", "ConvergenceError", "causes_model", "causes_summary", "leakage_caveat", "missing_caveats"]
 
 CAUSES_COVARIATES = ["n_products", "rm_turnover_exposed", "complaint_escalated_90d", "dormant", "tier", "segment"]
+
+
+def leakage_caveat(columns: Sequence[str]) -> list[str]:
+    """The caveat of a flat extract's default model that left out columns looking like model scores or the outcome.
+
+    Examples
+    --------
+    >>> leakage_caveat(["churn_score"])
+    ['The causes model leaves out what looks like a model score or leaks the outcome: churn_score (by name, or a rank correlation of at least 0.8 in size with churn); name a column as a covariate to use it.']
+    """
+    if not columns:
+        return []
+    return ["The causes model leaves out what looks like a model score or leaks the outcome: "
+            f"{', '.join(columns)} (by name, or a rank correlation of at least {MAX_EVENT_CORRELATION:g} in size "
+            "with churn); name a column as a covariate to use it."]  # fmt: skip
 
 
 def missing_caveats(partly: Sequence[str], wholly: Sequence[str]) -> list[str]:
@@ -93,10 +108,12 @@ def _flat_causes_model(source: Source, *, branch: str | None, churn_type: str | 
     model.covariate_selection_ = selection
     model.caveats_ = []
     if covariates is None:  # a requested covariate with missing values is an error, never left out
-        n_missing = {c: int(data[c].isna().sum()) for c in selection["covariate"] if c in data.columns}
-        dropped = [c for c in selection.loc[~selection["used"], "covariate"] if n_missing.get(c, 0)]
-        model.caveats_ = missing_caveats([c for c in dropped if n_missing[c] < len(data)],
-                                         [c for c in dropped if n_missing[c] == len(data)])  # fmt: skip
+        out = selection[~selection["used"]]
+        leaks = out.loc[out["reason"].str.startswith(LEAKAGE_PREFIX), "covariate"].tolist()
+        n_missing = {c: int(data[c].isna().sum()) for c in out["covariate"] if c in data.columns and c not in leaks}
+        dropped = [c for c, n in n_missing.items() if n]
+        model.caveats_ = leakage_caveat(leaks) + missing_caveats([c for c in dropped if n_missing[c] < len(data)],
+                                                                 [c for c in dropped if n_missing[c] == len(data)])  # fmt: skip
     return model
 
 

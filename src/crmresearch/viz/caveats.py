@@ -65,6 +65,10 @@ CAVEATS: tuple[tuple[str, str], ...] = (
     ("The causes model leaves out {covariates_codes}: some customers have no value (every covariate of the model "
      "needs a value for every customer).",
      "流失原因模型未纳入{covariates_codes}：部分客户缺少该变量的取值（模型中的每个变量都需要每位客户有取值）。"),
+    ("The causes model leaves out what looks like a model score or leaks the outcome: {covariates_codes} (by name, "
+     "or a rank correlation of at least {rho} in size with churn); name a column as a covariate to use it.",
+     "流失原因模型未纳入看起来是模型评分或泄露流失结果的列：{covariates_codes}（依据列名，或与流失的秩相关系数绝对值不低于 {rho}）；"
+     "如需使用，请明确将该列指定为模型变量。"),
     ("The causes model leaves out {covariates_codes}: no customer has a value.",
      "流失原因模型未纳入{covariates_codes}：没有任何客户有该变量的取值。"),
     ("Contact speed and retention outcomes are not available: retention_actions was not supplied.",
