@@ -26,7 +26,12 @@ from crmresearch.core.errors import InputError
 from crmresearch.data.capabilities import ANALYSES, FLAT_REASONS, NOT_BUILT, flat_support
 from crmresearch.data.contract import Source, load_source
 from crmresearch.data.flat import import_flat
-from crmresearch.data.flat_covariates import MAX_EVENT_CORRELATION, LeakageWarning, flat_covariates, leakage_reason
+from crmresearch.data.flat_covariates import (
+    MAX_EVENT_CORRELATION,
+    LeakageWarning,
+    flat_covariates,
+    leakage_reason,
+)
 from crmresearch.survival.episodes import customer_table
 from public_data import BANK_CSV, TELCO_CSV
 
