@@ -27,6 +27,7 @@ def branch_file(small_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 def test_fields_and_values_match_the_analyses(branch_file: Path, small_demo: Path) -> None:
     m = json.loads(branch_file.read_text(encoding="utf-8"))
     assert all(k in m for k in REQUIRED)
+    assert m["time_unit"] == "days"  # a dated source: durations in days (a flat extract: months)
     assert (m["schema"], m["scope"], m["branch_id"], m["month"], m["as_of"]) == (1, "branch", "B001", "2026-10",
                                                                                 "2026-10-31")  # fmt: skip
     src = load_source(small_demo)

@@ -190,3 +190,76 @@ def test_rm_turnover_window_is_stated_beside_the_hazard_ratio(source, month: str
         window = text("turnover_window", language, days=45)
         assert window in html[hr_at:], language
         assert "+ 90" not in html
+
+
+def _flat_in_days(tmp_path: Path, n: int = 600) -> Path:
+    """A flat extract whose CSV gives tenure in days: the source holds tenure months."""
+    import numpy as np
+    import yaml
+
+    from crmresearch.data.flat import import_flat
+
+    rng = np.random.default_rng(21)
+    products = rng.integers(1, 5, n)
+    churned = rng.random(n) < np.where(products == 1, 0.5, 0.15)
+    df = pd.DataFrame({"id": [f"C{i:04d}" for i in range(n)], "tenure_days": rng.integers(0, 3653, n),
+                       "left": churned.astype(int), "products": products, "region": rng.choice(["N", "S"], n)})
+    df.to_csv(tmp_path / "in.csv", index=False)
+    mapping = {"customer_id": "id", "tenure": {"column": "tenure_days", "unit": "days"},
+               "churned": {"column": "left", "true_values": [1], "false_values": [0]},
+               "n_products": {"column": "products"}, "branch": {"column": "region"}}  # fmt: skip
+    (tmp_path / "map.yaml").write_text(yaml.safe_dump(mapping), encoding="utf-8")
+    return import_flat(tmp_path / "in.csv", tmp_path / "map.yaml", tmp_path / "src")
+
+
+def _keys(obj) -> set[str]:
+    if isinstance(obj, dict):
+        return set(obj) | {k for v in obj.values() for k in _keys(v)}
+    if isinstance(obj, list):
+        return {k for v in obj for k in _keys(v)}
+    return set()
+
+
+def test_flat_extract_names_and_labels_follow_its_time_unit(tmp_path: Path, small_demo: Path) -> None:
+    """Issue 14: a flat extract's durations are tenure months and its churn flag covers the whole snapshot;
+    fields, metrics.json keys, the curves' axis and the report's labels say so (en and zh), not days / 12 months."""
+    from lifelines import KaplanMeierFitter
+    from lifelines.utils import restricted_mean_survival_time
+
+    from crmresearch.analyses.product_coverage import product_coverage
+    from crmresearch.viz.i18n import label
+    from crmresearch.viz.plots import km_plot
+
+    src = load_source(_flat_in_days(tmp_path))
+    assert src.time_unit == "months" and load_source(small_demo).time_unit == "days"
+    cust = src.df("customers")
+    res = product_coverage(src)
+    assert (res.time_unit, res.window) == ("months", "snapshot")
+    assert res.horizon == pytest.approx(cust["tenure_months"].max())  # about 120 months, not 3,652 days
+    summ = res.summary
+    assert "rmst_months" in summ and not any("days" in c or "12m" in c for c in summ.columns)
+    for g, part in res.data.groupby("group", observed=True):
+        km = KaplanMeierFitter().fit(part["duration"], part["event"])  # tenure months
+        area = summ.set_index("group").loc[str(g), "rmst_months"]
+        assert area == pytest.approx(restricted_mean_survival_time(km, t=res.horizon), rel=1e-9)
+        assert area <= res.horizon
+    # churned over the whole snapshot: every churner of the group, whatever the tenure
+    t = res.table.set_index("group")
+    by_group = cust.assign(g=res.data["group"].astype(str).to_numpy()).groupby("g")["churned"].sum()
+    assert (t["churned_snapshot"] == by_group.reindex(t.index)).all()
+    m = metrics(src, month=None)
+    assert m["time_unit"] == "months"
+    assert set(m["coverage"][0]) == {"group", "customers", "churned_snapshot", "churn_rate_snapshot"}
+    assert not [k for k in _keys(m) if "days" in k or "12m" in k]
+    ax = km_plot(res)
+    assert ax.get_xlim()[1] >= cust["tenure_months"].max() - 1e-9  # the axis runs in months, to the longest tenure
+    # the report: labels by the snapshot, in both languages
+    b = build_bundle(src, Params(), month=None, path=tmp_path / "cache")
+    for language in ("en", "zh"):
+        r = BankReport.open(b.path, language=language)
+        page = unescape(r.product_coverage()._repr_html_())
+        assert label("churn_rate_snapshot", language) in page and label("products_at_snapshot", language) in page
+        assert label("churn_rate_12m", language) not in page and label("products_at_landmark", language) not in page
+        head = unescape(r.headline()._repr_html_())
+        assert text("summary_coverage_snapshot", language).split("{")[0] in head
+        assert text("summary_coverage_12m", language).split("{")[0] not in head

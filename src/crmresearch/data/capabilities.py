@@ -12,7 +12,11 @@ The analyses never test which kind they have: they ask
   analysis of :data:`ANALYSES` (``"lifecycle"``, ``"product coverage"``…);
 * ``source.require(analysis)`` — raises the one :class:`InputError` that
   says, in plain words, why the analysis cannot run on this source
-  (:data:`FLAT_REASONS`).
+  (:data:`FLAT_REASONS`);
+* ``source.time_unit`` (:func:`time_unit`) — the unit of the durations the
+  source gives: ``"days"`` on a dated source (days from a landmark or from
+  opening), ``"months"`` on a flat extract (its ``tenure_months``).  Result
+  fields, metrics.json keys and report labels follow it.
 
 On a dated source every analysis can run (whether a table it needs was
 supplied is the analysis's own check, and :func:`flat_support` lists it);
@@ -34,10 +38,39 @@ from crmresearch.data.flat_covariates import LeakageWarning, flat_covariates
 # A loaded Source (crmresearch.data.contract imports this module, so the type is not imported here).
 Source = Any
 
-__all__ = ["ANALYSES", "CALENDAR", "FLAT_REASONS", "Analysis", "can", "flat_support", "not_on_flat", "require"]
+__all__ = ["ANALYSES", "CALENDAR", "FLAT_REASONS", "TIME_UNITS", "Analysis", "can", "flat_support", "not_on_flat",
+           "require", "time_unit"]
 
 #: the question "does the source have dates (months, an as-of date, censoring, time-varying episodes)?"
 CALENDAR = "calendar"
+#: the units a source's durations come in: days (a dated source), months (a flat extract's tenure_months)
+TIME_UNITS = ("days", "months")
+
+
+def time_unit(source: Source) -> str:
+    """The unit of the durations ``source`` gives: ``"days"`` (dated source) or ``"months"`` (flat extract).
+
+    A dated source counts days (from a landmark, from opening); a flat
+    extract has only ``tenure_months``, so its durations, horizons and
+    restricted means are in months.  Names and labels follow this unit
+    (``rmst_months``, not ``rmst_days``, on a flat extract).
+
+    Parameters
+    ----------
+    source : Source
+        A loaded source.
+
+    Returns
+    -------
+    str
+        One of :data:`TIME_UNITS`.
+
+    Examples
+    --------
+    >>> load_source("data/demo").time_unit, load_source("data/bank-flat").time_unit  # doctest: +SKIP
+    ('days', 'months')
+    """
+    return "months" if source.flat else "days"
 
 @dataclass(frozen=True)
 class Analysis:

@@ -14,9 +14,12 @@ harmless last-bit differences cannot change the bytes.
 
 Fields beyond the minimum (all documented in ``docs/metrics.md``):
 ``data_as_of``, ``kpis_high_value``, ``package_version``, ``params_digest``.
-A flat extract gives ``scope: "bank"``, ``month: null``, ``kpis: null``, the
-coverage groups on ``n_products`` and the hazard ratios of the static
-model, with caveats saying what is missing and why.
+A flat extract gives ``scope: "bank"``, ``month: null``, ``kpis: null``,
+``time_unit: "months"`` (its durations are tenure months; ``"days"`` on a
+dated source), the coverage groups on ``n_products`` with
+``churned_snapshot`` / ``churn_rate_snapshot`` (churn over the whole
+snapshot, not within 12 months) and the hazard ratios of the static model,
+with caveats saying what is missing and why.
 """
 
 from __future__ import annotations
@@ -163,7 +166,8 @@ def metrics(source: Source, params: Params | None = None, *, month: str | None,
     # what the results depend on: the engine's threads and memory do not change them
     settings = {k: v for k, v in params.to_dict().items() if k != "engine"}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-    base: dict[str, Any] = {"schema": SCHEMA, "scope": "branch" if branch else "bank", "branch_id": branch}
+    base: dict[str, Any] = {"schema": SCHEMA, "scope": "branch" if branch else "bank", "branch_id": branch,
+                            "time_unit": source.time_unit}  # fmt: skip
     if not source.can("calendar"):
         if month is not None:
             raise InputError(f"--month {month}: a flat extract has no calendar (omit --month)")

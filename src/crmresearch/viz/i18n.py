@@ -133,6 +133,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "customers": ("customers", "客户数"),
     "churn_rate": ("churn rate", "流失率"),
     "churn_rate_12m": ("churn within 12 months", "12 个月内流失率"),
+    "churn_rate_24m": ("churn within 24 months", "24 个月内流失率"),
+    "churn_rate_snapshot": ("churn over the whole snapshot", "整个快照期内流失率"),
     "share": ("share", "占比"),
     "bank": ("bank", "全行"),
     "branch": ("branch", "本支行"),
@@ -164,6 +166,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "churned_within": ("churned within {months:g} months", "{months:g} 个月内流失"),
     "cif_axis": ("churned within {months:g} months (cumulative incidence)", "{months:g} 个月内流失（累计发生率）"),
     "products_at_landmark": ("products held at the landmark", "基准日持有产品数"),
+    "products_at_snapshot": ("products held (at the snapshot)", "持有产品数（快照时）"),
     "cause": ("churn type", "流失类型"),
     "fewer_than": ("fewer than {n}", "少于 {n}"),
     "reference_line": ("no difference (HR = 1)", "无差异（风险比 = 1）"),
@@ -676,6 +679,12 @@ REPORT_TEXT: dict[str, tuple[str, str]] = {
     "customers_total": ("customers", "客户数"),
     "churned_total": ("churned", "已流失"),
     "churn_share": ("share churned", "流失占比"),
+    "summary_coverage_12m": ("Within 12 months of the landmark, customers with {hi} churned most ({hi_rate}) and those "
+                             "with {lo} least ({lo_rate}).",
+                             "基准日后 12 个月内，持有{hi}的客户流失最多（{hi_rate}），持有{lo}的客户最少（{lo_rate}）。"),
+    "summary_coverage_snapshot": ("Over the whole snapshot, customers with {hi} churned most ({hi_rate}) and those "
+                                  "with {lo} least ({lo_rate}).",
+                                  "在整个快照期内，持有{hi}的客户流失最多（{hi_rate}），持有{lo}的客户最少（{lo_rate}）。"),
 }
 
 #: the bilingual glossary of section 9: (English term, Chinese term, English definition, Chinese definition)

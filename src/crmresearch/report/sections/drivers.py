@@ -45,14 +45,15 @@ class DriversSection:
         except InputError as exc:
             return self._unavailable("product_coverage", str(exc))
         summ = res.summary.copy()
-        summ["rmst_months"] = summ["rmst_days"] / DAYS_PER_MONTH
+        # the restricted mean in months, whatever the source's unit (days from the landmark, or tenure months)
+        summ["rmst_months"] = summ[res.rmst_col] / (DAYS_PER_MONTH if res.time_unit == "days" else 1.0)
         mask = self._coverage_mask(summ)
         summ["group_label"] = summ["group"].map(lambda g: coverage_group_label(g, self.language))
         landmark = res.landmark.isoformat() if res.landmark else ""
-        cols = {"group_label": (label("products_at_landmark", self.language), str),
+        cols = {"group_label": (label("products_at_landmark" if self.dated else "products_at_snapshot", self.language), str),
                 "customers": (label("customers", self.language), lambda v: format_count(v, self.language)),
-                "churned_12m": (label("churned", self.language), lambda v: format_count(v, self.language)),
-                "churn_rate_12m": (label("churn_rate_12m", self.language), self._pct)}  # fmt: skip
+                res.count_col: (label("churned", self.language), lambda v: format_count(v, self.language)),
+                res.rate_col: (label(res.rate_col, self.language), self._pct)}  # fmt: skip
         if self.dated:
             cols["survival"] = (self.t("survival_12m"), self._pct)
             cols["rmst_months"] = (self.t("rmst"), lambda v: _num(v, 1))
@@ -68,7 +69,7 @@ class DriversSection:
             shown = set(summ.loc[~mask.rows, "group"].astype(str))
             data = res.data[res.data["group"].astype(str).isin(shown)]
             if len(data):
-                ax = km_plot(data, horizon_days=res.horizon_days, min_cell=self.min_cell, language=self.language,
+                ax = km_plot(data, horizon=res.horizon, time_unit=res.time_unit, min_cell=self.min_cell, language=self.language,
                              xlabel="tenure_months" if res.landmark is None else "months_since_landmark")  # fmt: skip
                 parts.append(self._fig(ax, label("retention", self.language)))
         except (ValueError, InputError):
