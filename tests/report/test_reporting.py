@@ -263,3 +263,44 @@ def test_flat_extract_names_and_labels_follow_its_time_unit(tmp_path: Path, smal
         head = unescape(r.headline()._repr_html_())
         assert text("summary_coverage_snapshot", language).split("{")[0] in head
         assert text("summary_coverage_12m", language).split("{")[0] not in head
+
+
+def test_retention_section_names_its_two_populations_and_hides_a_small_group(bundle, monkeypatch: pytest.MonkeyPatch
+                                                                             ) -> None:  # fmt: skip
+    """Issue 14: §7 names the outcome cohort (its warning dates, grace and outcome days, from the parameters) apart
+    from the month's warnings; a contacted group of 4 is shown as "fewer than 10" and cannot be recovered from the
+    page's other numbers (the disclosure checker), while metrics.json (not published) keeps the exact size."""
+    import numpy as np
+
+    from crmresearch.analyses import retention_loop
+    from disclosure import find_leaks
+
+    real = retention_loop.contact_outcomes
+
+    def four_contacted(source, params=None, *, month, branch=None):
+        res = real(source, params, month=month, branch=branch)
+        c = res.cohort
+        contacted = np.zeros(len(c), dtype=int)
+        contacted[:4] = 1
+        retained = c["retained"].to_numpy().copy()
+        retained[:4] = [1, 1, 1, 0]
+        return retention_loop.outcomes_from_cohort(c.assign(contacted=contacted, retained=retained), params,
+                                                   cohort_from=res.cohort_from, cohort_to=res.cohort_to)  # fmt: skip
+
+    monkeypatch.setattr(retention_loop, "contact_outcomes", four_contacted)
+    b = bundle.branch_ids[1]
+    co = four_contacted(bundle.branch_source(b), bundle.params, month=bundle.context.month, branch=b)
+    assert len(co.cohort) - 4 >= 10
+    for language in ("en", "zh"):
+        r = BranchReport.open(bundle.path, b, language=language)
+        html = r.retention()._repr_html_()
+        caption = text("outcomes_title", language, start=f"{co.cohort_from:%Y-%m-%d}", end=f"{co.cohort_to:%Y-%m-%d}",
+                       grace=bundle.params.retention.grace, outcome=bundle.params.retention.outcome_days)
+        assert caption in unescape(html)
+        assert text("warnings_title", language, days=bundle.params.retention.response_target_days) in unescape(html)
+        assert text("fewer", language, n=10) in html
+        if language == "en":
+            assert not find_leaks(html, 10), find_leaks(html, 10)
+        cohort = r.metrics()["retention"]["outcome_cohort"]
+        assert (cohort["contacted"], cohort["retained_contacted"]) == (4, 3)  # exact in the (unpublished) file
+        assert cohort["contacted"] + cohort["not_contacted"] == len(co.cohort)

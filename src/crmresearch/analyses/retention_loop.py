@@ -204,23 +204,42 @@ class ContactOutcomes(Renders):
         return ax
 
     def to_metrics(self) -> dict:
-        """metrics.json's retention outcomes: customers retained with and without contact, and the odds ratio.
+        """metrics.json's retention outcomes: the outcome cohort's groups, their retained, and the odds ratio.
+
+        The *outcome cohort* is its own population: customers first warned
+        between ``warned_from`` and ``warned_to`` (months before the report
+        month, so that their outcome is known) and still active at the end of
+        the grace window; not the report month's warnings.
 
         Returns
         -------
         dict
-            ``retained_90d_contacted``, ``retained_90d_not_contacted`` and
+            ``outcome_cohort``: ``warned_from, warned_to`` (ISO dates),
+            ``grace_days, outcome_days``, the group sizes ``contacted`` and
+            ``not_contacted`` (contact in the grace window or not) and
+            ``retained_contacted``, ``retained_not_contacted`` (not churned in
+            the outcome days after the window), so a rate can be formed; and
             ``contact_odds_ratio`` (``or, lower, upper, p, n``, or None when a
-            cell is below the minimum).
+            cell is below the minimum).  Exact counts (metrics.json is not
+            published; the pages suppress them).
 
         Examples
         --------
-        >>> contact_outcomes(src, month="2026-10").to_metrics()  # doctest: +SKIP
+        >>> contact_outcomes(src, month="2026-10").to_metrics()["outcome_cohort"]  # doctest: +SKIP
         """
         k = self.counts.set_index("group")
         o = self.odds_ratio
-        return {"retained_90d_contacted": int(k.loc["contacted", "retained"]),
-                "retained_90d_not_contacted": int(k.loc["not contacted", "retained"]),
+
+        def day(t: pd.Timestamp) -> str | None:
+            return None if pd.isna(t) else t.date().isoformat()
+
+        cohort = {"warned_from": day(self.cohort_from), "warned_to": day(self.cohort_to),
+                  "grace_days": int(self.grace_days), "outcome_days": int(self.outcome_days),
+                  "contacted": int(k.loc["contacted", "customers"]),
+                  "not_contacted": int(k.loc["not contacted", "customers"]),
+                  "retained_contacted": int(k.loc["contacted", "retained"]),
+                  "retained_not_contacted": int(k.loc["not contacted", "retained"])}  # fmt: skip
+        return {"outcome_cohort": cohort,
                 "contact_odds_ratio": None if o is None else {key: json_number(v) for key, v in o.items()}}  # fmt: skip
 
     def _caption(self) -> str:

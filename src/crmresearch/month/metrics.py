@@ -42,7 +42,7 @@ from crmresearch.data.contract import Source, check_branch
 
 __all__ = ["SCHEMA", "metrics", "metrics_json", "write_metrics"]
 
-SCHEMA = 1
+SCHEMA = 2  # 2: retention names its two populations (month_warnings, outcome_cohort)
 
 
 def _coverage(source: Source, params: Params, month: str | None, branch: str | None, caveats: list[str]) -> list:
@@ -93,12 +93,13 @@ def _retention(source: Source, params: Params, month: str, branch: str | None, c
     from crmresearch.analyses.retention_loop import contact_outcomes
 
     w = warning_summary(early_warnings(source, params, month=month, branch=branch)).set_index("rule")
-    out: dict[str, Any] = {"warnings": int(w.loc["all", "warnings"]),
-                           "contacted_in_target": int(w.loc["all", "contacted_in_target"]),
-                           "retained_90d_contacted": None, "retained_90d_not_contacted": None,
-                           "contact_odds_ratio": None}  # fmt: skip
+    # two populations: the warnings raised in the report month (contact speed), and the outcome cohort
+    # (customers warned months earlier, whose retention is known by the month's end)
+    out: dict[str, Any] = {"month_warnings": {"warnings": int(w.loc["all", "warnings"]),
+                                              "contacted_in_target": int(w.loc["all", "contacted_in_target"])},
+                           "outcome_cohort": None, "contact_odds_ratio": None}  # fmt: skip
     if not source.has("retention_actions"):
-        out["contacted_in_target"] = None
+        out["month_warnings"]["contacted_in_target"] = None
         caveats.append("Contact speed and retention outcomes are not available: retention_actions was not "
                        "supplied.")  # fmt: skip
         return out
@@ -206,8 +207,8 @@ def metrics_json(content: dict[str, Any]) -> str:
 
     Examples
     --------
-    >>> metrics_json({"schema": 1, "x": float("nan")})
-    '{\\n  "schema": 1,\\n  "x": null\\n}\\n'
+    >>> metrics_json({"schema": 2, "x": float("nan")})
+    '{\\n  "schema": 2,\\n  "x": null\\n}\\n'
     """
     def clean(v: Any) -> Any:
         if isinstance(v, dict):

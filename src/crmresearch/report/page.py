@@ -191,8 +191,9 @@ def plain_summary(comparison: pd.DataFrame | None, coverage: pd.DataFrame | None
             else:
                 out.append(f"The strongest associations with churn in the {src} model: " + "; ".join(parts)
                            + ". These are associations, not proof of cause.")  # fmt: skip
-    if retention and retention.get("warnings") and retention.get("contacted_in_target") is not None:
-        n, k = int(retention["warnings"]), int(retention["contacted_in_target"])
+    month_warnings = (retention or {}).get("month_warnings") or {}  # the month's warnings, not the outcome cohort
+    if month_warnings.get("warnings") and month_warnings.get("contacted_in_target") is not None:
+        n, k = int(month_warnings["warnings"]), int(month_warnings["contacted_in_target"])
         share = format_percent(k / n, language) if n else "–"
         if n >= min_cell and not 0 < k < min_cell:  # a share of few warnings gives back the count contacted
                 out.append(f"本月触发预警 {format_count(n, language)} 次，{share} 在响应时限内得到接触。" if zh else

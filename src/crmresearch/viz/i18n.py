@@ -612,8 +612,11 @@ REPORT_TEXT: dict[str, tuple[str, str]] = {
                  "新客户中有 {loss}（{lo}–{hi}）在开户 3 个月内流失（共 {n} 位客户）。"),
     "warnings_title": ("Early warnings raised in the month and contact within the response target ({days} day(s))",
                        "本月触发的流失预警及在响应时限（{days} 天）内的接触情况"),
-    "outcomes_title": ("Warned customers retained 90 days, with and without contact (warnings whose outcome is known)",
-                       "已知结果的预警客户 90 天留存情况：接触与未接触"),
+    "outcomes_title": ("Outcome cohort: customers first warned {start} to {end} and still customers {grace} day(s) "
+                       "later, retained or not in the {outcome} days after that, by contact within those {grace} "
+                       "day(s). Not the same customers as this month's warnings above, whose outcome is not known yet",
+                       "结果队列：{start} 至 {end} 首次触发预警、{grace} 天后仍为客户的客户，其后 {outcome} 天内是否留存，"
+                       "按这 {grace} 天内是否被接触划分。与上表本月预警的客户不同（本月预警的结果尚不可知）"),
     "odds_ratio": ("Adjusted odds ratio of retention for contact within the grace window: {or_} ({lo}–{hi}), p {p}, "
                    "n = {n}. This is an observational association: contacted customers may differ from the others in "
                    "ways the adjustment does not capture.",
