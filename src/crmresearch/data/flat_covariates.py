@@ -39,7 +39,17 @@ LEAKAGE_PREFIX = "looks like a model score or leaks the outcome"
 
 
 class LeakageWarning(UserWarning):
-    """Default covariates of a flat extract were left out: they look like model scores or leak the outcome."""
+    """Default covariates of a flat extract were left out: they look like model scores or leak the outcome.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> warnings.simplefilter("error", LeakageWarning)  # doctest: +SKIP
+    >>> flat_covariates(customers)  # doctest: +SKIP
+    Traceback (most recent call last):
+    ...
+    LeakageWarning: ...: credit_score (its name contains 'score')
+    """
 
 
 def leakage_reason(name: str, values: pd.Series, event: pd.Series) -> str:
@@ -220,10 +230,15 @@ def flat_covariates(data: pd.DataFrame, covariates: Sequence[str] | None = None,
         if reason and requested:
             raise InputError(f"covariate {c!r} of {source} cannot enter the model: {reason}")
         rows.append((c, not reason, reason))
+    _warn_leaks(reasons, source)
+    return pd.DataFrame(rows, columns=["covariate", "used", "reason"])
+
+
+def _warn_leaks(reasons: dict[str, str], source: str) -> None:
+    """One :class:`LeakageWarning` naming every column left out as a likely score or leak, and why."""
     suspect = [(c, r) for c, r in reasons.items() if r.startswith(LEAKAGE_PREFIX)]
     if suspect:
         warnings.warn(f"{source}: left out of the default covariates, as they look like model scores or leak the "
                       "outcome (name them in covariates= to use them): "
                       + "; ".join(f"{c} ({r.removeprefix(LEAKAGE_PREFIX + ': ').removesuffix('; request it to use it')})"
-                                  for c, r in suspect), LeakageWarning, stacklevel=2)  # fmt: skip
-    return pd.DataFrame(rows, columns=["covariate", "used", "reason"])
+                                  for c, r in suspect), LeakageWarning, stacklevel=3)  # fmt: skip

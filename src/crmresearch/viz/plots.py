@@ -269,9 +269,7 @@ def km_plot(data: Any, *, horizon: float | None = None, time_unit: str | None = 
     if horizon is None:
         horizon = getattr(data, "horizon", None) or float(d[duration_col].max())
     time_unit = time_unit or getattr(data, "time_unit", "days")
-    if time_unit not in ("days", "months"):
-        raise ValueError(f"time_unit {time_unit!r}: days or months")
-    per_month = DAYS_PER_MONTH if time_unit == "days" else 1.0  # durations per month on the x axis
+    per_month = {"days": DAYS_PER_MONTH, "months": 1.0}[time_unit]  # durations per month on the x axis
     if xlabel is None:
         flat = hasattr(data, "landmark") and data.landmark is None
         xlabel = "tenure_months" if flat else "months_since_landmark"
