@@ -169,8 +169,9 @@ def causes_model(source: Source, params: Params | None = None, *, as_of: dt.date
     TimeVaryingCox
         Fitted: ``summary``, ``hazard_ratios()``, ``concordance()``, ``ph_check()``;
         ``caveats_`` (list of str) names the default covariates left out for
-        missing values (:func:`missing_caveats`; metrics.json and the reports
-        show them).
+        missing values (:func:`missing_caveats`) and, on a flat extract, as
+        likely model scores or leaks of the outcome (:func:`leakage_caveat`);
+        metrics.json and the reports show them.
 
     Examples
     --------
