@@ -26,7 +26,12 @@ from crmresearch.core.errors import InputError
 from crmresearch.data.capabilities import ANALYSES, FLAT_REASONS, NOT_BUILT, flat_support
 from crmresearch.data.contract import Source, load_source
 from crmresearch.data.flat import import_flat
-from crmresearch.data.flat_covariates import flat_covariates
+from crmresearch.data.flat_covariates import (
+    MAX_EVENT_CORRELATION,
+    LeakageWarning,
+    flat_covariates,
+    leakage_reason,
+)
 from crmresearch.survival.episodes import customer_table
 from public_data import BANK_CSV, TELCO_CSV
 
@@ -97,7 +102,7 @@ def _same_fit(ours, theirs: CoxPHFitter, design: pd.DataFrame) -> None:
 def _bank_design(raw: pd.DataFrame) -> pd.DataFrame:
     """The raw CSV's columns, dummy-coded against the most frequent level (France, Male)."""
     return pd.DataFrame({
-        "n_products": raw["NumOfProducts"], "credit_score": raw["CreditScore"],
+        "n_products": raw["NumOfProducts"],
         "branch_id[GERMANY]": (raw["Geography"] == "Germany").astype(float),
         "branch_id[SPAIN]": (raw["Geography"] == "Spain").astype(float),
         "gender[Female]": (raw["Gender"] == "Female").astype(float), "age": raw["Age"],
@@ -111,10 +116,13 @@ def test_bank_cox_equals_lifelines_on_the_raw_csv(bank: Source) -> None:
     design = _bank_design(raw)
     # lifelines on the raw CSV, tenure in whole *years* (ours runs on days): only the order matters
     theirs = _lifelines(design, raw["Tenure"], raw["Exited"])
-    ours = causes_model(bank)
+    with pytest.warns(LeakageWarning, match=r"credit_score \(its name contains 'score'\)"):
+        ours = causes_model(bank)
     _same_fit(ours, theirs, design)
     assert ours.n_events_ == 2037 and ours.n_episodes_ == 10_000
-    assert ours.covariate_selection_["used"].all()
+    sel = ours.covariate_selection_.set_index("covariate")
+    assert sel.drop(index="credit_score")["used"].all()  # a credit score is a model score by name: out unless named
+    assert sel.loc["credit_score", "reason"].startswith("looks like a model score or leaks the outcome")
     assert ours.concordance() == pytest.approx(theirs.concordance_index_, abs=1e-9)
     hr = ours.hazard_ratios().set_index("term")
     assert hr.loc["is_active_member", "upper"] < 1 and hr.loc["branch_id[GERMANY]", "lower"] > 1
@@ -131,7 +139,8 @@ def test_bank_cox_chosen_covariates_and_one_branch(bank: Source) -> None:
 
     germany = raw["Geography"] == "Germany"
     design = _bank_design(raw[germany]).drop(columns=["branch_id[GERMANY]", "branch_id[SPAIN]"])
-    ours = causes_model(bank, branch="GERMANY")
+    with pytest.warns(LeakageWarning, match="credit_score"):
+        ours = causes_model(bank, branch="GERMANY")
     assert ours.n_events_ == 814
     _same_fit(ours, _lifelines(design, raw.loc[germany, "Tenure"], raw.loc[germany, "Exited"]), design)
 
@@ -200,11 +209,11 @@ def test_default_covariates_leave_out_what_cannot_be_a_covariate() -> None:
         "postcode": [f"P{i % 37}" for i in range(n)],              # too many levels
         "plan": rng.choice(["a", "b", "c"], n),
         "plan_is_a": 0,                                            # set below: repeats plan
-        "score": rng.normal(size=n),
+        "x_noise": rng.normal(size=n),
     })  # fmt: skip
     data["plan_is_a"] = (data["plan"] == "a").astype(int)
     sel = flat_covariates(data).set_index("covariate")
-    assert sel.loc[["n_products", "plan", "score"], "used"].all()
+    assert sel.loc[["n_products", "plan", "x_noise"], "used"].all()
     assert sel.loc["total_paid", "reason"].startswith("mostly measures tenure")
     assert sel.loc["postcode", "reason"].startswith("text with 37 levels")
     assert sel.loc["plan_is_a", "reason"].startswith("a linear combination")
@@ -359,3 +368,76 @@ def test_cli_validate_and_import_print_the_unavailable_analyses(
 
     assert main(["validate", str(small_demo)]) == 0
     assert "flat extract" not in capsys.readouterr().out
+
+
+def _leaky(n: int = 1000, seed: int = 8) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    churned = rng.random(n) < 0.3
+    flip = lambda p: np.where(rng.random(n) < p, ~churned, churned)  # noqa: E731 - the event, a share p flipped
+    return pd.DataFrame({
+        "customer_id": [f"C{i}" for i in range(n)], "branch_id": "ALL", "tenure_months": rng.integers(1, 60, n) * 1.0,
+        "churned": churned, "n_products": rng.integers(1, 5, n), "age": rng.integers(20, 80, n),
+        "Credit_Score": rng.integers(300, 850, n),                 # by name: "score", any case
+        "naive_bayes_classifier_1": rng.random(n),                 # by name
+        "exit_prob": rng.random(n),                                # by name: "prob"
+        "churn_flag_copy": rng.integers(0, 2, n),                  # by name: "churn"
+        "closed_all": flip(0.02).astype(int),                      # the outcome, nearly: rho about 0.95
+        "still_active": (~flip(0.02)).astype(int),                 # its negative: rho about -0.95
+        "inactive_months": np.where(flip(0.15), 4, 1) + rng.integers(0, 2, n),  # rho about 0.6: kept
+    })  # fmt: skip
+
+
+def test_default_covariates_leave_out_scores_and_outcome_leaks_with_a_warning() -> None:
+    """Issue 14: columns that look like model scores (by name) or leak the outcome (|Spearman| >= 0.8 with the
+    churn flag) are left out of the default, with a warning naming each and why; named, they enter."""
+    data = _leaky()
+    ev = data["churned"].astype(float)
+    rho = {c: data[c].rank().corr(ev.rank()) for c in ("closed_all", "still_active", "inactive_months")}
+    assert rho["closed_all"] >= MAX_EVENT_CORRELATION and rho["still_active"] <= -MAX_EVENT_CORRELATION
+    assert abs(rho["inactive_months"]) < MAX_EVENT_CORRELATION
+    with pytest.warns(LeakageWarning) as caught:
+        sel = flat_covariates(data).set_index("covariate")
+    by_name = {"Credit_Score": "score", "naive_bayes_classifier_1": "naive_bayes", "exit_prob": "prob",
+               "churn_flag_copy": "churn"}  # fmt: skip
+    message = str(caught[0].message)
+    for col, part in by_name.items():
+        assert not sel.loc[col, "used"]
+        assert sel.loc[col, "reason"].startswith(f"looks like a model score or leaks the outcome: its name contains {part!r}")
+        assert f"{col} (its name contains {part!r})" in message
+    for col in ("closed_all", "still_active"):
+        assert not sel.loc[col, "used"]
+        assert f"rank correlation {rho[col]:.2f} with churn" in sel.loc[col, "reason"]
+        assert f"{col} (rank correlation {rho[col]:.2f} with churn" in message
+    assert sel.loc[["n_products", "age", "inactive_months"], "used"].all()
+    assert "inactive_months" not in message and "age" not in message
+    # named by the user, they enter, without a warning
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LeakageWarning)
+        assert flat_covariates(data, ["n_products", "Credit_Score", "closed_all"])["used"].all()
+    assert leakage_reason("age", data["age"], data["churned"]) == ""
+
+
+def test_flat_model_caveat_names_the_leaky_columns(tmp_path: Path) -> None:
+    from crmresearch.month.metrics import metrics
+    from crmresearch.viz.i18n import translate
+
+    data = _leaky(400)
+    csv = data.assign(churned=data["churned"].astype(int)).drop(columns="branch_id")
+    mapping = {"customer_id": "customer_id", "tenure": {"column": "tenure_months", "unit": "months"},
+               "churned": {"column": "churned", "true_values": [1], "false_values": [0]},
+               "n_products": {"column": "n_products"}, "branch": {"id": "ALL", "name": "All"},
+               "extras": [{"column": c, "as": c.lower()} for c in csv.columns
+                          if c not in ("customer_id", "tenure_months", "churned", "n_products")]}  # fmt: skip
+    source = _tiny_flat(tmp_path, csv.to_csv(index=False), mapping)
+    with pytest.warns(LeakageWarning):
+        m = causes_model(source)
+    assert {"credit_score", "closed_all", "still_active"}.isdisjoint(m.covariates_)
+    (caveat,) = [c for c in m.caveats_ if "model score" in c]
+    for col in ("credit_score", "naive_bayes_classifier_1", "exit_prob", "churn_flag_copy", "closed_all", "still_active"):
+        assert col in caveat
+    zh = translate(caveat, "zh")
+    assert zh != caveat and "模型评分" in zh and "closed_all" in zh
+    with pytest.warns(LeakageWarning):
+        assert caveat in metrics(source, month=None)["caveats"]

@@ -48,7 +48,7 @@ def hand_source(tmp_path: Path):
 
 def test_landmark_table_by_hand(hand_source) -> None:
     r = product_coverage(hand_source, month="2024-12")
-    assert str(r.landmark) == "2023-12-31" and r.horizon_days == 366
+    assert str(r.landmark) == "2023-12-31" and r.horizon == 366 and r.time_unit == "days" and r.window == "12m"
     assert sorted(r.data["customer_id"]) == ["a", "b", "e", "f", "g"]
     t = r.table.set_index("group")
     assert t.loc["0"].tolist()[:2] == [1, 0]

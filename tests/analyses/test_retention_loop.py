@@ -265,3 +265,52 @@ def test_earlier_contact_is_adjusted_for(warned) -> None:
     cohort, _, _ = retention_cohort(warned, month="2024-06")
     assert "contacted_before" in cohort.columns
     assert set(cohort["contacted_before"].dropna().unique()) <= {0, 1}
+
+
+def _synthetic_cohort(n: int = 600, seed: int = 3) -> pd.DataFrame:
+    """An eligible cohort where every adjustment of the logistic model varies."""
+    rng = np.random.default_rng(seed)
+    rules = list(Params().warnings.rules)
+    fired = rng.integers(0, len(rules), n)
+    df = pd.DataFrame({
+        "customer_id": [f"c{i}" for i in range(n)], "eligible": True,
+        "contacted": rng.integers(0, 2, n), "tier": rng.choice(["mass", "general", "key"], n),
+        "n_products": rng.integers(1, 6, n).astype(float), "tenure_days": rng.integers(30, 3000, n).astype(float),
+        "contacted_before": rng.integers(0, 2, n),
+    })  # fmt: skip
+    for k, r in enumerate(rules):
+        df[f"rule_{r}"] = ((fired == k) | (rng.random(n) < 0.1)).astype(int)
+    logit = 0.8 + 0.3 * df["contacted"] + 0.2 * df["n_products"] - 0.4 * df["contacted_before"]
+    df["retained"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    df["naive_contacted"], df["naive_retained"] = df["contacted"], df["retained"]
+    return df
+
+
+def test_retention_docstrings_match_the_model() -> None:
+    """Issue 14: the module docstring says what the code fits (a binomial GLM, equal to Logit) and
+    lists every adjustment the model has; the caveat names them all (and has its Chinese)."""
+    import statsmodels.api as sm
+
+    from crmresearch.analyses import retention_loop
+    from crmresearch.viz.i18n import translate
+
+    res = outcomes_from_cohort(_synthetic_cohort())
+    model = res.model
+    assert model is not None and isinstance(model.model, sm.GLM)
+    assert isinstance(model.model.family, sm.families.Binomial)
+    terms = [t for t in model.params.index if t not in ("const", "contacted")]
+    families = {next(k for k in retention_loop.ADJUSTMENTS if t == k or t.startswith(k)) for t in terms}
+    assert families == set(retention_loop.ADJUSTMENTS), (terms, retention_loop.ADJUSTMENTS)
+    doc = retention_loop.__doc__
+    assert "GLM" in doc and "Binomial" in doc
+    assert "(statsmodels ``Logit``)" not in doc  # the old claim
+    for key in retention_loop.ADJUSTMENTS:
+        assert f"``{key.rstrip('[')}" in doc, key
+    # "the same estimates as Logit": the docstring's claim holds
+    X = model.model.exog
+    logit = sm.Logit(model.model.endog, X).fit(disp=0)
+    assert np.allclose(logit.params, model.params.to_numpy(), atol=1e-6)
+    caveat = next(c for c in res.caveats if c.startswith("Observational"))
+    for words in retention_loop.ADJUSTMENTS.values():
+        assert words in caveat
+    assert translate(caveat, "zh") != caveat

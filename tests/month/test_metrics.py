@@ -27,7 +27,8 @@ def branch_file(small_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 def test_fields_and_values_match_the_analyses(branch_file: Path, small_demo: Path) -> None:
     m = json.loads(branch_file.read_text(encoding="utf-8"))
     assert all(k in m for k in REQUIRED)
-    assert (m["schema"], m["scope"], m["branch_id"], m["month"], m["as_of"]) == (1, "branch", "B001", "2026-10",
+    assert m["time_unit"] == "days"  # a dated source: durations in days (a flat extract: months)
+    assert (m["schema"], m["scope"], m["branch_id"], m["month"], m["as_of"]) == (2, "branch", "B001", "2026-10",
                                                                                 "2026-10-31")  # fmt: skip
     src = load_source(small_demo)
     k = monthly_kpis(src, month="2026-10").set_index(["scope", "customers"]).loc[("B001", "all")]
@@ -41,11 +42,42 @@ def test_fields_and_values_match_the_analyses(branch_file: Path, small_demo: Pat
     assert m["hazard_ratios_scope"] == "bank"
     assert all(h["lower"] < h["hr"] < h["upper"] for h in m["hazard_ratios"])
     r = m["retention"]
-    assert set(r) == {"warnings", "contacted_in_target", "retained_90d_contacted", "retained_90d_not_contacted",
-                      "contact_odds_ratio"}  # fmt: skip
-    assert 0 <= r["contacted_in_target"] <= r["warnings"]
+    assert set(r) == {"month_warnings", "outcome_cohort", "contact_odds_ratio"}
+    assert 0 <= r["month_warnings"]["contacted_in_target"] <= r["month_warnings"]["warnings"]
     if r["contact_odds_ratio"] is None:
         assert any("odds ratio" in c for c in m["caveats"])
+
+
+def test_retention_gives_group_sizes_and_names_its_two_populations(branch_file: Path, small_demo: Path) -> None:
+    """Issue 14: the outcome cohort's group sizes are there (so a retention rate can be formed), and the month's
+    warnings and the outcome cohort are two named populations: the cohort was warned before the month."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from crmresearch.analyses.early_warnings import early_warnings, warning_summary
+    from crmresearch.analyses.retention_loop import contact_outcomes
+
+    r = json.loads(branch_file.read_text(encoding="utf-8"))["retention"]
+    src = load_source(small_demo)
+    co = contact_outcomes(src, month="2026-10", branch="B001")
+    k = co.counts.set_index("group")
+    c = r["outcome_cohort"]
+    assert set(c) == {"warned_from", "warned_to", "grace_days", "outcome_days", "contacted", "not_contacted",
+                      "retained_contacted", "retained_not_contacted"}  # fmt: skip
+    assert (c["contacted"], c["not_contacted"]) == (k.loc["contacted", "customers"], k.loc["not contacted", "customers"])
+    assert c["contacted"] + c["not_contacted"] == len(co.cohort) > 0
+    assert 0 <= c["retained_contacted"] <= c["contacted"] and 0 <= c["retained_not_contacted"] <= c["not_contacted"]
+    assert c["retained_contacted"] / c["contacted"] == pytest.approx(k.loc["contacted", "retention_rate"])
+    assert (c["grace_days"], c["outcome_days"]) == (co.grace_days, co.outcome_days)
+    # two populations: the cohort's warnings end before the report month; the month's warnings are in it
+    assert dt.date.fromisoformat(c["warned_to"]) < dt.date(2026, 10, 1)
+    assert c["warned_from"] <= c["warned_to"]
+    w = early_warnings(src, month="2026-10", branch="B001")
+    assert (pd.to_datetime(w["warning_date"]) >= pd.Timestamp("2026-10-01")).all()
+    assert r["month_warnings"]["warnings"] == int(warning_summary(w).set_index("rule").loc["all", "warnings"])
+    if r["contact_odds_ratio"] is not None:
+        assert r["contact_odds_ratio"]["n"] == c["contacted"] + c["not_contacted"]
 
 
 def test_rerun_is_byte_identical_and_never_overwrites_silently(branch_file: Path, small_demo: Path,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from html import unescape
 from pathlib import Path
 
 import pandas as pd
@@ -194,3 +195,135 @@ def test_the_bank_summary_renders_the_bank_stage_results_as_recomputing_them_wou
     # other parameters than the bundle's: nothing stored is used
     other = BankReport.open(reopened, params_json=Params(min_cell_size=11).model_dump_json(), generated_at="now")
     assert other._stored_bank() is None
+
+
+@pytest.mark.slow
+def test_rm_turnover_window_is_stated_beside_the_hazard_ratio(source, month: str,
+                                                              tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Issue 14: the exposure window (exit + 1 … exit + N) is a convention; the report states it beside
+    the hazard ratio, in both languages, with N from the parameters the model was fitted with."""
+    from crmresearch.core.params import load_params
+
+    params = load_params(overrides={"windows.rm_turnover_days": 45})
+    b = build_bundle(source, params, month=month, path=tmp_path_factory.mktemp("cache45") / "b")
+    for language in ("en", "zh"):
+        html = unescape(BranchReport.open(b.path, b.branch_ids[1], language=language).rm_turnover()._repr_html_())
+        hr_at = html.find(text("turnover_hr", language).split("{")[0][:12])
+        assert hr_at >= 0, "the report shows the hazard ratio of RM-turnover exposure"
+        window = text("turnover_window", language, days=45)
+        assert window in html[hr_at:], language
+        assert "+ 90" not in html
+
+
+def _flat_in_days(tmp_path: Path, n: int = 600) -> Path:
+    """A flat extract whose CSV gives tenure in days: the source holds tenure months."""
+    import numpy as np
+    import yaml
+
+    from crmresearch.data.flat import import_flat
+
+    rng = np.random.default_rng(21)
+    products = rng.integers(1, 5, n)
+    churned = rng.random(n) < np.where(products == 1, 0.5, 0.15)
+    df = pd.DataFrame({"id": [f"C{i:04d}" for i in range(n)], "tenure_days": rng.integers(0, 3653, n),
+                       "left": churned.astype(int), "products": products, "region": rng.choice(["N", "S"], n)})
+    df.to_csv(tmp_path / "in.csv", index=False)
+    mapping = {"customer_id": "id", "tenure": {"column": "tenure_days", "unit": "days"},
+               "churned": {"column": "left", "true_values": [1], "false_values": [0]},
+               "n_products": {"column": "products"}, "branch": {"column": "region"}}  # fmt: skip
+    (tmp_path / "map.yaml").write_text(yaml.safe_dump(mapping), encoding="utf-8")
+    return import_flat(tmp_path / "in.csv", tmp_path / "map.yaml", tmp_path / "src")
+
+
+def _keys(obj) -> set[str]:
+    if isinstance(obj, dict):
+        return set(obj) | {k for v in obj.values() for k in _keys(v)}
+    if isinstance(obj, list):
+        return {k for v in obj for k in _keys(v)}
+    return set()
+
+
+def test_flat_extract_names_and_labels_follow_its_time_unit(tmp_path: Path, small_demo: Path) -> None:
+    """Issue 14: a flat extract's durations are tenure months and its churn flag covers the whole snapshot;
+    fields, metrics.json keys, the curves' axis and the report's labels say so (en and zh), not days / 12 months."""
+    from lifelines import KaplanMeierFitter
+    from lifelines.utils import restricted_mean_survival_time
+
+    from crmresearch.analyses.product_coverage import product_coverage
+    from crmresearch.viz.i18n import label
+    from crmresearch.viz.plots import km_plot
+
+    src = load_source(_flat_in_days(tmp_path))
+    assert src.time_unit == "months" and load_source(small_demo).time_unit == "days"
+    cust = src.df("customers")
+    res = product_coverage(src)
+    assert (res.time_unit, res.window) == ("months", "snapshot")
+    assert res.horizon == pytest.approx(cust["tenure_months"].max())  # about 120 months, not 3,652 days
+    summ = res.summary
+    assert "rmst_months" in summ and not any("days" in c or "12m" in c for c in summ.columns)
+    for g, part in res.data.groupby("group", observed=True):
+        km = KaplanMeierFitter().fit(part["duration"], part["event"])  # tenure months
+        area = summ.set_index("group").loc[str(g), "rmst_months"]
+        assert area == pytest.approx(restricted_mean_survival_time(km, t=res.horizon), rel=1e-9)
+        assert area <= res.horizon
+    # churned over the whole snapshot: every churner of the group, whatever the tenure
+    t = res.table.set_index("group")
+    by_group = cust.assign(g=res.data["group"].astype(str).to_numpy()).groupby("g")["churned"].sum()
+    assert (t["churned_snapshot"] == by_group.reindex(t.index)).all()
+    m = metrics(src, month=None)
+    assert m["time_unit"] == "months"
+    assert set(m["coverage"][0]) == {"group", "customers", "churned_snapshot", "churn_rate_snapshot"}
+    assert not [k for k in _keys(m) if "days" in k or "12m" in k]
+    ax = km_plot(res)
+    assert ax.get_xlim()[1] >= cust["tenure_months"].max() - 1e-9  # the axis runs in months, to the longest tenure
+    # the report: labels by the snapshot, in both languages
+    b = build_bundle(src, Params(), month=None, path=tmp_path / "cache")
+    for language in ("en", "zh"):
+        r = BankReport.open(b.path, language=language)
+        page = unescape(r.product_coverage()._repr_html_())
+        assert label("churn_rate_snapshot", language) in page and label("products_at_snapshot", language) in page
+        assert label("churn_rate_12m", language) not in page and label("products_at_landmark", language) not in page
+        head = unescape(r.headline()._repr_html_())
+        assert text("summary_coverage_snapshot", language).split("{")[0] in head
+        assert text("summary_coverage_12m", language).split("{")[0] not in head
+
+
+def test_retention_section_names_its_two_populations_and_hides_a_small_group(bundle, monkeypatch: pytest.MonkeyPatch
+                                                                             ) -> None:  # fmt: skip
+    """Issue 14: §7 names the outcome cohort (its warning dates, grace and outcome days, from the parameters) apart
+    from the month's warnings; a contacted group of 4 is shown as "fewer than 10" and cannot be recovered from the
+    page's other numbers (the disclosure checker), while metrics.json (not published) keeps the exact size."""
+    import numpy as np
+
+    from crmresearch.analyses import retention_loop
+    from disclosure import find_leaks
+
+    real = retention_loop.contact_outcomes
+
+    def four_contacted(source, params=None, *, month, branch=None):
+        res = real(source, params, month=month, branch=branch)
+        c = res.cohort
+        contacted = np.zeros(len(c), dtype=int)
+        contacted[:4] = 1
+        retained = c["retained"].to_numpy().copy()
+        retained[:4] = [1, 1, 1, 0]
+        return retention_loop.outcomes_from_cohort(c.assign(contacted=contacted, retained=retained), params,
+                                                   cohort_from=res.cohort_from, cohort_to=res.cohort_to)  # fmt: skip
+
+    monkeypatch.setattr(retention_loop, "contact_outcomes", four_contacted)
+    b = bundle.branch_ids[1]
+    co = four_contacted(bundle.branch_source(b), bundle.params, month=bundle.context.month, branch=b)
+    assert len(co.cohort) - 4 >= 10
+    for language in ("en", "zh"):
+        r = BranchReport.open(bundle.path, b, language=language)
+        html = r.retention()._repr_html_()
+        caption = text("outcomes_title", language, start=f"{co.cohort_from:%Y-%m-%d}", end=f"{co.cohort_to:%Y-%m-%d}",
+                       grace=bundle.params.retention.grace, outcome=bundle.params.retention.outcome_days)
+        assert caption in unescape(html)
+        assert text("warnings_title", language, days=bundle.params.retention.response_target_days) in unescape(html)
+        assert text("fewer", language, n=10) in html
+        if language == "en":
+            assert not find_leaks(html, 10), find_leaks(html, 10)
+        cohort = r.metrics()["retention"]["outcome_cohort"]
+        assert (cohort["contacted"], cohort["retained_contacted"]) == (4, 3)  # exact in the (unpublished) file
+        assert cohort["contacted"] + cohort["not_contacted"] == len(co.cohort)

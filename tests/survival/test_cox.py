@@ -187,3 +187,21 @@ def test_predicted_survival_equals_lifelines() -> None:
     assert np.allclose(got, expected, atol=1e-8)
     with pytest.raises(ValueError, match="stratified"):
         TimeVaryingCox().fit(df.assign(s=x2), ["x1"], strata=["s"]).baseline_cumulative_hazard()
+
+
+@pytest.mark.parametrize("missing", [1, 3])
+def test_missing_stratum_names_the_column_and_rows(missing: int) -> None:
+    """A missing value in a strata column is a clear error naming the column and the row count
+    (numpy's "arange: cannot compute length" before), whether one row or several lack a stratum."""
+    rng = np.random.default_rng(5)
+    n = 40
+    df = pd.DataFrame({"start": 0.0, "stop": rng.integers(1, 50, n).astype(float),
+                       "event": rng.integers(0, 2, n), "x": rng.normal(size=n),
+                       "branch": rng.choice(["A", "B"], n).astype(object)})  # fmt: skip
+    df.loc[df.index[:missing], "branch"] = None
+    with pytest.raises(ValueError, match=rf"strata column 'branch' has missing values in {missing} of {n} rows"):
+        TimeVaryingCox().fit(df, ["x"], strata=["branch"])
+    with pytest.raises(ValueError, match=r"strata column\(s\) 'nope' not in the data"):
+        TimeVaryingCox().fit(df, ["x"], strata=["nope"])
+    # all rows with a stratum: fits (the check does not refuse good data)
+    TimeVaryingCox().fit(df.dropna(subset=["branch"]), ["x"], strata=["branch"])

@@ -137,7 +137,7 @@ def test_every_helper_draws_without_warnings(language: str, km_df: pd.DataFrame,
                                              caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
     caplog.set_level(logging.WARNING, logger="matplotlib.font_manager")
     axes = [
-        strict(plots.km_plot, km_df, horizon_days=365, language=language),
+        strict(plots.km_plot, km_df, horizon=365, language=language),
         strict(plots.forest_plot, HR, language=language),
         strict(plots.cumulative_incidence_plot, CIF, language=language),
         strict(plots.hazard_by_tenure_plot, HAZARD, max_months=36, language=language),
@@ -157,7 +157,7 @@ def test_every_helper_draws_without_warnings(language: str, km_df: pd.DataFrame,
 
 
 def test_chinese_labels_use_the_bundled_font(km_df: pd.DataFrame) -> None:
-    ax = strict(plots.km_plot, km_df, horizon_days=365, language="zh")
+    ax = strict(plots.km_plot, km_df, horizon=365, language="zh")
     xlabel = ax.xaxis.label
     assert "月" in xlabel.get_text()
     fonts = _fonts_for(xlabel)
@@ -169,7 +169,7 @@ def test_chinese_labels_use_the_bundled_font(km_df: pd.DataFrame) -> None:
 # ------------------------------------------------------------------ each helper
 @pytest.mark.parametrize("language", LANGS)
 def test_km_plot_has_the_at_risk_row(language: str, km_df: pd.DataFrame) -> None:
-    ax = plots.km_plot(km_df, horizon_days=365, language=language)
+    ax = plots.km_plot(km_df, horizon=365, language=language)
     assert ax.get_xlabel() == label("months_since_landmark", language)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == [coverage_group_label(g, language)
                                                                    for g in ("1", "2", "3-4", "5+")]  # fmt: skip
@@ -188,7 +188,7 @@ def test_km_plot_suppresses_small_cells() -> None:
     df = pd.DataFrame({"group": ["1"] * 12 + ["2"] * 5,
                        "duration": [20.0 * k for k in range(1, 10)] + [365.0] * 3 + [365.0] * 5,
                        "event": [1] * 9 + [0] * 3 + [0] * 5})  # fmt: skip
-    ax = plots.km_plot(df, horizon_days=365, min_cell=10)
+    ax = plots.km_plot(df, horizon=365, min_cell=10)
     (tab,) = [a for a in ax.figure.axes if a.get_label() == "at_risk"]
     assert [t.get_text() for t in tab.get_yticklabels()] == ["1 product"]  # the group of 5 is left out
     counts = {round(t.get_position()[0]): t.get_text() for t in tab.texts}

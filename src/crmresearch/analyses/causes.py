@@ -18,15 +18,61 @@ from crmresearch.core.errors import InputError
 from crmresearch.core.params import Params
 from crmresearch.data.capabilities import not_on_flat
 from crmresearch.data.contract import Source
-from crmresearch.data.flat_covariates import flat_covariates
+from crmresearch.data.flat_covariates import LEAKAGE_PREFIX, MAX_EVENT_CORRELATION, flat_covariates
 from crmresearch.survival.cox import ConvergenceError, TimeVaryingCox
 from crmresearch.survival.episodes import COVARIATES, episode_frame
 from crmresearch.viz.i18n import term_label
 from crmresearch.viz.summary import Summary, frame_summary
 
-__all__ = ["CAUSES_COVARIATES", "ConvergenceError", "causes_model", "causes_summary"]
+__all__ = ["CAUSES_COVARIATES", "ConvergenceError", "causes_model", "causes_summary", "leakage_caveat", "missing_caveats"]
 
 CAUSES_COVARIATES = ["n_products", "rm_turnover_exposed", "complaint_escalated_90d", "dormant", "tier", "segment"]
+
+
+def leakage_caveat(columns: Sequence[str]) -> list[str]:
+    """The caveat of a flat extract's default model that left out columns looking like model scores or the outcome.
+
+    Examples
+    --------
+    >>> leakage_caveat(["churn_score"])
+    ['The causes model leaves out what looks like a model score or leaks the outcome: churn_score (by name, or a rank correlation of at least 0.8 in size with churn); name a column as a covariate to use it.']
+    """
+    if not columns:
+        return []
+    return ["The causes model leaves out what looks like a model score or leaks the outcome: "
+            f"{', '.join(columns)} (by name, or a rank correlation of at least {MAX_EVENT_CORRELATION:g} in size "
+            "with churn); name a column as a covariate to use it."]  # fmt: skip
+
+
+def missing_caveats(partly: Sequence[str], wholly: Sequence[str]) -> list[str]:
+    """The caveats of a default causes model that left out covariates with missing values.
+
+    Parameters
+    ----------
+    partly : sequence of str
+        Covariates left out because some customers (or episodes) have no value.
+    wholly : sequence of str
+        Covariates left out because no customer has a value (e.g. the table
+        they are built from was not supplied).
+
+    Returns
+    -------
+    list of str
+        Zero, one or two English sentences naming the covariates (their
+        Chinese is in :data:`crmresearch.viz.caveats.CAVEATS`).
+
+    Examples
+    --------
+    >>> missing_caveats(["segment"], [])
+    ['The causes model leaves out segment: some customers have no value (every covariate of the model needs a value for every customer).']
+    """
+    out = []
+    if partly:
+        out.append(f"The causes model leaves out {', '.join(partly)}: some customers have no value (every "
+                   "covariate of the model needs a value for every customer).")  # fmt: skip
+    if wholly:
+        out.append(f"The causes model leaves out {', '.join(wholly)}: no customer has a value.")
+    return out
 
 
 
@@ -60,6 +106,14 @@ def _flat_causes_model(source: Source, *, branch: str | None, churn_type: str | 
                                  __stop=data["tenure_months"].to_numpy(dtype=float) * DAYS_PER_MONTH + 1.0)  # fmt: skip
     model = TimeVaryingCox().fit(fit_data, used, start_col="__start", stop_col="__stop", event_col="__event")
     model.covariate_selection_ = selection
+    model.caveats_ = []
+    if covariates is None:  # a requested covariate with missing values is an error, never left out
+        out = selection[~selection["used"]]
+        leaks = out.loc[out["reason"].str.startswith(LEAKAGE_PREFIX), "covariate"].tolist()
+        n_missing = {c: int(data[c].isna().sum()) for c in out["covariate"] if c in data.columns and c not in leaks}
+        dropped = [c for c, n in n_missing.items() if n]
+        model.caveats_ = leakage_caveat(leaks) + missing_caveats([c for c in dropped if n_missing[c] < len(data)],
+                                                                 [c for c in dropped if n_missing[c] == len(data)])  # fmt: skip
     return model
 
 
@@ -113,7 +167,11 @@ def causes_model(source: Source, params: Params | None = None, *, as_of: dt.date
     Returns
     -------
     TimeVaryingCox
-        Fitted: ``summary``, ``hazard_ratios()``, ``concordance()``, ``ph_check()``.
+        Fitted: ``summary``, ``hazard_ratios()``, ``concordance()``, ``ph_check()``;
+        ``caveats_`` (list of str) names the default covariates left out for
+        missing values (:func:`missing_caveats`) and, on a flat extract, as
+        likely model scores or leaks of the outcome (:func:`leakage_caveat`);
+        metrics.json and the reports show them.
 
     Examples
     --------
@@ -131,8 +189,13 @@ def causes_model(source: Source, params: Params | None = None, *, as_of: dt.date
     cols = ["start", "stop", "event", *(c for c in wanted if c in COVARIATES)]
     ep = episode_frame(source, params, as_of=as_of, columns=cols, branch=branch,
                        customer_columns=["segment", *(["churn_type"] if churn_type is not None else [])])  # fmt: skip
+    caveats: list[str] = []
     if covariates is None:
-        covariates = [c for c in CAUSES_COVARIATES if ep[c].notna().all() and ep[c].nunique() > 1]
+        # a covariate with missing values is left out of the default model, and a caveat names it
+        n_missing = {c: int(ep[c].isna().sum()) for c in CAUSES_COVARIATES}
+        caveats = missing_caveats([c for c, n in n_missing.items() if 0 < n < len(ep)],
+                                  [c for c, n in n_missing.items() if n and n == len(ep)])  # fmt: skip
+        covariates = [c for c in CAUSES_COVARIATES if not n_missing[c] and ep[c].nunique() > 1]
     else:
         covariates = list(dict.fromkeys(covariates))
         for c in covariates:
@@ -147,7 +210,9 @@ def causes_model(source: Source, params: Params | None = None, *, as_of: dt.date
         ep = ep.assign(event=((ep["event"] == 1) & (ep["churn_type"] == churn_type)).astype(int))
     reference = {"tier": "general", "segment": "salaried"}
     reference = {k: v for k, v in reference.items() if k in covariates and (ep[k] == v).any()}
-    return TimeVaryingCox().fit(ep, covariates, reference=reference)
+    model = TimeVaryingCox().fit(ep, covariates, reference=reference)
+    model.caveats_ = caveats
+    return model
 
 
 def causes_summary(model: TimeVaryingCox, language: str = "en") -> Summary:
@@ -181,6 +246,8 @@ def causes_summary(model: TimeVaryingCox, language: str = "en") -> Summary:
     selection = getattr(model, "covariate_selection_", None)
     if selection is not None:
         notes += [f"{r['covariate']} is left out: {r['reason']}." for _, r in selection[~selection["used"]].iterrows()]
+    else:
+        notes += list(getattr(model, "caveats_", []))
     caption = (f"Cox model: {model.n_events_:,} churns over {model.n_episodes_:,} episodes; "
                f"hazard ratios with {round(100 * (1 - model.alpha))}% intervals")
     return frame_summary(hr, language, caption=caption, notes=notes, kinds={"term": "text"})

@@ -101,11 +101,22 @@ class CoverageResult(Renders):
     ----------
     landmark : datetime.date or None
         The landmark day (None for a flat extract: curves start at tenure 0).
-    horizon_days : float
-        Follow-up after the landmark (365 for 12 months).
+    horizon : float
+        Follow-up, in ``time_unit``: days after the landmark (365 or 366 for
+        12 months), or the longest tenure in months of a flat extract.
     data : DataFrame
-        One row per customer: ``group, n_products, duration`` (days from the
-        landmark, or tenure days for a flat extract), ``event``.
+        One row per customer: ``group, n_products, duration`` (in
+        ``time_unit``: days from the landmark, or tenure months for a flat
+        extract), ``event``.
+    time_unit : {"days", "months"}
+        The unit of ``duration`` and ``horizon``: the source's
+        (:func:`crmresearch.data.capabilities.time_unit`).  The summary's
+        restricted mean is ``rmst_<time_unit>``.
+    window : str
+        What the counts cover: ``"12m"`` (churned within 12 months of the
+        landmark; ``"24m"`` for the longer view) or ``"snapshot"`` (a flat
+        extract: churned over the whole snapshot, whatever its window).  The
+        count columns are ``churned_<window>`` and ``churn_rate_<window>``.
 
     Examples
     --------
@@ -116,9 +127,15 @@ class CoverageResult(Renders):
     _table_attr = "summary"
 
     landmark: dt.date | None
-    horizon_days: float
+    horizon: float
     data: pd.DataFrame
     alpha: float = 0.05
+    time_unit: str = "days"
+    window: str = "12m"
+
+    def __post_init__(self) -> None:
+        if self.time_unit not in ("days", "months"):
+            raise ValueError(f"time_unit {self.time_unit!r}: days or months")
 
     @functools.cached_property
     def fitters_(self) -> dict[str, KaplanMeierFitter]:
@@ -130,15 +147,30 @@ class CoverageResult(Renders):
         return fitters
 
     @property
+    def count_col(self) -> str:
+        """The churned count's column: ``churned_12m``, or ``churned_snapshot`` on a flat extract."""
+        return f"churned_{self.window}"
+
+    @property
+    def rate_col(self) -> str:
+        """The churn rate's column: ``churn_rate_12m``, or ``churn_rate_snapshot`` on a flat extract."""
+        return f"churn_rate_{self.window}"
+
+    @property
+    def rmst_col(self) -> str:
+        """The restricted mean's column of :attr:`summary`: ``rmst_days``, or ``rmst_months`` on a flat extract."""
+        return f"rmst_{self.time_unit}"
+
+    @property
     def table(self) -> pd.DataFrame:
-        """``group, customers, churned_12m, churn_rate_12m`` (the metrics.json rows)."""
+        """``group, customers,`` :attr:`count_col`, :attr:`rate_col` (the metrics.json rows)."""
         d = self.data
-        churned = d["event"].astype(bool) & (d["duration"] <= self.horizon_days)
+        churned = d["event"].astype(bool) & (d["duration"] <= self.horizon)
         t = (d.assign(churned=churned).groupby("group", observed=True)
-             .agg(customers=("event", "size"), churned_12m=("churned", "sum")).reset_index())  # fmt: skip
+             .agg(customers=("event", "size"), n=("churned", "sum")).reset_index())  # fmt: skip
         t["group"] = t["group"].astype(str)
-        t["churned_12m"] = t["churned_12m"].astype(int)
-        t["churn_rate_12m"] = t["churned_12m"] / t["customers"]
+        t[self.count_col] = t.pop("n").astype(int)
+        t[self.rate_col] = t[self.count_col] / t["customers"]
         return t
 
     def table_by_count(self) -> pd.DataFrame:
@@ -149,7 +181,7 @@ class CoverageResult(Renders):
         >>> product_coverage(src, month="2026-10").table_by_count()  # doctest: +SKIP
         """
         d = self.data
-        churned = d["event"].astype(bool) & (d["duration"] <= self.horizon_days)
+        churned = d["event"].astype(bool) & (d["duration"] <= self.horizon)
         t = (d.assign(churned=churned).groupby("n_products")
              .agg(customers=("event", "size"), churned=("churned", "sum")).reset_index())  # fmt: skip
         t["churn_rate"] = t["churned"] / t["customers"]
@@ -157,40 +189,45 @@ class CoverageResult(Renders):
 
     @property
     def summary(self) -> pd.DataFrame:
-        """Per group: the table, survival at the horizon and RMST to it, with intervals."""
+        """Per group: the table, survival at the horizon and RMST to it (:attr:`rmst_col`, in ``time_unit``), with intervals."""
         q = stats.norm.ppf(1 - self.alpha / 2)
         rows = []
         for g, km in self.fitters_.items():
-            s = float(km.survival_function_at_times(self.horizon_days).iloc[0])
+            s = float(km.survival_function_at_times(self.horizon).iloc[0])
             ci = km.confidence_interval_survival_function_
-            at = ci[ci.index <= self.horizon_days].iloc[-1]
+            at = ci[ci.index <= self.horizon].iloc[-1]
             part = self.data[self.data["group"] == g]
-            area, se = rmst(part["duration"].to_numpy(), part["event"].to_numpy(), self.horizon_days)
+            area, se = rmst(part["duration"].to_numpy(), part["event"].to_numpy(), self.horizon)
             rows.append({"group": g, "survival": s, "survival_lower": float(at.iloc[0]),
-                         "survival_upper": float(at.iloc[1]), "rmst_days": area,
+                         "survival_upper": float(at.iloc[1]), self.rmst_col: area,
                          "rmst_lower": area - q * se, "rmst_upper": area + q * se})  # fmt: skip
-        cols = ["group", "survival", "survival_lower", "survival_upper", "rmst_days", "rmst_lower", "rmst_upper"]
+        cols = ["group", "survival", "survival_lower", "survival_upper", self.rmst_col, "rmst_lower", "rmst_upper"]
         return self.table.merge(pd.DataFrame(rows, columns=cols), on="group")  # no group fitted: no rows
 
-    def at_risk(self, every_days: float | None = None) -> pd.DataFrame:
+    def at_risk(self, every: float | None = None) -> pd.DataFrame:
         """Customers still at risk per group at regular times (default: every quarter of the horizon).
+
+        Parameters
+        ----------
+        every : float, optional
+            The step, in ``time_unit`` (the columns' name).
 
         Examples
         --------
         >>> product_coverage(src, month="2026-10").at_risk()  # doctest: +SKIP
         """
-        step = every_days or self.horizon_days / 4
-        times = np.arange(0, self.horizon_days + 1e-9, step)
+        step = every or self.horizon / 4
+        times = np.arange(0, self.horizon + 1e-9, step)
         rows = {g: [int((self.data.loc[self.data["group"] == g, "duration"] >= t).sum()) for t in times]
                 for g in self.fitters_}  # fmt: skip
-        return pd.DataFrame(rows, index=pd.Index(times, name="days")).T.rename_axis("group")
+        return pd.DataFrame(rows, index=pd.Index(times, name=self.time_unit)).T.rename_axis("group")
 
     @property
     def logrank(self) -> dict:
         """Log-rank test of equal retention across groups: statistic, degrees of freedom, p."""
         cens = self.data.copy()
-        cens["event"] = np.where(cens["duration"] > self.horizon_days, 0, cens["event"])
-        cens["duration"] = cens["duration"].clip(upper=self.horizon_days)
+        cens["event"] = np.where(cens["duration"] > self.horizon, 0, cens["event"])
+        cens["duration"] = cens["duration"].clip(upper=self.horizon)
         if cens["group"].nunique() < 2:  # nothing to compare (a small branch may have one group, or none)
             return {"statistic": float("nan"), "df": 0, "p": float("nan")}
         r = multivariate_logrank_test(cens["duration"], cens["group"].astype(str), cens["event"])
@@ -211,7 +248,11 @@ class CoverageResult(Renders):
         return km_plot(self, alpha=self.alpha, ax=ax, language=language, **kwargs)
 
     def to_metrics(self) -> list[dict]:
-        """metrics.json's ``coverage``: ``group, customers, churned_12m, churn_rate_12m`` of every group with customers.
+        """metrics.json's ``coverage``: ``group, customers,`` :attr:`count_col`, :attr:`rate_col` of every group with customers.
+
+        ``churned_12m, churn_rate_12m`` on a dated source; ``churned_snapshot,
+        churn_rate_snapshot`` on a flat extract, whose churn flag covers the
+        whole snapshot, not 12 months.
 
         Returns
         -------
@@ -225,7 +266,7 @@ class CoverageResult(Renders):
         t = self.table
         t = t[t["customers"] > 0].assign(group=lambda d: d["group"].astype(str),
                                          customers=lambda d: d["customers"].astype(int))  # fmt: skip
-        return json_records(t, ["group", "customers", "churned_12m", "churn_rate_12m"])
+        return json_records(t, ["group", "customers", self.count_col, self.rate_col])
 
     def _caption(self) -> str:
         lr = self.logrank
@@ -284,7 +325,9 @@ def _product_coverage(source: Source, params: Params, month: str | None, branch:
         data = pd.DataFrame({"n_products": cust["n_products_at_entry"].astype(int),
                              "duration": cust["tenure_months"], "event": cust["event"].astype(int)})  # fmt: skip
         data["group"] = coverage_group(data["n_products"])
-        return CoverageResult(None, float(data["duration"].max()), data.reset_index(drop=True))
+        # tenure in months (the source's unit), over the whole snapshot: the horizon is the longest tenure
+        return CoverageResult(None, float(data["duration"].max()), data.reset_index(drop=True),
+                              time_unit=source.time_unit, window="snapshot")  # fmt: skip
     if month is None:
         raise InputError("month is required for a source with a calendar")
     _, last = month_bounds(month)
@@ -310,7 +353,8 @@ def _product_coverage(source: Source, params: Params, month: str | None, branch:
         "event": c["event"].to_numpy().astype(int),
     })  # fmt: skip
     data["group"] = coverage_group(data["n_products"])
-    return CoverageResult(landmark, float((pd.Timestamp(last) - L).days), data)
+    return CoverageResult(landmark, float((pd.Timestamp(last) - L).days), data, time_unit=source.time_unit,
+                          window=f"{horizon_months}m")  # fmt: skip
 
 
 def cumulative_incidence(result: CoverageResult, churn_types: pd.Series, *,
@@ -365,9 +409,9 @@ def cumulative_incidence(result: CoverageResult, churn_types: pd.Series, *,
         if not m.any():
             continue
         fit = CumIncidenceRight(duration[m], ev[m]) if (ev[m] > 0).any() else None
-        at = -1 if fit is None else int(np.searchsorted(fit.times, result.horizon_days, side="right")) - 1
+        at = -1 if fit is None else int(np.searchsorted(fit.times, result.horizon, side="right")) - 1
         for cause, k in code.items():
-            events = int(((ev[m] == k) & (duration[m] <= result.horizon_days)).sum())
+            events = int(((ev[m] == k) & (duration[m] <= result.horizon)).sum())
             if fit is None or at < 0 or k > len(fit.cinc) or fit.cinc[k - 1][at] <= 0:
                 rows.append({"group": g, "cause": cause, "cif": 0.0, "lower": 0.0, "upper": 0.0, "events": events})
                 continue

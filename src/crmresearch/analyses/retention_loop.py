@@ -24,9 +24,25 @@ The cohort is the warnings dated in the ``retention.cohort_months`` (3)
 months up to the latest date whose outcome is known by the report month's
 end (``w + grace + 90 <= month end``); everything is computed from data
 dated on or before that month end.  The adjusted odds ratio of retention for
-contact comes from a logistic regression (statsmodels ``Logit``) adjusting
-for what was known at the warning: tier, products held, log tenure, and
-which rules fired.  It is an observational *association*: contact is not
+contact comes from a logistic regression, fitted as a binomial GLM with the
+logit link by IRLS (statsmodels ``GLM(family=Binomial())``: the same estimates
+as ``Logit``, which can stall on sparse tiers), adjusting for what was known
+at the warning (:data:`ADJUSTMENTS`, the model's terms besides ``contacted``):
+
+* ``n_products``: products held on the warning date (a missing count, from a
+  missing ``product_holdings`` table, takes the cohort's median);
+* ``log_tenure_months``: ``log(1 + tenure in months)`` on the warning date;
+* ``contacted_before``: a retention contact in the
+  ``windows.retention_contact_days`` (90) days before the warning day (a
+  contact still protecting);
+* ``tier[...]``: indicators of the tier on the warning date (missing reads
+  ``unknown``) against the most frequent tier, when more than one occurs;
+* ``rule_<name>``: which rules fired that day, for the rules that fired for
+  some but not all customers (the most frequent is left out when the rules
+  fired always partition the cohort).
+
+A term that is constant in the cohort is left out.  It is an observational
+*association*: contact is not
 randomised, and whatever made an RM call one customer and not another may
 also change the outcome.  It is reported only when each of the four cells
 (contacted or not × retained or churned) holds at least ``min_cell_size``
@@ -55,8 +71,18 @@ from crmresearch.data.contract import Source, check_branch
 from crmresearch.survival.episodes import context, materialize
 from crmresearch.viz.summary import Renders
 
-__all__ = ["ContactOutcomes", "contact_outcomes", "odds_ratio_2x2", "outcomes_from_cohort", "retention_cohort",
-           "rm_table", "winbacks"]
+__all__ = ["ADJUSTMENTS", "ContactOutcomes", "contact_outcomes", "odds_ratio_2x2", "outcomes_from_cohort",
+           "retention_cohort", "rm_table", "winbacks"]
+
+#: what the contact odds ratio is adjusted for: the logistic model's term (or term prefix) -> its words,
+#: in the order of the design (:func:`_fit_logit`); the caveat of an estimated ratio names them all
+ADJUSTMENTS: dict[str, str] = {
+    "n_products": "products",
+    "log_tenure_months": "tenure",
+    "contacted_before": "an earlier retention contact",
+    "tier[": "tier",
+    "rule_": "rules fired",
+}
 
 
 def odds_ratio_2x2(a: int, b: int, c: int, d: int, alpha: float = 0.05) -> dict:
@@ -96,7 +122,8 @@ class ContactOutcomes(Renders):
         days vs none, among everyone warned, retention counted from the
         warning): shown only to explain why the design matters.
     model : statsmodels results or None
-        The fitted logistic regression.
+        The fitted logistic regression (a binomial GLM; its terms: ``const``,
+        ``contacted`` and those of :data:`ADJUSTMENTS` that vary).
     cohort_from, cohort_to : Timestamp
         The warning dates of the cohort.
     caveats : list of str
@@ -177,23 +204,42 @@ class ContactOutcomes(Renders):
         return ax
 
     def to_metrics(self) -> dict:
-        """metrics.json's retention outcomes: customers retained with and without contact, and the odds ratio.
+        """metrics.json's retention outcomes: the outcome cohort's groups, their retained, and the odds ratio.
+
+        The *outcome cohort* is its own population: customers first warned
+        between ``warned_from`` and ``warned_to`` (months before the report
+        month, so that their outcome is known) and still active at the end of
+        the grace window; not the report month's warnings.
 
         Returns
         -------
         dict
-            ``retained_90d_contacted``, ``retained_90d_not_contacted`` and
+            ``outcome_cohort``: ``warned_from, warned_to`` (ISO dates),
+            ``grace_days, outcome_days``, the group sizes ``contacted`` and
+            ``not_contacted`` (contact in the grace window or not) and
+            ``retained_contacted``, ``retained_not_contacted`` (not churned in
+            the outcome days after the window), so a rate can be formed; and
             ``contact_odds_ratio`` (``or, lower, upper, p, n``, or None when a
-            cell is below the minimum).
+            cell is below the minimum).  Exact counts (metrics.json is not
+            published; the pages suppress them).
 
         Examples
         --------
-        >>> contact_outcomes(src, month="2026-10").to_metrics()  # doctest: +SKIP
+        >>> contact_outcomes(src, month="2026-10").to_metrics()["outcome_cohort"]  # doctest: +SKIP
         """
         k = self.counts.set_index("group")
         o = self.odds_ratio
-        return {"retained_90d_contacted": int(k.loc["contacted", "retained"]),
-                "retained_90d_not_contacted": int(k.loc["not contacted", "retained"]),
+
+        def day(t: pd.Timestamp) -> str | None:
+            return None if pd.isna(t) else t.date().isoformat()
+
+        cohort = {"warned_from": day(self.cohort_from), "warned_to": day(self.cohort_to),
+                  "grace_days": int(self.grace_days), "outcome_days": int(self.outcome_days),
+                  "contacted": int(k.loc["contacted", "customers"]),
+                  "not_contacted": int(k.loc["not contacted", "customers"]),
+                  "retained_contacted": int(k.loc["contacted", "retained"]),
+                  "retained_not_contacted": int(k.loc["not contacted", "retained"])}  # fmt: skip
+        return {"outcome_cohort": cohort,
                 "contact_odds_ratio": None if o is None else {key: json_number(v) for key, v in o.items()}}  # fmt: skip
 
     def _caption(self) -> str:
@@ -384,8 +430,8 @@ def outcomes_from_cohort(cohort: pd.DataFrame, params: Params | None = None, *,
     result.model = model
     result.odds_ratio = {"or": float(np.exp(model.params["contacted"])), "lower": float(lo),
                          "upper": float(hi), "p": float(model.pvalues["contacted"]), "n": int(model.nobs)}  # fmt: skip
-    caveats.append("Observational: contacted customers may differ from the others in ways the "
-                   "adjustment (tier, products, tenure, rules fired) does not capture.")  # fmt: skip
+    caveats.append("Observational: contacted customers may differ from the others in ways the adjustment "
+                   f"({', '.join(ADJUSTMENTS.values())}) does not capture.")  # fmt: skip
     return result
 
 

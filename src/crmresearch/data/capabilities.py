@@ -12,7 +12,11 @@ The analyses never test which kind they have: they ask
   analysis of :data:`ANALYSES` (``"lifecycle"``, ``"product coverage"``…);
 * ``source.require(analysis)`` — raises the one :class:`InputError` that
   says, in plain words, why the analysis cannot run on this source
-  (:data:`FLAT_REASONS`).
+  (:data:`FLAT_REASONS`);
+* ``source.time_unit`` (:func:`time_unit`) — the unit of the durations the
+  source gives: ``"days"`` on a dated source (days from a landmark or from
+  opening), ``"months"`` on a flat extract (its ``tenure_months``).  Result
+  fields, metrics.json keys and report labels follow it.
 
 On a dated source every analysis can run (whether a table it needs was
 supplied is the analysis's own check, and :func:`flat_support` lists it);
@@ -22,21 +26,51 @@ the causes model (with a usable attribute) and metrics.json can.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from crmresearch.core.errors import InputError
-from crmresearch.data.flat_covariates import flat_covariates
+from crmresearch.data.flat_covariates import LeakageWarning, flat_covariates
 
 # A loaded Source (crmresearch.data.contract imports this module, so the type is not imported here).
 Source = Any
 
-__all__ = ["ANALYSES", "CALENDAR", "FLAT_REASONS", "Analysis", "can", "flat_support", "not_on_flat", "require"]
+__all__ = ["ANALYSES", "CALENDAR", "FLAT_REASONS", "TIME_UNITS", "Analysis", "can", "flat_support", "not_on_flat",
+           "require", "time_unit"]
 
 #: the question "does the source have dates (months, an as-of date, censoring, time-varying episodes)?"
 CALENDAR = "calendar"
+#: the units a source's durations come in: days (a dated source), months (a flat extract's tenure_months)
+TIME_UNITS = ("days", "months")
+
+
+def time_unit(source: Source) -> str:
+    """The unit of the durations ``source`` gives: ``"days"`` (dated source) or ``"months"`` (flat extract).
+
+    A dated source counts days (from a landmark, from opening); a flat
+    extract has only ``tenure_months``, so its durations, horizons and
+    restricted means are in months.  Names and labels follow this unit
+    (``rmst_months``, not ``rmst_days``, on a flat extract).
+
+    Parameters
+    ----------
+    source : Source
+        A loaded source.
+
+    Returns
+    -------
+    str
+        One of :data:`TIME_UNITS`.
+
+    Examples
+    --------
+    >>> load_source("data/demo").time_unit, load_source("data/bank-flat").time_unit  # doctest: +SKIP
+    ('days', 'months')
+    """
+    return "months" if source.flat else "days"
 
 @dataclass(frozen=True)
 class Analysis:
@@ -158,7 +192,9 @@ def _flat_row(a: Analysis, source: Source) -> tuple[bool, str]:
             source.con.execute("SELECT count(n_products) FROM customers").fetchone()[0])
     elif a.name == "causes model":
         data = source.df("customers").drop(columns=["name"], errors="ignore")
-        ok = bool(flat_covariates(data, source=f"the flat extract {source.path}")["used"].any())
+        with warnings.catch_warnings():  # whether any column can enter; the model itself warns about the others
+            warnings.simplefilter("ignore", LeakageWarning)
+            ok = bool(flat_covariates(data, source=f"the flat extract {source.path}")["used"].any())
     elif a.name == "metrics.json":
         ok = True  # partial: the fields the data supports, the rest null with caveats
     else:

@@ -4,11 +4,17 @@ A flat extract (one row per customer, no dates) has whatever columns its
 bank kept; the causes model (:func:`crmresearch.analyses.causes.causes_model`)
 takes the ones that can be covariates: not identifiers or personal data, not
 the outcome or its time scale, not a text column with too many levels, not a
-number that mostly measures tenure, not a constant.
+number that mostly measures tenure, not a constant.  Nor, unless named, a
+column that looks like a model score or leaks the outcome: its name holds
+one of :data:`SUSPECT_NAME_PARTS` (``score``, ``prob``, ``naive_bayes``,
+``churn``), or its rank correlation with the churn flag is at least
+:data:`MAX_EVENT_CORRELATION` in size.  Those are left out with a
+:class:`LeakageWarning` that names them and why.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -16,7 +22,8 @@ import pandas as pd
 
 from crmresearch.core.errors import InputError
 
-__all__ = ["FLAT_NOT_COVARIATES", "flat_covariates"]
+__all__ = ["FLAT_NOT_COVARIATES", "MAX_EVENT_CORRELATION", "SUSPECT_NAME_PARTS", "LeakageWarning",
+           "flat_covariates", "leakage_reason"]
 
 # Flat extracts: columns that are never covariates (identifiers, personal data,
 # the outcome and its time scale), and the default selection's limits.
@@ -24,6 +31,72 @@ FLAT_NOT_COVARIATES = ("customer_id", "name", "tenure_months", "churned", "churn
 FLAT_FIRST_COVARIATES = ("n_products", "segment", "channel", "birth_year", "branch_id")
 MAX_LEVELS = 20  # text columns with more levels stay out of the default
 MAX_TENURE_CORRELATION = 0.8  # numeric columns that mostly measure tenure stay out of the default
+#: parts of a column name (any case) that mark a model score or the outcome: out of the default, with a warning
+SUSPECT_NAME_PARTS = ("score", "prob", "naive_bayes", "churn")
+#: a numeric or boolean column whose |Spearman correlation| with the churn flag is at least this leaks the outcome
+MAX_EVENT_CORRELATION = 0.8
+LEAKAGE_PREFIX = "looks like a model score or leaks the outcome"
+
+
+class LeakageWarning(UserWarning):
+    """Default covariates of a flat extract were left out: they look like model scores or leak the outcome.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> warnings.simplefilter("error", LeakageWarning)  # doctest: +SKIP
+    >>> flat_covariates(customers)  # doctest: +SKIP
+    Traceback (most recent call last):
+    ...
+    LeakageWarning: ...: credit_score (its name contains 'score')
+    """
+
+
+def leakage_reason(name: str, values: pd.Series, event: pd.Series) -> str:
+    """Why a column looks like a model score or leaks the outcome, or ``""`` when it does not.
+
+    Parameters
+    ----------
+    name : str
+        The column's name: one holding a part of :data:`SUSPECT_NAME_PARTS`
+        (any case) is suspect.
+    values : Series
+        Its values: a numeric or boolean column whose Spearman rank
+        correlation with ``event`` is at least :data:`MAX_EVENT_CORRELATION`
+        in size (on the rows with a value) is suspect.
+    event : Series
+        The churn flag (0/1 or bool), aligned with ``values``.
+
+    Returns
+    -------
+    str
+        The reason in words (starting with "looks like a model score or leaks
+        the outcome"), or ``""``.
+
+    Examples
+    --------
+    >>> ev = pd.Series([0, 0, 1, 1, 0, 1])
+    >>> leakage_reason("Naive_Bayes_Classifier_1", pd.Series([0.1, 0.2, 0.9, 0.8, 0.1, 0.7]), ev)
+    "looks like a model score or leaks the outcome: its name contains 'naive_bayes'"
+    >>> leakage_reason("months_inactive", pd.Series([1, 1, 6, 5, 2, 4]), ev)
+    'looks like a model score or leaks the outcome: rank correlation 0.89 with churn (at least 0.8 in size)'
+    >>> leakage_reason("age", pd.Series([30, 50, 41, 38, 29, 60]), ev)
+    ''
+    """
+    lowered = name.lower()
+    part = next((p for p in SUSPECT_NAME_PARTS if p in lowered), None)
+    if part is not None:
+        return f"{LEAKAGE_PREFIX}: its name contains {part!r}"
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        ok = values.notna().to_numpy()
+        x = values[ok].astype(float)
+        y = event[ok].astype(float)
+        if len(x) > 2 and x.nunique() > 1 and y.nunique() > 1:
+            rho = float(np.corrcoef(x.rank().to_numpy(), y.rank().to_numpy())[0, 1])
+            if abs(rho) >= MAX_EVENT_CORRELATION:
+                return (f"{LEAKAGE_PREFIX}: rank correlation {rho:.2f} with churn (at least "
+                        f"{MAX_EVENT_CORRELATION:g} in size)")  # fmt: skip
+    return ""
 
 
 def _columns_block(s: pd.Series) -> np.ndarray:
@@ -59,7 +132,12 @@ def flat_covariates(data: pd.DataFrame, covariates: Sequence[str] | None = None,
         with tenure of at most :data:`MAX_TENURE_CORRELATION` if numeric (a
         column that mostly measures tenure, such as a total charged to date,
         repeats the time scale) and not a linear combination of the ones
-        already kept.  Never: :data:`FLAT_NOT_COVARIATES`.
+        already kept, and not looking like a model score or leaking the
+        outcome (:func:`leakage_reason`: a name with ``score``, ``prob``,
+        ``naive_bayes`` or ``churn``, or an absolute Spearman correlation with
+        the churn flag of at least :data:`MAX_EVENT_CORRELATION`); those are
+        left out with a :class:`LeakageWarning` naming them and why, and
+        enter only when requested.  Never: :data:`FLAT_NOT_COVARIATES`.
     exclude : sequence of str
         Columns left out of the default (e.g. ``branch_id`` when one branch is fitted).
     source : str
@@ -76,6 +154,12 @@ def flat_covariates(data: pd.DataFrame, covariates: Sequence[str] | None = None,
     InputError
         A requested covariate is missing from ``data``, is the outcome or an
         identifier, has missing values, is constant or is collinear.
+
+    Warns
+    -----
+    LeakageWarning
+        Default selection only: the columns left out because they look like
+        model scores or leak the outcome, each with its reason.
 
     Examples
     --------
@@ -107,6 +191,8 @@ def flat_covariates(data: pd.DataFrame, covariates: Sequence[str] | None = None,
         reason = ""
         if not requested and c in exclude:
             reason = "left out (constant within the branch fitted)"
+        elif not requested and (leak := leakage_reason(c, s, data["churned"])):
+            reason = leak + "; request it to use it"
         elif s.isna().any():
             reason = f"has {int(s.isna().sum()):,} missing values"
         elif n_levels < 2:
@@ -144,4 +230,15 @@ def flat_covariates(data: pd.DataFrame, covariates: Sequence[str] | None = None,
         if reason and requested:
             raise InputError(f"covariate {c!r} of {source} cannot enter the model: {reason}")
         rows.append((c, not reason, reason))
+    _warn_leaks(reasons, source)
     return pd.DataFrame(rows, columns=["covariate", "used", "reason"])
+
+
+def _warn_leaks(reasons: dict[str, str], source: str) -> None:
+    """One :class:`LeakageWarning` naming every column left out as a likely score or leak, and why."""
+    suspect = [(c, r) for c, r in reasons.items() if r.startswith(LEAKAGE_PREFIX)]
+    if suspect:
+        warnings.warn(f"{source}: left out of the default covariates, as they look like model scores or leak the "
+                      "outcome (name them in covariates= to use them): "
+                      + "; ".join(f"{c} ({r.removeprefix(LEAKAGE_PREFIX + ': ').removesuffix('; request it to use it')})"
+                                  for c, r in suspect), LeakageWarning, stacklevel=3)  # fmt: skip

@@ -171,6 +171,19 @@ class Source(Supplied):
         """
         return capabilities.can(self, question)
 
+    @property
+    def time_unit(self) -> str:
+        """The unit of this source's durations: ``"days"`` (dated) or ``"months"`` (flat extract).
+
+        See :func:`crmresearch.data.capabilities.time_unit`.
+
+        Examples
+        --------
+        >>> load_source("data/bank-flat").time_unit  # doctest: +SKIP
+        'months'
+        """
+        return capabilities.time_unit(self)
+
     def require(self, analysis: str) -> None:
         """Raise the plain-words :class:`InputError` when this source cannot run ``analysis``.
 

@@ -14,9 +14,12 @@ harmless last-bit differences cannot change the bytes.
 
 Fields beyond the minimum (all documented in ``docs/metrics.md``):
 ``data_as_of``, ``kpis_high_value``, ``package_version``, ``params_digest``.
-A flat extract gives ``scope: "bank"``, ``month: null``, ``kpis: null``, the
-coverage groups on ``n_products`` and the hazard ratios of the static
-model, with caveats saying what is missing and why.
+A flat extract gives ``scope: "bank"``, ``month: null``, ``kpis: null``,
+``time_unit: "months"`` (its durations are tenure months; ``"days"`` on a
+dated source), the coverage groups on ``n_products`` with
+``churned_snapshot`` / ``churn_rate_snapshot`` (churn over the whole
+snapshot, not within 12 months) and the hazard ratios of the static model,
+with caveats saying what is missing and why.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from crmresearch.data.contract import Source, check_branch
 
 __all__ = ["SCHEMA", "metrics", "metrics_json", "write_metrics"]
 
-SCHEMA = 1
+SCHEMA = 2  # 2: retention names its two populations (month_warnings, outcome_cohort)
 
 
 def _coverage(source: Source, params: Params, month: str | None, branch: str | None, caveats: list[str]) -> list:
@@ -81,6 +84,7 @@ def _hazard_ratios(source: Source, params: Params, last, branch: str | None,
     except (InputError, ConvergenceError, ValueError) as exc:
         caveats.append(f"The causes model could not be fitted: {exc}")
         return scope, []
+    caveats.extend(getattr(model, "caveats_", []))  # covariates left out for missing values
     return scope, model.to_metrics()
 
 
@@ -89,12 +93,13 @@ def _retention(source: Source, params: Params, month: str, branch: str | None, c
     from crmresearch.analyses.retention_loop import contact_outcomes
 
     w = warning_summary(early_warnings(source, params, month=month, branch=branch)).set_index("rule")
-    out: dict[str, Any] = {"warnings": int(w.loc["all", "warnings"]),
-                           "contacted_in_target": int(w.loc["all", "contacted_in_target"]),
-                           "retained_90d_contacted": None, "retained_90d_not_contacted": None,
-                           "contact_odds_ratio": None}  # fmt: skip
+    # two populations: the warnings raised in the report month (contact speed), and the outcome cohort
+    # (customers warned months earlier, whose retention is known by the month's end)
+    out: dict[str, Any] = {"month_warnings": {"warnings": int(w.loc["all", "warnings"]),
+                                              "contacted_in_target": int(w.loc["all", "contacted_in_target"])},
+                           "outcome_cohort": None, "contact_odds_ratio": None}  # fmt: skip
     if not source.has("retention_actions"):
-        out["contacted_in_target"] = None
+        out["month_warnings"]["contacted_in_target"] = None
         caveats.append("Contact speed and retention outcomes are not available: retention_actions was not "
                        "supplied.")  # fmt: skip
         return out
@@ -162,7 +167,8 @@ def metrics(source: Source, params: Params | None = None, *, month: str | None,
     # what the results depend on: the engine's threads and memory do not change them
     settings = {k: v for k, v in params.to_dict().items() if k != "engine"}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-    base: dict[str, Any] = {"schema": SCHEMA, "scope": "branch" if branch else "bank", "branch_id": branch}
+    base: dict[str, Any] = {"schema": SCHEMA, "scope": "branch" if branch else "bank", "branch_id": branch,
+                            "time_unit": source.time_unit}  # fmt: skip
     if not source.can("calendar"):
         if month is not None:
             raise InputError(f"--month {month}: a flat extract has no calendar (omit --month)")
@@ -201,8 +207,8 @@ def metrics_json(content: dict[str, Any]) -> str:
 
     Examples
     --------
-    >>> metrics_json({"schema": 1, "x": float("nan")})
-    '{\\n  "schema": 1,\\n  "x": null\\n}\\n'
+    >>> metrics_json({"schema": 2, "x": float("nan")})
+    '{\\n  "schema": 2,\\n  "x": null\\n}\\n'
     """
     def clean(v: Any) -> Any:
         if isinstance(v, dict):

@@ -103,7 +103,9 @@ def plain_summary(comparison: pd.DataFrame | None, coverage: pd.DataFrame | None
     comparison : DataFrame or None
         :func:`kpis.kpi_comparison` rows of the report's scope, all customers.
     coverage : DataFrame or None
-        The coverage table (``group, customers, churned_12m, churn_rate_12m``).
+        The coverage table (``group, customers, churned_12m, churn_rate_12m``; on a
+        flat extract ``churned_snapshot, churn_rate_snapshot``: the sentence then
+        speaks of the whole snapshot, not of 12 months).
     hazard_ratios : DataFrame or None
         ``term, hr, lower, upper, p`` of the model shown.
     retention : dict or None
@@ -163,21 +165,21 @@ def plain_summary(comparison: pd.DataFrame | None, coverage: pd.DataFrame | None
             if math.isfinite(float(r["value"])):
                 out.append(f"流失客户带走资产 {format_amount(float(r['value']), language)}。" if zh else
                            f"Churned customers took {format_amount(float(r['value']), language)} of AUM with them.")
-    if coverage is not None and len(coverage):
-        churned = coverage["churned_12m"] if "churned_12m" in coverage else coverage["customers"]
-        cov = coverage[(coverage["customers"] >= min_cell) & ~churned.between(1, min_cell - 1)].dropna(subset=["churn_rate_12m"])
+    # the window the counts cover names their columns: churn_rate_12m, or churn_rate_snapshot on a flat extract
+    rate_col = next((c for c in (coverage.columns if coverage is not None else ()) if c.startswith("churn_rate_")), None)
+    if coverage is not None and len(coverage) and rate_col is not None:
+        window = rate_col.removeprefix("churn_rate_")
+        count_col = f"churned_{window}"
+        churned = coverage[count_col] if count_col in coverage else coverage["customers"]
+        cov = coverage[(coverage["customers"] >= min_cell) & ~churned.between(1, min_cell - 1)].dropna(subset=[rate_col])
         if len(cov) >= 2:
-            hi = cov.loc[cov["churn_rate_12m"].idxmax()]
-            lo = cov.loc[cov["churn_rate_12m"].idxmin()]
-            if hi["group"] != lo["group"]:
-                g_hi, g_lo = coverage_group_label(hi["group"], language), coverage_group_label(lo["group"], language)
-                if zh:
-                    out.append(f"基准日后 12 个月内，持有{g_hi}的客户流失最多（{format_percent(hi['churn_rate_12m'], language)}），"
-                               f"持有{g_lo}的客户最少（{format_percent(lo['churn_rate_12m'], language)}）。")  # fmt: skip
-                else:
-                    out.append(f"Within 12 months of the landmark, customers with {g_hi} churned most "
-                               f"({format_percent(hi['churn_rate_12m'], language)}) and those with {g_lo} least "
-                               f"({format_percent(lo['churn_rate_12m'], language)}).")  # fmt: skip
+            hi = cov.loc[cov[rate_col].idxmax()]
+            lo = cov.loc[cov[rate_col].idxmin()]
+            if hi["group"] != lo["group"] and window in ("12m", "snapshot"):
+                out.append(text(f"summary_coverage_{window}", language,
+                                hi=coverage_group_label(hi["group"], language), lo=coverage_group_label(lo["group"], language),
+                                hi_rate=format_percent(hi[rate_col], language),
+                                lo_rate=format_percent(lo[rate_col], language)))  # fmt: skip
     if hazard_ratios is not None and len(hazard_ratios):
         top = strongest_causes(hazard_ratios)
         if len(top):
@@ -189,8 +191,9 @@ def plain_summary(comparison: pd.DataFrame | None, coverage: pd.DataFrame | None
             else:
                 out.append(f"The strongest associations with churn in the {src} model: " + "; ".join(parts)
                            + ". These are associations, not proof of cause.")  # fmt: skip
-    if retention and retention.get("warnings") and retention.get("contacted_in_target") is not None:
-        n, k = int(retention["warnings"]), int(retention["contacted_in_target"])
+    month_warnings = (retention or {}).get("month_warnings") or {}  # the month's warnings, not the outcome cohort
+    if month_warnings.get("warnings") and month_warnings.get("contacted_in_target") is not None:
+        n, k = int(month_warnings["warnings"]), int(month_warnings["contacted_in_target"])
         share = format_percent(k / n, language) if n else "–"
         if n >= min_cell and not 0 < k < min_cell:  # a share of few warnings gives back the count contacted
                 out.append(f"本月触发预警 {format_count(n, language)} 次，{share} 在响应时限内得到接触。" if zh else

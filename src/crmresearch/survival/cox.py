@@ -116,6 +116,19 @@ def _patterns(df: pd.DataFrame, covariates: Sequence[str], reference: dict[str, 
     return pattern_of, design, names, refs
 
 
+def _check_strata(df: pd.DataFrame, strata: Sequence[str]) -> None:
+    """Every strata column exists and has no missing value: a row without a stratum has no baseline hazard."""
+    absent = [c for c in strata if c not in df.columns]
+    if absent:
+        raise ValueError(f"strata column(s) {', '.join(map(repr, absent))} not in the data "
+                         f"(columns: {', '.join(map(str, df.columns))})")  # fmt: skip
+    for c in strata:
+        n = int(df[c].isna().sum())
+        if n:
+            raise ValueError(f"strata column {c!r} has missing values in {n:,} of {len(df):,} rows: every row "
+                             "needs a stratum (fill them, or drop those rows, before fitting)")  # fmt: skip
+
+
 class TimeVaryingCox:
     """Cox proportional-hazards model on counting-process episodes (exact, Efron ties).
 
@@ -180,7 +193,8 @@ class TimeVaryingCox:
         ------
         ValueError
             An episode has ``stop <= start``, a covariate has missing values,
-            or there is no event.
+            a strata column is missing or has missing values (the message names
+            the column and how many rows), or there is no event.
         ConvergenceError
             The information matrix is singular or Newton-Raphson does not converge.
 
@@ -203,6 +217,7 @@ class TimeVaryingCox:
         if np.any(stop <= start):
             raise ValueError(f"{int((stop <= start).sum()):,} episodes have stop <= start")
         if strata:
+            _check_strata(df, strata)
             stratum_of = df.groupby(list(strata), sort=True, observed=True).ngroup().to_numpy()
         else:
             stratum_of = np.zeros(len(df), dtype=np.int64)

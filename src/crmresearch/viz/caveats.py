@@ -24,9 +24,9 @@ CAVEATS: tuple[tuple[str, str], ...] = (
      "customers.", "未显示接触的比值比：某一组（接触与否 × 留存或流失）客户少于 {m} 位。"),
     ("The logistic regression could not be fitted ({exc}).", "逻辑回归无法拟合（{exc}）。"),
     ("The logistic regression could not separate contact from the adjustments.", "逻辑回归无法将接触与调整变量区分开。"),
-    ("Observational: contacted customers may differ from the others in ways the adjustment (tier, products, tenure, "
-     "rules fired) does not capture.",
-     "观察性结果：被接触客户可能在调整变量（层级、产品、开户时长、触发的规则）之外的方面与其他客户不同。"),
+    ("Observational: contacted customers may differ from the others in ways the adjustment (products, tenure, an "
+     "earlier retention contact, tier, rules fired) does not capture.",
+     "观察性结果：被接触客户可能在调整变量（产品、开户时长、此前的挽留接触、层级、触发的规则）之外的方面与其他客户不同。"),
     ("The out-of-time check could not be run: {exc}", "样本外检验无法运行：{exc}"),
     ("The watch list's out-of-time check could not be run: {exc}", "重点关注名单的样本外检验无法运行：{exc}"),
     ("{product_code} is left out: held by fewer than {m} customers.", "{product_code}未纳入：持有客户少于 {m} 位。"),
@@ -62,6 +62,15 @@ CAVEATS: tuple[tuple[str, str], ...] = (
     ("The causes model could not be fitted on the bank's data up to the month's end.",
      "截至月末的全行数据无法拟合流失原因模型。"),
     ("The causes model could not be fitted: {exc}", "流失原因模型无法拟合：{exc}"),
+    ("The causes model leaves out {covariates_codes}: some customers have no value (every covariate of the model "
+     "needs a value for every customer).",
+     "流失原因模型未纳入{covariates_codes}：部分客户缺少该变量的取值（模型中的每个变量都需要每位客户有取值）。"),
+    ("The causes model leaves out what looks like a model score or leaks the outcome: {covariates_codes} (by name, "
+     "or a rank correlation of at least {rho} in size with churn); name a column as a covariate to use it.",
+     "流失原因模型未纳入看起来是模型评分或泄露流失结果的列：{covariates_codes}（依据列名，或与流失的秩相关系数绝对值不低于 {rho}）；"
+     "如需使用，请明确将该列指定为模型变量。"),
+    ("The causes model leaves out {covariates_codes}: no customer has a value.",
+     "流失原因模型未纳入{covariates_codes}：没有任何客户有该变量的取值。"),
     ("Contact speed and retention outcomes are not available: retention_actions was not supplied.",
      "接触时效与挽留成效无法提供：未提供挽留行动表（retention_actions）。"),
     ("Retention outcomes are not available: {exc}", "挽留成效无法提供：{exc}"),

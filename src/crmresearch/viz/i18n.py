@@ -133,6 +133,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "customers": ("customers", "客户数"),
     "churn_rate": ("churn rate", "流失率"),
     "churn_rate_12m": ("churn within 12 months", "12 个月内流失率"),
+    "churn_rate_24m": ("churn within 24 months", "24 个月内流失率"),
+    "churn_rate_snapshot": ("churn over the whole snapshot", "整个快照期内流失率"),
     "share": ("share", "占比"),
     "bank": ("bank", "全行"),
     "branch": ("branch", "本支行"),
@@ -164,6 +166,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "churned_within": ("churned within {months:g} months", "{months:g} 个月内流失"),
     "cif_axis": ("churned within {months:g} months (cumulative incidence)", "{months:g} 个月内流失（累计发生率）"),
     "products_at_landmark": ("products held at the landmark", "基准日持有产品数"),
+    "products_at_snapshot": ("products held (at the snapshot)", "持有产品数（快照时）"),
     "cause": ("churn type", "流失类型"),
     "fewer_than": ("fewer than {n}", "少于 {n}"),
     "reference_line": ("no difference (HR = 1)", "无差异（风险比 = 1）"),
@@ -590,6 +593,11 @@ REPORT_TEXT: dict[str, tuple[str, str]] = {
                            "按已无客户经理天数划分的每客户每月流失率"),
     "turnover_hr": ("Hazard ratio of RM-turnover exposure (time-varying model, {scope}): {hr}.",
                     "客户经理离任暴露的风险比（时变模型，{scope}）：{hr}。"),
+    "turnover_window": ("Exposure is a convention of the parameters, not something the data records: a customer "
+                        "counts as exposed on days exit + 1 to exit + {days} after their RM's exit (the RM's last "
+                        "day), {days} days in all.",
+                        "“暴露”是参数设定的约定，并非数据直接记录：客户经理离任（最后工作日）后的第 1 天至第 {days} 天"
+                        "（离任日 + 1 至离任日 + {days}，共 {days} 天），其客户计为暴露。"),
     "forest_title": ("Hazard ratios of churn ({scope} model, 95% intervals)", "流失风险比（{scope}模型，95% 置信区间）"),
     "model_scope_bank": ("bank-wide", "全行"),
     "model_scope_branch": ("this branch's own", "本支行"),
@@ -604,8 +612,11 @@ REPORT_TEXT: dict[str, tuple[str, str]] = {
                  "新客户中有 {loss}（{lo}–{hi}）在开户 3 个月内流失（共 {n} 位客户）。"),
     "warnings_title": ("Early warnings raised in the month and contact within the response target ({days} day(s))",
                        "本月触发的流失预警及在响应时限（{days} 天）内的接触情况"),
-    "outcomes_title": ("Warned customers retained 90 days, with and without contact (warnings whose outcome is known)",
-                       "已知结果的预警客户 90 天留存情况：接触与未接触"),
+    "outcomes_title": ("Outcome cohort: customers first warned {start} to {end} and still customers {grace} day(s) "
+                       "later, retained or not in the {outcome} days after that, by contact within those {grace} "
+                       "day(s). Not the same customers as this month's warnings above, whose outcome is not known yet",
+                       "结果队列：{start} 至 {end} 首次触发预警、{grace} 天后仍为客户的客户，其后 {outcome} 天内是否留存，"
+                       "按这 {grace} 天内是否被接触划分。与上表本月预警的客户不同（本月预警的结果尚不可知）"),
     "odds_ratio": ("Adjusted odds ratio of retention for contact within the grace window: {or_} ({lo}–{hi}), p {p}, "
                    "n = {n}. This is an observational association: contacted customers may differ from the others in "
                    "ways the adjustment does not capture.",
@@ -671,6 +682,12 @@ REPORT_TEXT: dict[str, tuple[str, str]] = {
     "customers_total": ("customers", "客户数"),
     "churned_total": ("churned", "已流失"),
     "churn_share": ("share churned", "流失占比"),
+    "summary_coverage_12m": ("Within 12 months of the landmark, customers with {hi} churned most ({hi_rate}) and those "
+                             "with {lo} least ({lo_rate}).",
+                             "基准日后 12 个月内，持有{hi}的客户流失最多（{hi_rate}），持有{lo}的客户最少（{lo_rate}）。"),
+    "summary_coverage_snapshot": ("Over the whole snapshot, customers with {hi} churned most ({hi_rate}) and those "
+                                  "with {lo} least ({lo_rate}).",
+                                  "在整个快照期内，持有{hi}的客户流失最多（{hi_rate}），持有{lo}的客户最少（{lo_rate}）。"),
 }
 
 #: the bilingual glossary of section 9: (English term, Chinese term, English definition, Chinese definition)

@@ -205,14 +205,15 @@ def _group_labeller(group_labels: Mapping | Callable | None, groups: Sequence,
 
 
 # --------------------------------------------------------------------------- Kaplan–Meier
-def km_plot(data: Any, *, horizon_days: float | None = None, group_col: str = "group",
+def km_plot(data: Any, *, horizon: float | None = None, time_unit: str | None = None, group_col: str = "group",
             duration_col: str = "duration", event_col: str = "event", xlabel: str | None = None,
             group_labels: Mapping | Callable | None = None, min_cell: int | None = None,
             ci: bool = True, alpha: float = 0.05, title: str | None = None, ax: Axes | None = None,
             language: str = "en") -> Axes:  # fmt: skip
     """Kaplan–Meier retention curves by group, with censor marks and the number at risk below.
 
-    Time runs in months (durations are in days, divided by 30.4375).  The
+    Time runs in months (durations in days are divided by 30.4375; a flat
+    extract's are months already: ``time_unit``).  The
     at-risk row sits in its own axes under the plot (labelled ``"at_risk"``,
     found with ``[a for a in ax.figure.axes if a.get_label() == "at_risk"]``),
     one line per group, counted at each x tick as in
@@ -223,10 +224,13 @@ def km_plot(data: Any, *, horizon_days: float | None = None, group_col: str = "g
     ----------
     data : CoverageResult or DataFrame
         A :class:`~crmresearch.analyses.product_coverage.CoverageResult` (its ``data``,
-        ``horizon_days`` and ``landmark`` are used), or one row per customer
-        with ``group``, ``duration`` (days) and ``event`` (1 churned, 0 censored).
-    horizon_days : float, optional
-        End of the x axis (default: the result's horizon, or the longest duration).
+        ``horizon``, ``time_unit`` and ``landmark`` are used), or one row per
+        customer with ``group``, ``duration`` and ``event`` (1 churned, 0 censored).
+    horizon : float, optional
+        End of the x axis, in ``time_unit`` (default: the result's horizon, or
+        the longest duration).
+    time_unit : {"days", "months"}, optional
+        The unit of ``duration`` and ``horizon`` (default: the result's, else days).
     xlabel : str, optional
         A label key or text (default: months since the landmark; tenure for a
         result without a landmark, i.e. a flat extract).
@@ -253,7 +257,7 @@ def km_plot(data: Any, *, horizon_days: float | None = None, group_col: str = "g
     >>> ax = km_plot(product_coverage(src, month="2026-10"), language="zh")  # doctest: +SKIP
     >>> df = pd.DataFrame({"group": ["1", "1", "2", "2"], "duration": [30, 365, 200, 365],
     ...                    "event": [1, 0, 1, 0]})
-    >>> ax = km_plot(df, horizon_days=365)
+    >>> ax = km_plot(df, horizon=365)
     >>> ax.get_xlabel()
     'months since the landmark'
     """
@@ -262,8 +266,10 @@ def km_plot(data: Any, *, horizon_days: float | None = None, group_col: str = "g
 
     _setup(language)
     d = getattr(data, "data", data)
-    if horizon_days is None:
-        horizon_days = getattr(data, "horizon_days", None) or float(d[duration_col].max())
+    if horizon is None:
+        horizon = getattr(data, "horizon", None) or float(d[duration_col].max())
+    time_unit = time_unit or getattr(data, "time_unit", "days")
+    per_month = {"days": DAYS_PER_MONTH, "months": 1.0}[time_unit]  # durations per month on the x axis
     if xlabel is None:
         flat = hasattr(data, "landmark") and data.landmark is None
         xlabel = "tenure_months" if flat else "months_since_landmark"
@@ -274,7 +280,7 @@ def km_plot(data: Any, *, horizon_days: float | None = None, group_col: str = "g
     name_of = _group_labeller(group_labels, groups, language)
     colors = _palette(len(groups))
 
-    horizon_m = horizon_days / DAYS_PER_MONTH
+    horizon_m = horizon / per_month
     step = 3 if horizon_m <= 24.1 else 6 if horizon_m <= 60.1 else 12
     ticks = np.arange(0, horizon_m + 0.1, step)
     if ax is None:
@@ -282,7 +288,7 @@ def km_plot(data: Any, *, horizon_days: float | None = None, group_col: str = "g
         fig.subplots_adjust(left=0.17, right=0.97, top=0.93 if title else 0.97, bottom=0.06)
     for g, color in zip(groups, colors, strict=True):
         part = d[d[group_col].astype(str) == str(g)]
-        km = KaplanMeierFitter(alpha=alpha).fit(part[duration_col] / DAYS_PER_MONTH, part[event_col],
+        km = KaplanMeierFitter(alpha=alpha).fit(part[duration_col] / per_month, part[event_col],
                                                 label=name_of(g))  # fmt: skip
         km.plot_survival_function(ax=ax, ci_show=ci, show_censors=True, color=color,
                                   censor_styles={"ms": 6, "marker": "|", "mew": 1})  # fmt: skip
@@ -315,7 +321,7 @@ def km_plot(data: Any, *, horizon_days: float | None = None, group_col: str = "g
     for i, g in enumerate(groups):
         dur = d.loc[d[group_col].astype(str) == str(g), duration_col].to_numpy(dtype=float)
         for t in ticks:
-            n = int((dur >= min(t * DAYS_PER_MONTH, horizon_days)).sum())
+            n = int((dur >= min(t * per_month, horizon)).sum())
             text = f"<{min_cell}" if min_cell is not None and 0 < n < min_cell else format_count(n, language)
             tab.text(t, i, text, ha="center", va="center", fontsize="small")
     return ax

@@ -43,14 +43,15 @@ class DriversSection:
         except InputError as exc:
             return self._unavailable("product_coverage", str(exc))
         summ = res.summary.copy()
-        summ["rmst_months"] = summ["rmst_days"] / DAYS_PER_MONTH
+        # the restricted mean in months, whatever the source's unit (days from the landmark, or tenure months)
+        summ["rmst_months"] = summ[res.rmst_col] / (DAYS_PER_MONTH if res.time_unit == "days" else 1.0)
         mask = self._coverage_mask(summ)
         summ["group_label"] = summ["group"].map(lambda g: coverage_group_label(g, self.language))
         landmark = res.landmark.isoformat() if res.landmark else ""
-        cols = {"group_label": (label("products_at_landmark", self.language), str),
+        cols = {"group_label": (label("products_at_landmark" if self.dated else "products_at_snapshot", self.language), str),
                 "customers": (label("customers", self.language), lambda v: format_count(v, self.language)),
-                "churned_12m": (label("churned", self.language), lambda v: format_count(v, self.language)),
-                "churn_rate_12m": (label("churn_rate_12m", self.language), self._pct)}  # fmt: skip
+                res.count_col: (label("churned", self.language), lambda v: format_count(v, self.language)),
+                res.rate_col: (label(res.rate_col, self.language), self._pct)}  # fmt: skip
         if self.dated:
             cols["survival"] = (self.t("survival_12m"), self._pct)
             cols["rmst_months"] = (self.t("rmst"), lambda v: _num(v, 1))
@@ -66,7 +67,7 @@ class DriversSection:
             shown = set(summ.loc[~mask.rows, "group"].astype(str))
             data = res.data[res.data["group"].astype(str).isin(shown)]
             if len(data):
-                ax = km_plot(data, horizon_days=res.horizon_days, min_cell=self.min_cell, language=self.language,
+                ax = km_plot(data, horizon=res.horizon, time_unit=res.time_unit, min_cell=self.min_cell, language=self.language,
                              xlabel="tenure_months" if res.landmark is None else "months_since_landmark")  # fmt: skip
                 parts.append(self._fig(ax, label("retention", self.language)))
         except (ValueError, InputError):
@@ -140,8 +141,12 @@ class DriversSection:
             parts.append(fragment("para", self.t("not_available", reason=str(exc))))
         hr = self._model_hr("rm_turnover_exposed")
         if hr:
-            parts.append(fragment("para", self.t("turnover_hr", scope=self.t("model_scope_" + self.metrics()["hazard_ratios_scope"]),
+            model_scope = self.metrics()["hazard_ratios_scope"]
+            parts.append(fragment("para", self.t("turnover_hr", scope=self.t("model_scope_" + model_scope),
                                      hr=f"{hr['hr']:.2f} ({hr['lower']:.2f}–{hr['upper']:.2f})")))  # fmt: skip
+            # the window of the model shown: the bank-wide model is fitted with the run's parameters
+            model_params = self.params if model_scope == "branch" else self.bundle.params
+            parts.append(fragment("note", self.t("turnover_window", days=model_params.windows.rm_turnover_days)))
         rates = self._result("orphaned_churn_rates")
         cols = {"band": (label("orphaned_band", self.language), self._lbl),
                 "customer_months": (label("customer_months", self.language), lambda v: format_count(v, self.language))}

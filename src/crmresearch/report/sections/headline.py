@@ -139,9 +139,12 @@ class HeadlineSection:
         The §3 table, its curves, the §5 cumulative-incidence curves and the
         summary's coverage sentence all show a group only where this mask does.
         """
-        derived = tuple(c for c in ("churned_12m", "churn_rate_12m", "survival", "rmst_months") if c in summ)
+        # the churned count and rate are named by their window: churned_12m, or churned_snapshot on a flat extract
+        count = next((c for c in summ.columns if c.startswith("churned_")), None)
+        rates = [c for c in summ.columns if c.startswith("churn_rate_")]
+        derived = tuple(c for c in (count, *rates, "survival", "rmst_months") if c is not None and c in summ)
         prior = self._suppress(summ, "customers", derived)
-        return self._suppress(summ, "churned_12m", derived[1:], prior=prior) if "churned_12m" in summ else prior
+        return self._suppress(summ, count, derived[1:], prior=prior) if count is not None else prior
 
     def _summary_html(self, comparison: pd.DataFrame | None, retention: dict | None) -> str:
         """The generated plain-language summary (:func:`plain_summary`) of this report's results."""

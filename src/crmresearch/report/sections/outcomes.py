@@ -61,7 +61,9 @@ class OutcomesSection:
                                                   "retained": (label("retained", self.language), lambda v: format_count(v, self.language)),
                                                   "churned": (label("churned", self.language), lambda v: format_count(v, self.language)),
                                                   "retention_rate": (label("retention_rate", self.language), self._pct)},
-                                         caption=self.t("outcomes_title"), mask=mask))  # fmt: skip
+                                         caption=self.t("outcomes_title", start=f"{co.cohort_from:%Y-%m-%d}",
+                                                        end=f"{co.cohort_to:%Y-%m-%d}", grace=co.grace_days,
+                                                        outcome=co.outcome_days), mask=mask))  # fmt: skip
                 o = co.odds_ratio
                 if o and o["n"] >= self.min_cell:
                     parts.append(fragment("para", self.t("odds_ratio", or_=_num(o["or"]), lo=_num(o["lower"]), hi=_num(o["upper"]),
