@@ -23,6 +23,9 @@ UV       := $(TOOLS)/bin/uv
 COMPILE  := $(UV) pip compile pyproject.toml --python-version 3.11 --universal --generate-hashes --quiet \
             --custom-compile-command 'make lock'
 LAB_PORT ?= 8888
+LAB_ARGS ?=
+# JupyterLab refuses to run as root unless told (a container, CI)
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: report test lint bench lab lock lock-upgrade clean-venv
 
@@ -63,10 +66,11 @@ lint: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_survival.py --customers 100000 1000000
 
-# JupyterLab on notebooks/ with the "crmresearch" kernel (this venv's Python); Ctrl-C stops it
+# JupyterLab on notebooks/ with the "crmresearch" kernel (this venv's Python), on 127.0.0.1 only; Ctrl-C stops
+# it. It prints the address with its token. LAB_ARGS: more options (tests/test_lab.py passes a token).
 lab: $(VENV)/.installed-test
 	$(BIN)/python -m ipykernel install --user --name crmresearch --display-name "Python (crmresearch)"
-	cd notebooks && ../$(BIN)/jupyter lab --no-browser --ip 127.0.0.1 --port $(LAB_PORT)
+	exec $(BIN)/jupyter lab --no-browser --ip 127.0.0.1 --port $(LAB_PORT) --ServerApp.root_dir=notebooks $(LAB_ROOT) $(LAB_ARGS)
 
 # uv, pinned, in a venv of its own (it is not part of the locked environment)
 $(UV):
