@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -201,7 +202,33 @@ def test_survival_notebook_runs_with_papermill(small_demo: Path, tmp_path: Path)
 
 @pytest.mark.slow
 def test_exploration_notebook_runs_with_papermill(small_demo: Path, tmp_path: Path) -> None:
-    text = _run_notebook("explore_library.ipynb", {"source": str(small_demo), "month": "2026-10"}, tmp_path)
+    """The analyst's tour runs on the demo bank in under a minute, results showing themselves (issue 17).
+
+    Its last section opens the bundle of "the last run" (one is built first, as ``crmresearch report``
+    would, in a temporary cache) and takes one branch's month from it without recomputing the bank.
+    """
+    from crmresearch import load_source
+    from crmresearch.core.params import Params
+    from crmresearch.month.bundle import build_bundle
+
+    cache = tmp_path / "cache"
+    src = load_source(small_demo)
+    try:
+        build_bundle(src, Params(), month="2026-10", path=cache / "2026-10-0123456789abcdef")
+    finally:
+        src.close()
+    t0 = time.perf_counter()
+    text = _run_notebook("explore_library.ipynb", {"source": str(small_demo), "month": "2026-10",
+                                                   "cache_dir": str(cache)}, tmp_path)  # fmt: skip
+    wall = time.perf_counter() - t0
     assert "image/png" in text and "concordance" in text and "verdict" in text
     assert "naive (biased)" in text and "auc" in text and "suggested_action" in text
     assert "hazard_ratios_scope" in text and "share_in_target" in text
+    nb = json.loads(text)
+    html = [o["data"]["text/html"] for c in nb["cells"] for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
+    assert sum("<table" in "".join(h) for h in html) >= 10, "results show themselves as tables (_repr_html_)"
+    assert any("客户" in "".join(h) for h in html), "a result in the other language (to_summary('zh'))"
+    assert "B001: 800 customers; bank-wide model and context from the bundle" in text
+    assert 'id="header"' in text or "kpi-tiles" in text, "the branch report's first screen, from the bundle"
+    cells = sum(c["metadata"]["papermill"]["duration"] or 0 for c in nb["cells"] if c["cell_type"] == "code")
+    assert cells < 60, f"the notebook's cells took {cells:.0f} s (the kernel's start included: {wall:.0f} s)"
