@@ -7,7 +7,8 @@ One call renders a month (``reports.md``, "Output layout")::
     <out>/<month>/branches/<id>.html
     <out>/<month>/branches/<id>.pdf, bank.pdf        with pdf=True (``--pdf``): the pages printed by Chromium
     <out>/<month>/notebooks/<id>.ipynb, bank.ipynb   executed notebooks, kept for audit
-    <out>/<month>/manifest.json               per report: status, duration, fingerprint, error
+    <out>/<month>/manifest.json               per report: status, duration, fingerprint, error; provenance
+                                              (crmresearch.core.provenance: environment, digests)
 
 (``<out>/snapshot/`` for a flat extract, which has no calendar.)
 
@@ -22,7 +23,7 @@ How it runs:
 2. **Bank stage**, once per month and input: :func:`crmresearch.month.bundle.build_bundle`
    writes the month bundle to the cache (outside the published tree, owner
    only; key: month, source fingerprint, parameters except the language,
-   package version and code digest). A rerun with the same key reuses it.
+   package version, code and environment digests). A rerun with the same key reuses it.
 3. **Branch stage**: each report is one task (:func:`run_task`): papermill
    executes the notebook against the bundle, the executed notebook is
    rendered to one self-contained HTML file (:func:`render_html`), and the
@@ -49,8 +50,8 @@ Every file is written to a temporary name and renamed into place, and work in
 progress lives in a scratch folder in the cache, not in the output folder: a
 run killed at any point leaves only complete files.  ``manifest.json`` is
 rewritten (atomically) after each report; a rerun skips a report whose
-fingerprint (source, that report's parameters, notebook, package version
-and code digest, scope, month, pseudonym key) is unchanged and whose files exist, and redoes
+fingerprint (source, that report's parameters, notebook, package version,
+code and environment digests, scope, month, pseudonym key) is unchanged and whose files exist, and redoes
 failed or stale ones (``force=True`` redoes all).
 
 Test-only switches (environment variables read by the parent process; never
