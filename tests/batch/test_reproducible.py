@@ -113,6 +113,8 @@ def test_about_this_report_shows_the_provenance_in_chinese(runs: Runs) -> None:
                              ("代码摘要", manifest["code_digest"])):  # fmt: skip
             assert f"<th>{label}</th><td>{value}</td>" in about, (page, label)
         assert not english_words(about), english_words(about)
+    index = (runs.out[0] / "index.html").read_text(encoding="utf-8")
+    assert f"运行环境摘要: {manifest['environment_digest']}" in index or f"运行环境摘要：{manifest['environment_digest']}" in index
 
 
 @pytest.mark.slow

@@ -723,7 +723,8 @@ def _write_index(bundle, out_dir: Path, manifest: dict, month: str | None, langu
     as_of = bundle.meta.get("as_of")
     meta = {label("index_data_as_of", language): str(as_of) if as_of else "–",
             label("index_churn_definition", language): label(f"churn_definition_{params.churn.definition}", language),
-            label("index_version", language): f"crmresearch {__version__}"}  # fmt: skip
+            label("index_version", language): f"crmresearch {__version__}",
+            label("index_environment", language): environment_digest()}  # fmt: skip
     fp = _digest("index", __version__, code_digest(), environment_digest(), month, language, params.min_cell_size, params.churn.definition, key_digest,
                  rows[["branch_id", "branch_name", "region", "customers", "status"]].astype(str).values.tolist(),
                  digests, bank_ok, str(as_of))  # fmt: skip

@@ -206,6 +206,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "index_data_as_of": ("data as of", "数据截至"),
     "index_churn_definition": ("churn definition", "流失定义"),
     "index_version": ("made with", "生成工具"),
+    "index_environment": ("environment digest", "运行环境摘要"),
     "index_generated": ("generated", "生成时间"),
     "status_done": ("done", "已完成"),
     "status_failed": ("failed", "失败"),
