@@ -1,12 +1,15 @@
-"""Project rules: dependencies in step, notebooks without outputs, docs in step, lint clean."""
+"""Project rules: dependencies locked and in step, notebooks without outputs, docs in step, lint clean."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from crmresearch.data.contract import FLAT_CUSTOMERS, TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 CONDA_NAMES = {"python-duckdb": "duckdb"}
+LOCK, LOCK_DEV = "py311.lock", "py311-dev.lock"
 
 
 def _name_spec(req: str) -> tuple[str, str]:
@@ -25,25 +29,102 @@ def _name_spec(req: str) -> tuple[str, str]:
     return m.group(1).lower().replace("_", "-"), m.group(2).replace(" ", "")
 
 
-def test_environment_yml_matches_pyproject() -> None:
+def _sync_module():
+    """requirements/sync_environment.py, the one reader of the lock files (``make lock`` runs it)."""
+    spec = importlib.util.spec_from_file_location("sync_environment", ROOT / "requirements" / "sync_environment.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _requirements() -> tuple[dict[str, str], dict[str, str]]:
+    """pyproject.toml's ranges: (the package's dependencies, every dependency of the package and its extras)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    wanted = dict(_name_spec(r) for r in project["dependencies"])
+    assert project["requires-python"] == ">=3.11"
+    base = dict(_name_spec(r) for r in project["dependencies"])
+    everything = dict(base)
     for extra in project["optional-dependencies"].values():
-        wanted.update(_name_spec(r) for r in extra)
+        everything.update(_name_spec(r) for r in extra)
+    return base, everything
+
+
+def _lock(name: str) -> dict[str, str]:
+    return _sync_module().lock_pins((ROOT / "requirements" / name).read_text(encoding="utf-8"))
+
+
+def test_environment_yml_pins_the_locks_versions() -> None:
+    """environment.yml names every dependency of pyproject.toml (extras too), pinned to the dev lock's version."""
+    _, wanted = _requirements()
+    pins = _lock(LOCK_DEV)
     env = yaml.safe_load((ROOT / "environment.yml").read_text(encoding="utf-8"))
     conda = {}
     for dep in env["dependencies"]:
         if isinstance(dep, str):
             name, spec = _name_spec(dep)
-            if name not in ("python", "pip"):
+            if name == "python":
+                assert spec == "=3.11", "environment.yml: python=3.11, the lock's Python"
+            elif name != "pip":
                 conda[CONDA_NAMES.get(name, name)] = spec
         elif isinstance(dep, dict):  # the pip section: packages conda-forge does not carry
             for req in dep.get("pip", []):
                 if not req.startswith("-"):  # not "-e ." or other pip options
                     name, spec = _name_spec(req)
                     conda[name] = spec
-    assert conda == wanted
-    assert project["requires-python"] == ">=3.11"
+    assert conda == {n: f"=={pins[n]}" for n in wanted}, "run make lock (it rewrites environment.yml's pins)"
+
+
+def test_locks_pin_every_dependency_within_pyproject_ranges_with_hashes() -> None:
+    """Both locks pin (==, with hashes) every dependency inside pyproject's range, and agree on every version."""
+    from packaging.specifiers import SpecifierSet
+
+    base, everything = _requirements()
+    dev, lock = _lock(LOCK_DEV), _lock(LOCK)
+    for wanted, pins, name in ((everything, dev, LOCK_DEV), (base, lock, LOCK)):
+        missing = sorted(set(wanted) - set(pins))
+        assert not missing, f"{name} lacks {missing}: run make lock"
+        outside = {n: pins[n] for n, spec in wanted.items() if pins[n] not in SpecifierSet(spec.split(";")[0])}
+        assert not outside, f"{name}: pins outside pyproject's ranges {outside}: run make lock"
+    assert {n: v for n, v in lock.items() if dev.get(n) != v} == {}, f"{LOCK} and {LOCK_DEV} differ: run make lock"
+    for name in (LOCK, LOCK_DEV):
+        text = (ROOT / "requirements" / name).read_text(encoding="utf-8")
+        assert "#    make lock" in text, f"{name} was not made by make lock"
+        blocks = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 2)[2])
+        unhashed = [b.split()[0] for b in blocks if b.strip() and ("==" not in b.split()[0] or "--hash=sha256:" not in b)]
+        assert not unhashed, f"{name}: requirements without an exact version and hashes: {unhashed}"
+
+
+def test_make_and_ci_install_from_the_locks() -> None:
+    """make report, make test (CI's command) and make lab install the lock with --require-hashes, then the package."""
+    make = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert f"LOCK     := requirements/{LOCK}" in make and f"LOCK_DEV := requirements/{LOCK_DEV}" in make
+    for stamp, lock in ((".installed:", "$(LOCK)"), (".installed-test:", "$(LOCK_DEV)")):
+        recipe = make.split(f"$(VENV)/{stamp}", 1)[1].split("\n\n", 1)[0]
+        assert f"pip install --quiet --require-hashes -r {lock}" in recipe, recipe
+        assert "pip install --quiet --no-deps -e ." in recipe, recipe
+        assert recipe.count("pip install") == 2, f"{stamp} installs something besides the lock and the package"
+    assert re.search(r"^report: \$\(VENV\)/\.installed ", make, re.M)
+    assert re.search(r"^test: \$\(VENV\)/\.installed-test$", make, re.M)
+    assert re.search(r"^lab: \$\(VENV\)/\.installed-test$", make, re.M)
+    assert re.search(r"^lock: ", make, re.M) and "--generate-hashes" in make
+
+
+def test_this_environment_is_the_dev_lock() -> None:
+    """The test venv holds exactly the dev lock's versions (plus the package, pip and setuptools): CI tests what users get."""
+    from packaging.markers import Marker
+
+    if not (os.environ.get("CI") or Path(sys.prefix).resolve() == (ROOT / ".venv").resolve()):
+        pytest.skip("not the project's .venv (make test) nor CI")
+    from crmresearch.core.provenance import installed_distributions
+
+    installed = dict(line.split("==", 1) for line in installed_distributions())
+    text = (ROOT / "requirements" / LOCK_DEV).read_text(encoding="utf-8")
+    wanted = {}
+    for m in re.finditer(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)\s*(?:;\s*([^\\\n]*))?", text, re.M):
+        if not m.group(3) or Marker(m.group(3).strip()).evaluate():
+            wanted[_name_spec(m.group(1))[0]] = m.group(2)
+    differ = {n: (v, installed.get(n)) for n, v in wanted.items() if installed.get(n) != v}
+    extra = sorted(set(installed) - set(wanted) - {"crmresearch", "pip", "setuptools"})
+    assert not differ and not extra, f"(lock, installed): {differ}; not in the lock: {extra} (make clean-venv test)"
 
 
 def _notebooks() -> list[Path]:
@@ -121,7 +202,33 @@ def test_survival_notebook_runs_with_papermill(small_demo: Path, tmp_path: Path)
 
 @pytest.mark.slow
 def test_exploration_notebook_runs_with_papermill(small_demo: Path, tmp_path: Path) -> None:
-    text = _run_notebook("explore_library.ipynb", {"source": str(small_demo), "month": "2026-10"}, tmp_path)
+    """The analyst's tour runs on the demo bank in under a minute, results showing themselves (issue 17).
+
+    Its last section opens the bundle of "the last run" (one is built first, as ``crmresearch report``
+    would, in a temporary cache) and takes one branch's month from it without recomputing the bank.
+    """
+    from crmresearch import load_source
+    from crmresearch.core.params import Params
+    from crmresearch.month.bundle import build_bundle
+
+    cache = tmp_path / "cache"
+    src = load_source(small_demo)
+    try:
+        build_bundle(src, Params(), month="2026-10", path=cache / "2026-10-0123456789abcdef")
+    finally:
+        src.close()
+    t0 = time.perf_counter()
+    text = _run_notebook("explore_library.ipynb", {"source": str(small_demo), "month": "2026-10",
+                                                   "cache_dir": str(cache)}, tmp_path)  # fmt: skip
+    wall = time.perf_counter() - t0
     assert "image/png" in text and "concordance" in text and "verdict" in text
     assert "naive (biased)" in text and "auc" in text and "suggested_action" in text
     assert "hazard_ratios_scope" in text and "share_in_target" in text
+    nb = json.loads(text)
+    html = [o["data"]["text/html"] for c in nb["cells"] for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
+    assert sum("<table" in "".join(h) for h in html) >= 10, "results show themselves as tables (_repr_html_)"
+    assert any("客户" in "".join(h) for h in html), "a result in the other language (to_summary('zh'))"
+    assert "B001: 800 customers; bank-wide model and context from the bundle" in text
+    assert 'id="header"' in text or "kpi-tiles" in text, "the branch report's first screen, from the bundle"
+    cells = sum(c["metadata"]["papermill"]["duration"] or 0 for c in nb["cells"] if c["cell_type"] == "code")
+    assert cells < 60, f"the notebook's cells took {cells:.0f} s (the kernel's start included: {wall:.0f} s)"

@@ -3,7 +3,8 @@
 Every command takes ``--params FILE``; user errors (bad data, bad parameters,
 bad paths) end with a clear message and a non-zero exit code, and nothing is
 written.  Exit status, the same for every command (decided in :func:`main`
-only): 0 success, 1 some report failed (``report``), 2 bad input or usage
+only): 0 success, 1 some report failed (``report``) or the environment differs from a past
+run's (``report --check-environment``), 2 bad input or usage
 (including a source that breaks the data contract or has an unreadable
 file), 130 interrupted.
 """
@@ -32,6 +33,7 @@ class Outcome(enum.Enum):
 
     OK = "ok"
     REPORT_FAILED = "some report failed"
+    ENVIRONMENT_DIFFERS = "the environment differs from the run's"
     BAD_INPUT = "bad input"
 
 
@@ -155,9 +157,33 @@ def cmd_metrics(args: argparse.Namespace) -> Outcome:
     return Outcome.OK
 
 
+def _check_environment(args: argparse.Namespace) -> Outcome:
+    """``report --check-environment MANIFEST``: is this environment the one that run recorded?"""
+    from crmresearch.batch.manifest import check_environment
+
+    if args.source is not None:
+        raise UserError("--check-environment MANIFEST compares environments only: give no SOURCE")
+    res = check_environment(args.check_environment)
+    run = f"the run of {res.month}" if res.month else "the run"
+    if res.matches:
+        print(f"environment matches {run} ({res.manifest}): environment digest {res.current_digest}")
+        return Outcome.OK
+    print(f"environment differs from {run} ({res.manifest}): {len(res.differences)} difference(s); recorded "
+          f"{res.recorded_digest}, now {res.current_digest}")  # fmt: skip
+    for line in res.differences:
+        print(f"  {line}")
+    print("to re-make that environment: a venv from the lock of the run's commit (make test, or pip install "
+          "--require-hashes -r requirements/py311-dev.lock)")  # fmt: skip
+    return Outcome.ENVIRONMENT_DIFFERS
+
+
 def cmd_report(args: argparse.Namespace) -> Outcome:
     from crmresearch.batch.run import run_report
 
+    if args.check_environment is not None:
+        return _check_environment(args)
+    if args.source is None:
+        raise UserError("report: give SOURCE (or --check-environment MANIFEST)")
     t0 = time.perf_counter()
     summary = run_report(args.source, month=args.month, branches=args.branch, out=args.out, params_path=args.params,
                          overrides={"language": args.language}, workers=args.workers, scheduler=args.scheduler,
@@ -260,7 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_metrics)
 
     sp = add("report", "render a month: every branch's HTML report, the bank summary and the index")
-    sp.add_argument("source", type=Path)
+    sp.add_argument("source", type=Path, nargs="?", default=None)
+    sp.add_argument("--check-environment", type=Path, default=None, metavar="MANIFEST",
+                    help="only compare this environment (Python and every installed package) with the one a past "
+                         "run's manifest.json (or month folder) records, and list the differences; exit 0 same, "
+                         "1 different")
     sp.add_argument("--month", default=None, help="YYYY-MM (required for a calendar source; omit for a flat extract)")
     sp.add_argument("--branch", action="extend", nargs="+", default=None, metavar="ID",
                     help="only these branches (and the index); default: every branch and the bank summary")
@@ -300,7 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
                  "skips reports whose inputs are unchanged and redoes failed or stale ones. Per-branch parameters: "
                  "PARAMS_DIR/branches/ID.yaml beside --params. Exit status: 0 all reports done or unchanged, "
                  "1 some report failed (the others are done; see the summary and notebooks/), 2 bad input "
-                 "(nothing written; also: another run is writing the folder), 130 interrupted (Ctrl-C), 143 stopped "
+                 "(nothing written; also: another run is writing the folder, or a bad --check-environment "
+                 "manifest), 130 interrupted (Ctrl-C), 143 stopped "
                  "by SIGTERM (workers and kernels stopped, manifest.json lists what finished).")  # fmt: skip
     sp.set_defaults(func=cmd_report)
 
@@ -319,7 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: the exit status of each outcome: the one place it is decided (docs/reports.md, README)
-EXIT_STATUS = {Outcome.OK: EXIT_OK, Outcome.REPORT_FAILED: EXIT_REPORT_FAILED, Outcome.BAD_INPUT: EXIT_BAD_INPUT}
+EXIT_STATUS = {Outcome.OK: EXIT_OK, Outcome.REPORT_FAILED: EXIT_REPORT_FAILED,
+               Outcome.ENVIRONMENT_DIFFERS: EXIT_REPORT_FAILED, Outcome.BAD_INPUT: EXIT_BAD_INPUT}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -333,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        0 success; 1 some report failed; 2 bad input or usage: a bad option,
+        0 success; 1 some report failed, or (``report --check-environment``) the
+        environment differs from the run's; 2 bad input or usage: a bad option,
         parameters file or path, or a source that breaks the data contract
         (unreadable files included), with nothing written; 130 interrupted.
         A bad option (argparse) exits 2 too.

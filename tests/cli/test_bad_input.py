@@ -142,6 +142,16 @@ def _touch(case: Path, name: str) -> str:
     return name
 
 
+def _manifest(case: Path, data: bytes) -> str:
+    """A ``manifest.json`` for ``report --check-environment`` holding ``data``."""
+    (case / "manifest.json").write_bytes(data)
+    return "manifest.json"
+
+
+_OLD_MANIFEST = b'{"schema": 1, "month": "2026-10", "reports": {}}'
+_EDITED_MANIFEST = b'{"reports": {}, "environment": ["a==1"], "environment_digest": "00"}'
+
+
 def _mkdir(case: Path, name: str) -> str:
     """A folder called ``name`` where the command wants a file."""
     (case / name).mkdir()
@@ -217,6 +227,22 @@ CASES = [
     Case("survival_table_out_is_a_folder", lambda c, s: ["survival-table", _src(c, s).name, "--out",
                                                          _mkdir(c, "t.csv"), "--force"],
          ("--out t.csv", "is a folder, not a file")),
+    # report --check-environment MANIFEST
+    Case("check_environment_no_manifest", lambda c, s: ["report", "--check-environment", "manifest.json"],
+         ("--check-environment manifest.json", "no such manifest file")),
+    Case("check_environment_not_json", lambda c, s: ["report", "--check-environment", _manifest(c, b"{not json")],
+         ("--check-environment manifest.json", "not a readable JSON manifest")),
+    Case("check_environment_not_a_manifest", lambda c, s: ["report", "--check-environment", _manifest(c, b"[1, 2]")],
+         ("--check-environment manifest.json", "not the manifest.json of a crmresearch report run")),
+    Case("check_environment_recorded_none", lambda c, s: ["report", "--check-environment",
+                                                          _manifest(c, _OLD_MANIFEST)],
+         ("--check-environment manifest.json", "records no environment")),
+    Case("check_environment_edited", lambda c, s: ["report", "--check-environment", _manifest(c, _EDITED_MANIFEST)],
+         ("--check-environment manifest.json", "does not give its environment_digest")),
+    Case("check_environment_and_a_source", lambda c, s: ["report", _src(c, s).name, "--check-environment",
+                                                         _manifest(c, _OLD_MANIFEST)],
+         ("--check-environment MANIFEST", "give no SOURCE")),
+    Case("report_without_source", lambda c, s: ["report", "--month", MONTH], ("report: give SOURCE",)),
     Case("metrics_out_under_a_file", lambda c, s: ["metrics", _src(c, s).name, "--month", MONTH, "--bank", "--out",
                                                    _touch(c, "x") + "/m.json"],
          ("--out x/m.json", "x is a file, not a folder")),

@@ -329,3 +329,37 @@ def test_i18n_module() -> None:
 
     assert set(PRODUCTS + SEGMENTS + CHANNELS + CHURN_TYPES + EXIT_TYPES) <= set(i18n.LABELS)
     assert doctest.testmod(i18n).failed == 0
+
+
+def _png_chunks(png: bytes) -> list[tuple[bytes, bytes]]:
+    out, i = [], 8
+    while i < len(png):
+        n = int.from_bytes(png[i:i + 4], "big")
+        out.append((png[i + 4:i + 8], png[i + 8:i + 8 + n]))
+        i += 12 + n
+    return out
+
+
+@pytest.mark.parametrize("language", LANGS)
+def test_figures_are_the_same_bytes_each_time_and_carry_no_date(language: str, km_df: pd.DataFrame) -> None:
+    """Issue 17: the same drawing gives the same PNG (in a fresh figure too); its text chunks hold no date or version."""
+    pages = []
+    for _ in range(2):
+        ax = plots.km_plot(km_df, language=language)
+        pages.append(plots.figure_to_html(ax, alt="km", close=True))
+    assert pages[0] == pages[1]
+    png = base64.b64decode(re.search(r"base64,([^\"]+)", pages[0]).group(1))
+    chunks = _png_chunks(png)
+    assert b"tIME" not in [t for t, _ in chunks]
+    text = {t: d for t, d in chunks if t in (b"tEXt", b"iTXt", b"zTXt")}
+    assert list(text.values()) == [b"Software\0crmresearch"], text
+    assert matplotlib.rcParams["svg.hashsalt"] == "crmresearch"
+    svgs = []
+    for _ in range(2):
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [1, 0])
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+        plt.close(fig)
+        svgs.append(buf.getvalue())
+    assert svgs[0] == svgs[1]

@@ -47,6 +47,7 @@ caption {{ caption-side: top; text-align: left; font-weight: 600; padding: 0.3re
 .tl-na {{ color: #8c959f; background: #f6f8fa; }}
 .tl-better, .tl-worse, .tl-same, .tl-na {{ border-radius: 0.3rem; padding: 0.05rem 0.35rem; }}
 .note, .meta {{ color: #57606a; font-size: 0.88rem; }}
+table.report-meta td {{ text-align: left; overflow-wrap: anywhere; }}
 .first-screen {{ margin: 0.4rem 0 0.6rem; }}
 .kpi-tiles {{ display: flex; flex-wrap: wrap; gap: 0.6rem; margin: 0.4rem 0; }}
 .kpi-tile {{ flex: 1 1 14rem; border: 1px solid #d0d7de; border-radius: 0.4rem; padding: 0.5rem 0.7rem; }}
@@ -194,6 +195,9 @@ def render_html(executed_nb: str | Path, title: str, language: str = "en", font_
 
     nb = executed_nb if isinstance(executed_nb, nbformat.NotebookNode) else nbformat.read(str(executed_nb), as_version=4)
     nb.cells = [c for c in nb.cells if HIDE_TAG not in c.get("metadata", {}).get("tags", [])]
+    for cell in nb.cells:  # papermill gives its parameters cell a random id: the page shows the same one each run
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            cell["id"] = "injected-parameters"
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.get("outputs", [])

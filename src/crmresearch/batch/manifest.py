@@ -60,7 +60,9 @@ def _manifest_text(manifest: dict) -> str:
     reports = manifest["reports"]
     order = ["bank", *sorted(k for k in reports if k not in RESERVED), "index"]
     head = {k: manifest[k] for k in ("schema", "crmresearch_version", "month", "language", "source") if k in manifest}
-    manifest = {**head, **manifest, "reports": {k: reports[k] for k in order if k in reports}}
+    tail = {k: manifest[k] for k in ("environment",) if k in manifest}  # the long list last, after the reports
+    rest = {k: v for k, v in manifest.items() if k not in tail}
+    manifest = {**head, **rest, "reports": {k: reports[k] for k in order if k in reports}, **tail}
     return json.dumps(manifest, ensure_ascii=False, indent=2) + "\n"
 
 
@@ -132,3 +134,78 @@ def _remove_reports(out_dir: Path, manifest: dict) -> None:
                    f"notebooks/{name}.ipynb"]
         for r in rel:
             (out_dir / r).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class EnvironmentCheck:
+    """This environment against the one a past run recorded (``crmresearch report --check-environment``).
+
+    Examples
+    --------
+    >>> EnvironmentCheck(Path("manifest.json"), "2026-10", "ab" * 32, "ab" * 32, []).matches
+    True
+    """
+
+    manifest: Path
+    month: str | None
+    recorded_digest: str
+    current_digest: str
+    differences: list[str]
+
+    @property
+    def matches(self) -> bool:
+        """True when Python and every installed distribution are the same."""
+        return not self.differences
+
+
+def check_environment(path: str | Path) -> EnvironmentCheck:
+    """Compare this environment with the one a run's ``manifest.json`` records.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``manifest.json``, or the month folder that holds one.
+
+    Returns
+    -------
+    EnvironmentCheck
+        The two environment digests and what differs (Python's version, then each distribution:
+        :func:`crmresearch.core.provenance.environment_differences`).
+
+    Raises
+    ------
+    InputError
+        One line: the file is missing or unreadable, not a run's manifest, or records no environment
+        (written before crmresearch recorded provenance), or its list does not give its digest.
+
+    Examples
+    --------
+    >>> check_environment("reports/2026-10/manifest.json").matches  # doctest: +SKIP
+    True
+    """
+    from crmresearch.core.provenance import environment, environment_differences, environment_digest
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / "manifest.json"
+    if not p.is_file():
+        raise InputError(f"--check-environment {path}: no such manifest file")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"--check-environment {path}: not a readable JSON manifest ({type(exc).__name__})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("reports"), dict):
+        raise InputError(f"--check-environment {path}: not the manifest.json of a crmresearch report run")
+    lines, digest = data.get("environment"), data.get("environment_digest")
+    if not isinstance(lines, list) or not all(isinstance(x, str) and "==" in x for x in lines) or not digest:
+        raise InputError(f"--check-environment {path}: records no environment (written before crmresearch "
+                         "recorded provenance); re-render the month to record one")  # fmt: skip
+    if environment_digest(lines) != digest:
+        raise InputError(f"--check-environment {path}: its environment list does not give its environment_digest "
+                         "(the file was edited or damaged)")  # fmt: skip
+    now = environment()
+    diffs = []
+    if data.get("python") and data["python"] != now["python"]:
+        diffs.append(f"changed: python {data['python']} -> {now['python']}")
+    diffs += environment_differences(lines, now["environment"])
+    return EnvironmentCheck(p, data.get("month"), digest, now["environment_digest"], diffs)

@@ -7,7 +7,8 @@ One call renders a month (``reports.md``, "Output layout")::
     <out>/<month>/branches/<id>.html
     <out>/<month>/branches/<id>.pdf, bank.pdf        with pdf=True (``--pdf``): the pages printed by Chromium
     <out>/<month>/notebooks/<id>.ipynb, bank.ipynb   executed notebooks, kept for audit
-    <out>/<month>/manifest.json               per report: status, duration, fingerprint, error
+    <out>/<month>/manifest.json               per report: status, duration, fingerprint, error; provenance
+                                              (crmresearch.core.provenance: environment, digests)
 
 (``<out>/snapshot/`` for a flat extract, which has no calendar.)
 
@@ -22,7 +23,7 @@ How it runs:
 2. **Bank stage**, once per month and input: :func:`crmresearch.month.bundle.build_bundle`
    writes the month bundle to the cache (outside the published tree, owner
    only; key: month, source fingerprint, parameters except the language,
-   package version and code digest). A rerun with the same key reuses it.
+   package version, code and environment digests). A rerun with the same key reuses it.
 3. **Branch stage**: each report is one task (:func:`run_task`): papermill
    executes the notebook against the bundle, the executed notebook is
    rendered to one self-contained HTML file (:func:`render_html`), and the
@@ -49,8 +50,8 @@ Every file is written to a temporary name and renamed into place, and work in
 progress lives in a scratch folder in the cache, not in the output folder: a
 run killed at any point leaves only complete files.  ``manifest.json`` is
 rewritten (atomically) after each report; a rerun skips a report whose
-fingerprint (source, that report's parameters, notebook, package version
-and code digest, scope, month, pseudonym key) is unchanged and whose files exist, and redoes
+fingerprint (source, that report's parameters, notebook, package version,
+code and environment digests, scope, month, pseudonym key) is unchanged and whose files exist, and redoes
 failed or stale ones (``force=True`` redoes all).
 
 Test-only switches (environment variables read by the parent process; never
@@ -119,6 +120,7 @@ from crmresearch.batch.workers import _kill_children, _kill_workers, _Progress, 
 from crmresearch.core.errors import InputError
 from crmresearch.core.io import check_output
 from crmresearch.core.params import Params, branch_params, load_params
+from crmresearch.core.provenance import environment, environment_digest, params_digest
 from crmresearch.core.version import __version__
 
 __all__ = [
@@ -384,7 +386,8 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
         if old is not None:  # --force switched the folder's language: the other language's files go
             _remove_reports(out_dir, old)
     manifest.update({"crmresearch_version": __version__, "month": month, "language": language,
-                     "source": str(Path(source).resolve()), "source_fingerprint": source_fp})  # fmt: skip
+                     "source": str(Path(source).resolve()), "source_fingerprint": source_fp,
+                     **_run_provenance(params, nbs)})  # fmt: skip
     _clean_tmp(out_dir)
     _remove_published_metrics(out_dir)
     work = cache / "work"
@@ -394,7 +397,7 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
     cover = _page_fonts(bundle, language, cache)
     font_cache = str(cache / "fonts")
     plan = _Plan(source_fp=source_fp, month=month, params=params, per_branch=per_branch, nbs=nbs,
-                 key_digest=key_digest, code=code_digest())  # fmt: skip
+                 key_digest=key_digest, code=code_digest(), environment=environment_digest())  # fmt: skip
     planned = plan.tasks(([] if requested else ["bank"]) + todo_branches, bundle, bundle_path, language=language,
                          generated_at=generated_at, scratch=scratch, out_dir=out_dir, timeout=timeout, cover=cover,
                          font_cache=font_cache, key_file=key_file, pdf=pdf)  # fmt: skip
@@ -423,6 +426,19 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
     return summary
 
 
+def _run_provenance(params: Params, nbs: dict[str, Path]) -> dict[str, Any]:
+    """The run's provenance in ``manifest.json`` (beside the version and source fingerprint): Python, the
+    environment (its digest, and every ``name==version``, for ``--check-environment``), the code, parameters
+    and notebook digests (:mod:`crmresearch.core.provenance`)."""
+    from crmresearch.core.fingerprint import file_digest
+
+    env = environment()
+    return {"python": env["python"], "environment_digest": env["environment_digest"], "code_digest": code_digest(),
+            "params_digest": params_digest(params),
+            "notebook_digests": {scope: file_digest(nb) for scope, nb in sorted(nbs.items())},
+            "environment": env["environment"]}  # fmt: skip
+
+
 def _month_bundle(source: str | Path, source_fp: str, month: str | None, requested: list[str] | None, params: Params,
                   params_path: str | Path | None, overrides: dict, language: str, cache: Path,
                   say: Callable[[str], None]) -> tuple[Any, Path, list[str], dict[str, Params], bool]:  # fmt: skip
@@ -432,7 +448,7 @@ def _month_bundle(source: str | Path, source_fp: str, month: str | None, request
 
     # the bank stage does not depend on the language: an English and a Chinese run share the bundle
     bank_settings = {k: v for k, v in _settings(params).items() if k != "language"}
-    bundle_key = f"{month or 'snapshot'}-{_digest(source_fp, bank_settings, __version__, code_digest())[:16]}"
+    bundle_key = f"{month or 'snapshot'}-{_digest(source_fp, bank_settings, __version__, code_digest(), environment_digest())[:16]}"
     bundle_path = cache / bundle_key
     bundle = None
     if (bundle_path / BUNDLE_FILE).is_file():
@@ -487,6 +503,7 @@ class _Plan:
     nbs: dict[str, Path]
     key_digest: str
     code: str
+    environment: str = ""
 
     def params_of(self, name: str) -> Params:
         return self.params if name == "bank" else self.per_branch.get(name, self.params)
@@ -496,7 +513,15 @@ class _Plan:
 
         scope = "bank" if name == "bank" else "branch"
         return _digest(report_fingerprint(self.source_fp, self.params_of(name), self.nbs[scope], scope=name,
-                                          month=self.month), self.key_digest, self.code)  # fmt: skip
+                                          month=self.month), self.key_digest, self.code, self.environment)  # fmt: skip
+
+    def provenance(self, name: str) -> dict[str, str]:
+        """What "About this report" and the report's manifest entry record besides the version and environment."""
+        from crmresearch.core.fingerprint import file_digest
+
+        return {"source_fingerprint": self.source_fp, "params_digest": params_digest(self.params_of(name)),
+                "notebook_digest": file_digest(self.nbs["bank" if name == "bank" else "branch"]),
+                "code_digest": self.code}  # fmt: skip
 
     def tasks(self, names: list[str], bundle: Any, bundle_path: Path, *, language: str, generated_at: str,
               scratch: Path, out_dir: Path, timeout: float, cover: str, font_cache: str,
@@ -510,7 +535,8 @@ class _Plan:
             fp = self.fingerprint(name)
             parameters = {"bundle": str(bundle_path.resolve()), "language": language,
                           "params_json": json.dumps(self.params_of(name).to_dict(), sort_keys=True),
-                          "generated_at": generated_at}  # fmt: skip
+                          "generated_at": generated_at,
+                          "provenance_json": json.dumps(self.provenance(name), sort_keys=True)}  # fmt: skip
             if scope == "branch":
                 parameters["branch"] = name
                 if fail_branch == name:  # test-only: make this notebook fail genuinely, inside the kernel
@@ -575,6 +601,8 @@ def _execute(pool: _Workers, todo: list[ReportTask], fps: dict[str, str], manife
              say: Callable[[str], None]) -> list[ReportTask]:  # fmt: skip
     """Run the tasks, recording each report in the manifest as it completes; returns the branch tasks."""
     abort_after = int(os.environ.get(ABORT_ENV, "0") or 0)
+    prov = {t.name: {k: v for k, v in json.loads(t.parameters["provenance_json"]).items() if k != "source_fingerprint"}
+            for t in todo}  # fmt: skip
     bar = _Progress(len(todo), progress)
     done_count = 0
     t1 = time.perf_counter()
@@ -585,7 +613,8 @@ def _execute(pool: _Workers, todo: list[ReportTask], fps: dict[str, str], manife
         manifest["reports"][name] = {"scope": "bank" if name == "bank" else "branch", "status": res["status"],
                                      "duration_seconds": res["duration_seconds"], "fingerprint": fps[name],
                                      "pdf": bool(res.get("pdf")),
-                                     "package_version": __version__, "error": res["error"],
+                                     "package_version": __version__, "environment_digest": environment_digest(),
+                                     **prov.get(name, {}), "error": res["error"],
                                      "stderr": res.get("stderr"), "started": res["started"],
                                      "finished": res["finished"]}  # fmt: skip
         _write_text(out_dir / "manifest.json", _manifest_text(manifest))
@@ -694,8 +723,9 @@ def _write_index(bundle, out_dir: Path, manifest: dict, month: str | None, langu
     as_of = bundle.meta.get("as_of")
     meta = {label("index_data_as_of", language): str(as_of) if as_of else "–",
             label("index_churn_definition", language): label(f"churn_definition_{params.churn.definition}", language),
-            label("index_version", language): f"crmresearch {__version__}"}  # fmt: skip
-    fp = _digest("index", __version__, code_digest(), month, language, params.min_cell_size, params.churn.definition, key_digest,
+            label("index_version", language): f"crmresearch {__version__}",
+            label("index_environment", language): environment_digest()}  # fmt: skip
+    fp = _digest("index", __version__, code_digest(), environment_digest(), month, language, params.min_cell_size, params.churn.definition, key_digest,
                  rows[["branch_id", "branch_name", "region", "customers", "status"]].astype(str).values.tolist(),
                  digests, bank_ok, str(as_of))  # fmt: skip
     entry = manifest["reports"].get("index")

@@ -561,6 +561,49 @@ def open_bundle(path: str | Path) -> Bundle:
     return Bundle(path, context, params, meta.get("key", ""), meta)
 
 
+def latest_bundle(month: str | None, *, source: str | Path | None = None,
+                  cache_dir: str | Path | None = None) -> Path | None:  # fmt: skip
+    """The bundle of ``month`` that the last ``crmresearch report`` run wrote or used, from the cache.
+
+    For an analyst who takes one branch's month from it (``open_bundle(path).branch_source("B001")``,
+    ``BranchReport.open(path, "B001")``) without recomputing the bank. Only each bundle's
+    ``bundle.json`` is read, as data.
+
+    Parameters
+    ----------
+    month : str or None
+        ``YYYY-MM`` (None: the snapshot of a flat extract).
+    source : str or Path, optional
+        Only bundles of this source (default: any).
+    cache_dir : str or Path, optional
+        The cache (default: :func:`default_cache_dir`, as ``crmresearch report``).
+
+    Returns
+    -------
+    Path or None
+        The newest matching bundle (by when its ``bundle.json`` was written), or None.
+
+    Examples
+    --------
+    >>> latest_bundle("2026-10", cache_dir="/no/such/cache") is None
+    True
+    """
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    name = re.compile(re.escape(f"{month or 'snapshot'}-") + "[0-9a-f]{16}")
+    want = str(Path(source).resolve()) if source is not None else None
+    found = []
+    for p in cache.glob(f"{month or 'snapshot'}-*") if cache.is_dir() else []:
+        if not name.fullmatch(p.name) or p.is_symlink() or not (p / BUNDLE_FILE).is_file():
+            continue
+        try:
+            meta, _ = _read_meta(p)
+        except InputError:
+            continue
+        if meta.get("month") == month and (want is None or meta.get("source") == want):
+            found.append(((p / BUNDLE_FILE).stat().st_mtime_ns, p))
+    return max(found)[1] if found else None
+
+
 def prune(cache: Path, keep: Path) -> list[Path]:
     """Remove older bundles of the same source and month from ``cache``; returns what was removed.
 

@@ -24,7 +24,6 @@ with caveats saying what is missing and why.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from crmresearch.core.errors import InputError
 from crmresearch.core.io import atomic_path
 from crmresearch.core.jsonsafe import json_number
 from crmresearch.core.params import Params
+from crmresearch.core.provenance import params_digest
 from crmresearch.core.version import __version__
 from crmresearch.data.contract import Source, check_branch
 
@@ -165,8 +165,7 @@ def metrics(source: Source, params: Params | None = None, *, month: str | None,
         source = slice_source(source, branch, params)
     caveats: list[str] = []
     # what the results depend on: the engine's threads and memory do not change them
-    settings = {k: v for k, v in params.to_dict().items() if k != "engine"}
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    digest = params_digest(params)
     base: dict[str, Any] = {"schema": SCHEMA, "scope": "branch" if branch else "bank", "branch_id": branch,
                             "time_unit": source.time_unit}  # fmt: skip
     if not source.can("calendar"):

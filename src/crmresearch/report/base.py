@@ -42,7 +42,7 @@ class ReportBase:
 
     def __init__(self, bundle: Bundle, *, branch: str | None, language: str | None = None,
                  params: Params | None = None, key: bytes | None = None,
-                 generated_at: str | None = None) -> None:  # fmt: skip
+                 generated_at: str | None = None, provenance: dict[str, str] | None = None) -> None:  # fmt: skip
         self.bundle = bundle
         self.ctx = bundle.context
         self.branch = branch
@@ -51,6 +51,8 @@ class ReportBase:
         check_language(self.language)
         self.key = key
         self.generated_at = generated_at or dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+        #: what the run passed in: source fingerprint, notebook and code digests (``about``)
+        self.provenance = dict(provenance or {})
         self.month = self.ctx.month
         self.source = bundle.branch_source(branch) if branch is not None else bundle.bank_source()
         self.dated = self.source.can("calendar")  # False for a flat extract (no dates)
@@ -63,6 +65,12 @@ class ReportBase:
         use_chinese_font()  # data text (branch names) may be Chinese in an English report too
 
     # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _provenance(provenance_json: str | None) -> dict[str, str]:
+        """The run's provenance parameter (JSON; ``None`` for a notebook run by hand)."""
+        data = json.loads(provenance_json) if provenance_json else {}
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
     @classmethod
     def _resolve(cls, bundle: str | Path | Bundle, params_json: str | None, key_file: str | None
                  ) -> tuple[Bundle, Params | None, bytes | None]:  # fmt: skip
@@ -225,7 +233,12 @@ class ReportBase:
                        self.first_screen() + contents)  # fmt: skip
 
     def about(self) -> Section:
-        """"About this report": branch, month, data as-of date, churn definition and parameters, version, time made.
+        """"About this report": branch, month, data as-of date, churn definition and parameters, provenance, time made.
+
+        The provenance (as ``manifest.json`` records it, :mod:`crmresearch.core.provenance`): package
+        version, the digest of the environment that rendered the page (every installed distribution),
+        the source fingerprint, the parameters digest, and the notebook and code digests the run
+        passed in (``–`` for a notebook run by hand).
 
         Examples
         --------
@@ -241,7 +254,15 @@ class ReportBase:
                           tiers=sep.join(self._lbl(t) for t in p.high_value_tiers),
                           digest=self.metrics().get("params_digest"))  # fmt: skip
         where = ("branch_label", self._branch_name()) if self.branch else ("scope_label", self._branch_name())
+        from crmresearch.core.provenance import environment_digest
+
+        prov = self.provenance
         rows = [where, ("month_label", month), ("as_of_label", as_of),
                 ("churn_def_label", definition), ("params_label", settings),
-                ("version_label", __version__), ("generated_label", self.generated_at)]  # fmt: skip
+                ("version_label", __version__), ("environment_label", environment_digest()),
+                ("source_fp_label", prov.get("source_fingerprint") or "–"),
+                ("params_digest_label", self.metrics().get("params_digest") or "–"),
+                ("notebook_digest_label", prov.get("notebook_digest") or "–"),
+                ("code_digest_label", prov.get("code_digest") or "–"),
+                ("generated_label", self.generated_at)]  # fmt: skip
         return Section("about", self.t("about"), fragment("pairs", [(self.t(k), v) for k, v in rows], "report-meta"))

@@ -72,7 +72,7 @@ class BranchReport(_Report):
     @classmethod
     def open(cls, bundle: str | Path | Bundle, branch: str, *, language: str | None = None,
              params_json: str | None = None, key_file: str | None = None,
-             generated_at: str | None = None) -> BranchReport:  # fmt: skip
+             generated_at: str | None = None, provenance_json: str | None = None) -> BranchReport:  # fmt: skip
         """Open the report of ``branch`` on a month bundle.
 
         Parameters
@@ -90,6 +90,9 @@ class BranchReport(_Report):
             ``$CRMRESEARCH_PSEUDONYM_KEY``; without either, the watch list is withheld).
         generated_at : str, optional
             When the report was made (default: now).
+        provenance_json : str, optional
+            What the run passes for "About this report": ``source_fingerprint``, ``notebook_digest`` and
+            ``code_digest`` as JSON (default: none; shown as ``–``).
 
         Returns
         -------
@@ -102,7 +105,8 @@ class BranchReport(_Report):
         if branch is None:
             raise InputError("a branch report needs a branch")
         b, params, key = cls._resolve(bundle, params_json, key_file)
-        return cls(b, branch=str(branch), language=language, params=params, key=key, generated_at=generated_at)
+        return cls(b, branch=str(branch), language=language, params=params, key=key, generated_at=generated_at,
+                   provenance=cls._provenance(provenance_json))  # fmt: skip
 
     def _watch(self):
         """The branch's watch list (computed once per report: the first screen counts it, §8 shows it)."""
@@ -166,7 +170,8 @@ class BankReport(_Report):
 
     @classmethod
     def open(cls, bundle: str | Path | Bundle, *, language: str | None = None, params_json: str | None = None,
-             key_file: str | None = None, generated_at: str | None = None) -> BankReport:  # fmt: skip
+             key_file: str | None = None, generated_at: str | None = None,
+             provenance_json: str | None = None) -> BankReport:  # fmt: skip
         """Open the bank summary on a month bundle (parameters as for :meth:`BranchReport.open`).
 
         Examples
@@ -174,7 +179,8 @@ class BankReport(_Report):
         >>> BankReport.open(path, language="en")  # doctest: +SKIP
         """
         b, params, key = cls._resolve(bundle, params_json, key_file)
-        return cls(b, branch=None, language=language, params=params, key=key, generated_at=generated_at)
+        return cls(b, branch=None, language=language, params=params, key=key, generated_at=generated_at,
+                   provenance=cls._provenance(provenance_json))  # fmt: skip
 
     def regions(self) -> Section:
         """The regional roll-up: customers, active at start, churned and churn rate per region.

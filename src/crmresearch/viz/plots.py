@@ -736,6 +736,29 @@ def funnel_plot(oe: pd.DataFrame, *, label_col: str = "name", label_outside: boo
 
 
 # --------------------------------------------------------------------------- HTML
+#: the PNG text chunks of every figure: no date, no library version (a figure's bytes depend on what it draws)
+PNG_METADATA: dict[str, str | None] = {"Software": "crmresearch"}
+
+
+def deterministic_figures() -> None:
+    """Make saved figures the same bytes for the same drawing (called at import).
+
+    PNGs carry :data:`PNG_METADATA` only (``figure_to_html``; matplotlib writes no date into a
+    PNG); SVG element IDs come from a fixed salt (``svg.hashsalt``) instead of a random one. For
+    an SVG or PDF saved by hand, pass ``metadata={"Date": None}`` (``{"CreationDate": None}`` for a
+    PDF) or set ``SOURCE_DATE_EPOCH``.
+
+    Examples
+    --------
+    >>> deterministic_figures(); mpl.rcParams["svg.hashsalt"]
+    'crmresearch'
+    """
+    mpl.rcParams["svg.hashsalt"] = "crmresearch"
+
+
+deterministic_figures()
+
+
 def figure_to_html(fig: Figure | Axes, *, alt: str = "", dpi: int = 150, close: bool = False) -> str:
     """A figure as a self-contained ``<img>``: the PNG inline as base64, no external request.
 
@@ -772,7 +795,8 @@ def figure_to_html(fig: Figure | Axes, *, alt: str = "", dpi: int = 150, close: 
     # a constrained layout already fits the figure: a "tight" box would draw it a second time
     tight = None if isinstance(figure.get_layout_engine(), ConstrainedLayoutEngine) else "tight"
     # zlib level 1: as small as the default level here (flat colours), and 3x faster to encode
-    figure.savefig(buf, format="png", dpi=dpi, bbox_inches=tight, facecolor="white", pil_kwargs={"compress_level": 1})
+    figure.savefig(buf, format="png", dpi=dpi, bbox_inches=tight, facecolor="white", metadata=PNG_METADATA,
+                   pil_kwargs={"compress_level": 1})  # fmt: skip
     png = buf.getvalue()
     if close:
         plt.close(figure)

@@ -434,6 +434,35 @@ def frame_summary(frame: pd.DataFrame, language: str = "en", *, caption: str | N
     return Summary([SummaryTable(frame, columns, caption)], list(notes), language)
 
 
+_DISPLAY = {"language": "en"}
+
+
+def display_language(language: str | None = None) -> str:
+    """The language results show themselves in, in a notebook (``_repr_html_``); set it with ``language``.
+
+    Parameters
+    ----------
+    language : {"en", "zh"}, optional
+        Set it (for the rest of the session); default: only read it.
+
+    Returns
+    -------
+    str
+        The language now in force (``"en"`` until set).
+
+    Examples
+    --------
+    >>> display_language("zh"); display_language(); display_language("en")
+    'zh'
+    'zh'
+    'en'
+    """
+    if language is not None:
+        check_language(language)
+        _DISPLAY["language"] = language
+    return _DISPLAY["language"]
+
+
 class Renders:
     """What a result class mixes in to render itself: ``to_summary(language)``, ``to_metrics()``, ``_repr_html_``.
 
@@ -506,4 +535,4 @@ class Renders:
         return json_records(getattr(self, self._table_attr))
 
     def _repr_html_(self) -> str:
-        return self.to_summary().as_html()
+        return self.to_summary(display_language()).as_html()
