@@ -29,3 +29,15 @@ def key(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The cache folder of the module's report runs (not created: the run creates it owner-only)."""
     return tmp_path_factory.mktemp("cache") / "cache"
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A throwaway PostgreSQL cluster (tests/postgres_server.py); skipped without one, failed under CI=true."""
+    from postgres_server import server_or_skip, stop
+
+    server = server_or_skip()
+    try:
+        yield server
+    finally:
+        stop(server)
