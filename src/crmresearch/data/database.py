@@ -216,7 +216,7 @@ def _relations(cur: Any, mapping: SourceMapping) -> dict[str, str | None]:
         probe = ", ".join(f"to_regclass({literal(q)}) IS NOT NULL AS {ident(n)}" for n, q in names.items())
         found = _fetch(cur, f"SELECT {probe}").to_pylist()[0]
         rel.update({n: (q if found[n] else None) for n, q in names.items()})
-    return rel
+    return {n: rel[n] for n in TABLES}  # in the contract's order, as a folder's tables
 
 
 def _select(cur: Any, name: str, relation: str, mapping: SourceMapping) -> tuple[str, list[str]]:

@@ -199,6 +199,7 @@ def _discover(path: Path | DatabaseRead, con: duckdb.DuckDBPyConnection, report:
             del found[name], files[name]
     if mapping is not None and mapping.tables:
         _apply_mapping(path, con, report, mapping, found, files, hints if hints is not None else {})
+        found = {n: found[n] for n in TABLES if n in found}  # in the contract's order, mapped or not
     return found, files
 
 
