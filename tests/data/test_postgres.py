@@ -216,3 +216,16 @@ def test_no_password_in_the_environment_leaks(monkeypatch: pytest.MonkeyPatch) -
     assert _redact("FATAL: hunter2 wrong for postgresql://u:x@h/d", "postgresql://u:x@h/d") == \
         "FATAL: *** wrong for postgresql://u:***@h/d"
     assert os.environ["PGPASSWORD"] == "hunter2"
+
+
+def test_parallel_block_range_reads_equal_one_sequential_read(banks: tuple[str, Path],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    import crmresearch.data.database as database
+
+    uri, _ = banks
+    one = read_database(uri, connections=1)
+    monkeypatch.setattr(database, "_CHUNK_BLOCKS", 4)  # the small demo's tables split into block ranges
+    many = read_database(uri, connections=3)
+    assert many.fingerprint == one.fingerprint
+    for name, table in one.tables.items():
+        assert many.tables[name].equals(table), name  # same rows, same order, same __row

@@ -265,7 +265,104 @@ def _digest(tables: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
-def read_database(uri: str, mapping: SourceMapping | None = None, *, timeout: int = 600) -> DatabaseRead:
+def _begin(cur: Any, timeout: int, snapshot: str | None = None) -> None:
+    """Open the read-only, repeatable-read transaction (importing ``snapshot``, that of the first connection)."""
+    cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    if snapshot is not None:
+        cur.execute(f"SET TRANSACTION SNAPSHOT {literal(snapshot)}")
+    cur.execute(f"SET LOCAL statement_timeout = {int(timeout) * 1000}")
+    cur.execute("SET LOCAL synchronize_seqscans = off")  # every read of a table starts at its first row
+
+
+# a plain table of at least this many 8 kB blocks is read in block ranges, on several connections
+_CHUNK_BLOCKS = 2048
+
+
+def _plan(cur: Any, relations: dict[str, str | None], mapping: SourceMapping, read: DatabaseRead
+          ) -> list[tuple[str, str, str]]:  # fmt: skip
+    """The reads to make: ``(table, step, sql)``, a large plain table as consecutive block ranges (ctid)."""
+    tasks: list[tuple[str, str, str]] = []
+    for name, relation in relations.items():
+        if relation is None:
+            read.missing[name] = mapping.bank_name(name)
+            continue
+        step = f"reading {mapping.bank_name(name)} (the contract's {name})"
+        sql, absent = _select(cur, name, relation, mapping)
+        if absent:
+            read.absent_columns[name] = absent
+        blocks = 0
+        if not relation.startswith("("):
+            kind = _fetch(cur, "SELECT c.relkind::text AS k, pg_relation_size(c.oid) / "
+                               "current_setting('block_size')::int AS b FROM pg_class c "
+                               f"WHERE c.oid = to_regclass({literal(relation)})").to_pylist()  # fmt: skip
+            blocks = int(kind[0]["b"]) if kind and kind[0]["k"] in ("r", "m") else 0
+        n = min(8, blocks // _CHUNK_BLOCKS)
+        if n < 2:
+            tasks.append((name, step, sql))
+            continue
+        cuts = [blocks * i // n for i in range(n)] + [None]
+        for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+            where = f" WHERE __t.ctid >= '({lo},0)'::tid" + (f" AND __t.ctid < '({hi},0)'::tid" if hi else "")
+            tasks.append((name, step, sql + where))
+    return tasks
+
+
+class _TaskError(Exception):
+    """A read of :func:`_transfer` that failed, with what it was reading."""
+
+    def __init__(self, step: str, cause: BaseException):
+        super().__init__(step)
+        self.step, self.cause = step, cause
+
+
+def _transfer(uri: str, cur: Any, tasks: list[tuple[str, str, str]], step: list[str], timeout: int,
+              connections: int) -> list[Any]:  # fmt: skip
+    """Run the reads, in order on this connection or on ``connections`` sharing its snapshot; Arrow tables."""
+    if connections < 2 or len(tasks) < 2:
+        out = []
+        for _name, what, sql in tasks:
+            step[0] = what
+            out.append(_fetch(cur, sql))
+        return out
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    snapshot = _fetch(cur, "SELECT pg_export_snapshot() AS s").to_pylist()[0]["s"]
+    local = threading.local()
+    opened: list[Any] = []
+    lock = threading.Lock()
+
+    def run(task: tuple[str, str, str]) -> Any:
+        if not hasattr(local, "cur"):
+            conn = _connect(uri, timeout)
+            with lock:
+                opened.append(conn)
+            local.cur = conn.cursor()
+            _begin(local.cur, timeout, snapshot)
+        try:
+            return _fetch(local.cur, task[2])
+        except Exception as exc:
+            raise _TaskError(task[1], exc) from None
+
+    pool = ThreadPoolExecutor(connections)
+    try:
+        futures = [pool.submit(run, t) for t in tasks]
+        try:
+            return [f.result() for f in futures]
+        except _TaskError as err:  # the first read (in order) that failed says what failed
+            step[0] = err.step
+            raise err.cause from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # after a failure, the reads not started are not made
+        for conn in opened:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+
+def read_database(uri: str, mapping: SourceMapping | None = None, *, timeout: int = 600,
+                  connections: int | None = None) -> DatabaseRead:
     """Read the contract's tables from a PostgreSQL database, in one read-only snapshot.
 
     Parameters
@@ -276,8 +373,13 @@ def read_database(uri: str, mapping: SourceMapping | None = None, *, timeout: in
     mapping : SourceMapping, optional
         The bank's names for the contract's tables, columns and codes.
     timeout : int
-        Seconds to connect, and seconds the whole read may take
+        Seconds to connect, and seconds each read may take
         (``engine.database_timeout_seconds``).
+    connections : int, optional
+        Connections reading at once (default: the number of cores, 2 to 4):
+        the others import the first one's snapshot (``pg_export_snapshot``),
+        so every table is still read as of one moment; a large plain table is
+        read as consecutive block ranges, put back in order.
 
     Returns
     -------
@@ -300,32 +402,23 @@ def read_database(uri: str, mapping: SourceMapping | None = None, *, timeout: in
     import pyarrow as pa
 
     mapping = mapping or SourceMapping()
+    connections = connections if connections is not None else min(4, max(2, os.cpu_count() or 2))
     shown = mask_uri(uri)
     t0 = time.perf_counter()
     conn = _connect(uri, timeout)
     read = DatabaseRead(uri=shown, mapping=mapping)
-    step = "starting the read"
+    step = ["starting the read"]
     try:
         cur = conn.cursor()
-        cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        cur.execute(f"SET LOCAL statement_timeout = {int(timeout) * 1000}")
-        cur.execute("SET LOCAL synchronize_seqscans = off")  # every read of a table starts at its first row
-        step = "looking up the tables"
-        relations = _relations(cur, mapping)
-        deadline = time.monotonic() + timeout
-        for name, relation in relations.items():
-            if relation is None:
-                read.missing[name] = mapping.bank_name(name)
-                continue
-            step = f"reading {mapping.bank_name(name)} (the contract's {name})"
-            left = max(1, int(deadline - time.monotonic()))
-            cur.execute(f"SET LOCAL statement_timeout = {left * 1000}")
-            sql, absent = _select(cur, name, relation, mapping)
-            if absent:
-                read.absent_columns[name] = absent
-            t = _fetch(cur, sql)
+        _begin(cur, timeout)
+        step[0] = "looking up the tables"
+        tasks = _plan(cur, _relations(cur, mapping), mapping, read)
+        parts = _transfer(uri, cur, tasks, step, timeout, connections)
+        for name in dict.fromkeys(n for n, _, _ in tasks):
+            chunks = [t for (n, _, _), t in zip(tasks, parts, strict=True) if n == name]
+            t = pa.concat_tables(chunks) if len(chunks) > 1 else chunks[0]
             t = t.append_column("__row", pa.array(range(1, t.num_rows + 1), pa.int64()))
-            read.tables[name] = t.replace_schema_metadata(None)
+            read.tables[name] = t
         cur.execute("COMMIT")
         cur.close()
     except DatabaseError:
@@ -333,12 +426,12 @@ def read_database(uri: str, mapping: SourceMapping | None = None, *, timeout: in
     except Exception as exc:
         why = _reason(exc, uri)
         if "statement timeout" in why:
-            raise DatabaseError(f"{shown}: {step} timed out after {timeout} s "
+            raise DatabaseError(f"{shown}: {step[0]} timed out after {timeout} s "
                                 "(engine.database_timeout_seconds); nothing was written") from None  # fmt: skip
         if any(s in why for s in ("terminating connection", "server closed the connection", "connection to server",
                                   "no connection to the server", "SSL SYSCALL", "could not receive data")):  # fmt: skip
-            raise DatabaseError(f"{shown}: the connection was lost while {step}: {why}; nothing was written") from None
-        raise DatabaseError(f"{shown}: {step} failed: {why}") from None
+            raise DatabaseError(f"{shown}: the connection was lost while {step[0]}: {why}; nothing was written") from None
+        raise DatabaseError(f"{shown}: {step[0]} failed: {why}") from None
     finally:
         try:
             conn.close()
