@@ -159,42 +159,135 @@ def _connect(uri: str, seconds: int) -> Any:
 
 @dataclass
 class DatabaseRead:
-    """What was read from a database: one Arrow table per contract table found, and its digest.
+    """What is read from a database: one Arrow table per contract table found, and its digest.
+
+    The tables arrive in the contract's order while the caller works on
+    those already here (:meth:`table` waits for one); :meth:`wait` waits for
+    them all.
 
     Attributes
     ----------
     uri : str
         The URI as it may be shown (password masked).
     tables : dict of str to pyarrow.Table
-        Contract table -> its rows, with the contract's column names (and the
-        extras kept) and a ``__row`` column (1, 2, ... in the order read).
+        Contract table -> its rows (those arrived), with the contract's column
+        names (and the extras kept) and a ``__row`` column (1, 2, ... in the
+        order read).
+    names : list of str
+        Every contract table the database has, in the contract's order.
     missing : dict of str to str
         Contract tables the database does not have -> the name looked up.
     absent_columns : dict of str to list of str
         Mapped columns whose bank column is missing, per table.
-    fingerprint : str
-        SHA-256 of the row counts, column names and types and an
-        order-independent hash of every row: equal for an unchanged database.
     seconds : dict of str to float
-        ``transfer`` (reading from the server) and ``digest``.
+        ``transfer`` (reading from the server, once every table is here) and
+        ``digest``.
 
     Examples
     --------
     >>> read = read_database("postgresql://crm@localhost/bank")  # doctest: +SKIP
-    >>> read.uri, read.tables["customers"].num_rows  # doctest: +SKIP
+    >>> read.uri, read.table("customers").num_rows  # doctest: +SKIP
     ('postgresql://crm@localhost/bank', 24000)
     """
 
     uri: str
     tables: dict[str, Any] = field(default_factory=dict)
+    names: list[str] = field(default_factory=list)
     missing: dict[str, str] = field(default_factory=dict)
     absent_columns: dict[str, list[str]] = field(default_factory=dict)
-    fingerprint: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
     mapping: SourceMapping | None = None
+    _pending: dict[str, list[Any]] = field(default_factory=dict, repr=False)
+    _fail: Any = field(default=None, repr=False)
+    _fingerprint: str = field(default="", repr=False)
+    _released: bool = field(default=False, repr=False)
 
     def __str__(self) -> str:
         return self.uri
+
+    def table(self, name: str) -> Any:
+        """One table, once it has arrived (waits for it).
+
+        Parameters
+        ----------
+        name : str
+            A contract table of :attr:`names`.
+
+        Returns
+        -------
+        pyarrow.Table
+
+        Raises
+        ------
+        DatabaseError
+            Its read failed (one line: timed out, connection lost ...).
+
+        Examples
+        --------
+        >>> read.table("branches").column_names  # doctest: +SKIP
+        ['branch_id', 'branch_name', 'region', '__row']
+        """
+        if name not in self.tables:
+            if name not in self._pending:
+                raise RuntimeError(f"{self.uri}: table {name} was handed to the loader and released")
+            try:
+                chunks = [f.result() for f in self._pending.pop(name)]
+            except _TaskError as err:
+                raise self._fail(err.step, err.cause) from None
+            import pyarrow as pa
+
+            t = pa.concat_tables(chunks) if len(chunks) > 1 else chunks[0]
+            t = t.append_column("__row", pa.array(range(1, t.num_rows + 1), pa.int64()))
+            self.tables[name] = _strip(t)
+        return self.tables[name]
+
+    def wait(self) -> DatabaseRead:
+        """Wait for every table (and the end of the transaction).
+
+        Returns
+        -------
+        DatabaseRead
+            This read.
+
+        Examples
+        --------
+        >>> read_database("postgresql://crm@localhost/bank", wait=False).wait().seconds  # doctest: +SKIP
+        {'transfer': 3.1}
+        """
+        for name in self.names:
+            self.table(name)
+        done = self._pending.pop("__commit__", None)
+        if done is not None:
+            try:
+                done[0].result()
+            except _TaskError as err:
+                raise self._fail(err.step, err.cause) from None
+        return self
+
+    def release(self) -> None:
+        """Forget the tables (the loader holds them now); the fingerprint stays if it was computed.
+
+        Examples
+        --------
+        >>> read.release()  # doctest: +SKIP
+        """
+        self.tables, self._released = {}, True
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the row counts, column names and types and an order-independent hash of every row.
+
+        Equal for an unchanged database; computed once, when first asked
+        (which waits for every table).
+        """
+        if not self._fingerprint:
+            if self._released:
+                raise RuntimeError(f"{self.uri}: the tables were handed to the loader before the fingerprint")
+            self.wait()
+            t = time.perf_counter()
+            self._fingerprint = _digest(self.tables)
+            self.seconds["digest"] = round(time.perf_counter() - t, 3)
+        return self._fingerprint
 
 
 def _fetch(cur: Any, sql: str) -> Any:
@@ -308,61 +401,84 @@ def _plan(cur: Any, relations: dict[str, str | None], mapping: SourceMapping, re
 
 
 class _TaskError(Exception):
-    """A read of :func:`_transfer` that failed, with what it was reading."""
+    """A read of :func:`_start` that failed, with what it was reading."""
 
     def __init__(self, step: str, cause: BaseException):
         super().__init__(step)
         self.step, self.cause = step, cause
 
 
-def _transfer(uri: str, cur: Any, tasks: list[tuple[str, str, str]], step: list[str], timeout: int,
-              connections: int) -> list[Any]:  # fmt: skip
-    """Run the reads, in order on this connection or on ``connections`` sharing its snapshot; Arrow tables."""
-    if connections < 2 or len(tasks) < 2:
-        out = []
-        for _name, what, sql in tasks:
-            step[0] = what
-            out.append(_fetch(cur, sql))
-        return out
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
+def _start(uri: str, conn: Any, cur: Any, tasks: list[tuple[str, str, str]], timeout: int, connections: int,
+           read: DatabaseRead, t0: float) -> None:  # fmt: skip
+    """Start the reads in the background: in order on this connection, or on ``connections`` sharing its snapshot.
 
-    snapshot = _fetch(cur, "SELECT pg_export_snapshot() AS s").to_pylist()[0]["s"]
+    Each read's future goes to ``read._pending`` under its table (chunks in
+    order); the transaction is committed and every connection closed when
+    all are done (``read._pending["__commit__"]``).
+    """
+    import threading
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    futures: list[Future] = [Future() for _ in tasks]
+    for (name, _, _), f in zip(tasks, futures, strict=True):
+        read._pending.setdefault(name, []).append(f)
+    commit: Future = Future()
+    read._pending["__commit__"] = [commit]
+    parallel = connections > 1 and len(tasks) > 1
+    snapshot = _fetch(cur, "SELECT pg_export_snapshot() AS s").to_pylist()[0]["s"] if parallel else None
     local = threading.local()
     opened: list[Any] = []
     lock = threading.Lock()
 
-    def run(task: tuple[str, str, str]) -> Any:
-        if not hasattr(local, "cur"):
-            conn = _connect(uri, timeout)
-            with lock:
-                opened.append(conn)
-            local.cur = conn.cursor()
-            _begin(local.cur, timeout, snapshot)
+    def fetch(i: int) -> None:
+        name, what, sql = tasks[i]
         try:
-            return _fetch(local.cur, task[2])
-        except Exception as exc:
-            raise _TaskError(task[1], exc) from None
+            c = cur
+            if parallel:
+                if not hasattr(local, "cur"):
+                    extra = _connect(uri, timeout)
+                    with lock:
+                        opened.append(extra)
+                    local.cur = extra.cursor()
+                    _begin(local.cur, timeout, snapshot)
+                c = local.cur
+            futures[i].set_result(_fetch(c, sql))
+        except BaseException as exc:  # the reader of this table says it, as one line
+            futures[i].set_exception(_TaskError(what, exc))
 
-    pool = ThreadPoolExecutor(connections)
-    try:
-        futures = [pool.submit(run, t) for t in tasks]
+    def run() -> None:
         try:
-            return [f.result() for f in futures]
-        except _TaskError as err:  # the first read (in order) that failed says what failed
-            step[0] = err.step
-            raise err.cause from None
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # after a failure, the reads not started are not made
-        for conn in opened:
-            try:
-                conn.close()
-            except Exception:
-                pass
+            if parallel:
+                with ThreadPoolExecutor(connections) as pool:
+                    for i in range(len(tasks)):
+                        pool.submit(fetch, i)
+            else:
+                for i in range(len(tasks)):
+                    fetch(i)
+                    if futures[i].exception() is not None:
+                        break  # the connection may be gone: the later reads are not made
+            failed = next((f.exception() for f in futures if f.done() and f.exception()), None)
+            for f in futures:
+                if not f.done():
+                    f.set_exception(failed)
+            if failed is None:
+                cur.execute("COMMIT")
+            read.seconds["transfer"] = round(time.perf_counter() - t0, 3)
+            commit.set_result(None)
+        except BaseException as exc:
+            commit.set_exception(_TaskError("ending the read", exc))
+        finally:
+            for c in [*opened, conn]:
+                try:
+                    c.close()
+                except Exception:  # a dropped connection cannot be closed cleanly
+                    pass
+
+    threading.Thread(target=run, name="crmresearch-db-read", daemon=True).start()
 
 
 def read_database(uri: str, mapping: SourceMapping | None = None, *, timeout: int = 600,
-                  connections: int | None = None) -> DatabaseRead:
+                  connections: int | None = None, wait: bool = True) -> DatabaseRead:
     """Read the contract's tables from a PostgreSQL database, in one read-only snapshot.
 
     Parameters
@@ -375,6 +491,10 @@ def read_database(uri: str, mapping: SourceMapping | None = None, *, timeout: in
     timeout : int
         Seconds to connect, and seconds each read may take
         (``engine.database_timeout_seconds``).
+    wait : bool
+        Wait for every table (default); with False the tables arrive in the
+        background while the caller loads those already here
+        (:meth:`DatabaseRead.table`).
     connections : int, optional
         Connections reading at once (default: the number of cores, 2 to 4):
         the others import the first one's snapshot (``pg_export_snapshot``),
@@ -399,50 +519,41 @@ def read_database(uri: str, mapping: SourceMapping | None = None, *, timeout: in
     >>> sorted(read.tables)[:2], read.fingerprint[:12]  # doctest: +SKIP
     (['branches', 'complaints'], '5be0c2d9a1f3')
     """
-    import pyarrow as pa
-
     mapping = mapping or SourceMapping()
     connections = connections if connections is not None else min(4, max(2, os.cpu_count() or 2))
     shown = mask_uri(uri)
     t0 = time.perf_counter()
     conn = _connect(uri, timeout)
     read = DatabaseRead(uri=shown, mapping=mapping)
-    step = ["starting the read"]
+
+    def fail(step: str, exc: BaseException) -> DatabaseError:
+        if isinstance(exc, DatabaseError):
+            return exc
+        why = _reason(exc, uri)
+        if "statement timeout" in why:
+            return DatabaseError(f"{shown}: {step} timed out after {timeout} s "
+                                 "(engine.database_timeout_seconds); nothing was written")  # fmt: skip
+        if any(s in why for s in ("terminating connection", "server closed the connection", "connection to server",
+                                  "no connection to the server", "SSL SYSCALL", "could not receive data")):  # fmt: skip
+            return DatabaseError(f"{shown}: the connection was lost while {step}: {why}; nothing was written")
+        return DatabaseError(f"{shown}: {step} failed: {why}")
+
+    read._fail = fail
+    step = "starting the read"
     try:
         cur = conn.cursor()
         _begin(cur, timeout)
-        step[0] = "looking up the tables"
+        step = "looking up the tables"
         tasks = _plan(cur, _relations(cur, mapping), mapping, read)
-        parts = _transfer(uri, cur, tasks, step, timeout, connections)
-        for name in dict.fromkeys(n for n, _, _ in tasks):
-            chunks = [t for (n, _, _), t in zip(tasks, parts, strict=True) if n == name]
-            t = pa.concat_tables(chunks) if len(chunks) > 1 else chunks[0]
-            t = t.append_column("__row", pa.array(range(1, t.num_rows + 1), pa.int64()))
-            read.tables[name] = t
-        cur.execute("COMMIT")
-        cur.close()
-    except DatabaseError:
-        raise
+        read.names = list(dict.fromkeys(n for n, _, _ in tasks))
+        _start(uri, conn, cur, tasks, timeout, connections, read, t0)
     except Exception as exc:
-        why = _reason(exc, uri)
-        if "statement timeout" in why:
-            raise DatabaseError(f"{shown}: {step[0]} timed out after {timeout} s "
-                                "(engine.database_timeout_seconds); nothing was written") from None  # fmt: skip
-        if any(s in why for s in ("terminating connection", "server closed the connection", "connection to server",
-                                  "no connection to the server", "SSL SYSCALL", "could not receive data")):  # fmt: skip
-            raise DatabaseError(f"{shown}: the connection was lost while {step[0]}: {why}; nothing was written") from None
-        raise DatabaseError(f"{shown}: {step[0]} failed: {why}") from None
-    finally:
         try:
             conn.close()
-        except Exception:  # a dropped connection cannot be closed cleanly
+        except Exception:
             pass
-    read.tables = {n: _strip(t) for n, t in read.tables.items()}
-    read.seconds["transfer"] = round(time.perf_counter() - t0, 3)
-    t1 = time.perf_counter()
-    read.fingerprint = _digest(read.tables)
-    read.seconds["digest"] = round(time.perf_counter() - t1, 3)
-    return read
+        raise fail(step, exc) from None
+    return read.wait() if wait else read
 
 
 def _strip(table: Any) -> Any:

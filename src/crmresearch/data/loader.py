@@ -205,19 +205,35 @@ def _discover(path: Path | DatabaseRead, con: duckdb.DuckDBPyConnection, report:
 
 def _discover_read(read: DatabaseRead, con: duckdb.DuckDBPyConnection, report: ValidationReport,
                    hints: dict) -> tuple[dict[str, str], dict[str, Path | None]]:  # fmt: skip
-    """The tables of a database read, registered in DuckDB (zero-copy) under ``__db_<table>``."""
+    """The tables of a database read, to be registered in DuckDB (zero-copy) as ``__db_<table>`` when they arrive.
+
+    The read goes on in the background: a table is registered
+    (:func:`_arrived`) just before it is loaded, while the later ones are
+    still being transferred.
+    """
     found: dict[str, str] = {}
     files: dict[str, Path | None] = {}
-    for name, table in read.tables.items():
-        con.register(f"__db_{name}", table)
+    for name in read.names:
         found[name], files[name] = _q(f"__db_{name}"), None
     for name, bank in read.missing.items():
         if bank != name:
             hints[(name, None)] = f" (mapped from the bank's {bank}, which the database does not have)"
     for name, absent in read.absent_columns.items():
         _absent_findings(report, name, absent, hints)
-    read.tables = {}  # DuckDB holds them now; they go when the typed tables are built
     return found, files
+
+
+def _arrived(con: duckdb.DuckDBPyConnection, source: Path | DatabaseRead, name: str) -> None:
+    """Register a database read's table in DuckDB once it has arrived (waits for it; files: nothing to do)."""
+    if not isinstance(source, DatabaseRead):
+        return
+    view = f"__db_{name}"
+    if not con.execute("SELECT 1 FROM duckdb_views() WHERE view_name = ? UNION ALL "
+                       "SELECT 1 FROM duckdb_tables() WHERE table_name = ?", [view, view]).fetchall():  # fmt: skip
+        table = source.table(name)
+        source.tables.pop(name, None)  # DuckDB holds it now; it goes when the typed table is built
+        source._released = True
+        con.register(view, table)
 
 
 def _absent_findings(report: ValidationReport, table: str, absent: list[str], hints: dict) -> None:
@@ -431,6 +447,7 @@ def _load_readable(con: duckdb.DuckDBPyConnection, source: Path, found: dict[str
     specs: dict[str, TableSpec] = {}
     for name, reader in found.items():
         n_findings = len(report.findings)
+        _arrived(con, source, name)
         try:
             specs.update(_load_tables(con, {name: reader}, report, flat, hints))
         except duckdb.Error as exc:
@@ -519,6 +536,7 @@ def _validate(path: Path | DatabaseRead, params: Params | None, mapping: SourceM
                                                message=f"needs the {spec.needs} table, which is missing"))
         flat = False
         if "customers" in found:
+            _arrived(con, path, "customers")
             cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {found['customers']}").fetchall()}
             flat = "open_date" not in cols and ("tenure_months" in cols or "churned" in cols)
         report.flat = flat
@@ -596,9 +614,9 @@ def _resolve(path: str | Path | DatabaseRead, params: Params | None, mapping: st
     if isinstance(path, DatabaseRead):
         return path, load_source_mapping(mapping) if mapping is not None else path.mapping
     m = load_source_mapping(mapping)
-    if is_database(path):
+    if is_database(path):  # read in the background, each table loaded as it arrives
         timeout = (params or Params()).engine.database_timeout_seconds
-        return read_database(str(path), m, timeout=timeout), m
+        return read_database(str(path), m, timeout=timeout, wait=False), m
     return Path(path), m
 
 
