@@ -86,3 +86,14 @@ def test_unmask_from_the_database(db: str, key: Path) -> None:
     token = pseudonymize(["0000000004"], load_key(key)).iloc[0]
     code, stdout, _ = _cli("unmask", db, token, "--key-file", key)
     assert code == 0 and stdout.strip() == f"{token}\t0000000004"
+
+
+def test_report_from_an_unreachable_database_writes_nothing(pg_server, key: Path, tmp_path: Path) -> None:
+    from postgres_server import _free_port
+
+    uri = f"postgresql://crm:{pg_server.password}@127.0.0.1:{_free_port()}/reports"
+    out, cache = tmp_path / "reports", tmp_path / "cache"
+    code, stdout, stderr = _cli(*report_args(uri, out, key, cache, month=MONTH))
+    assert code == 2 and "connection refused" in stderr and "Traceback" not in stderr
+    assert pg_server.password not in stdout + stderr
+    assert not out.exists() and not cache.exists()
