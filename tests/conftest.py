@@ -36,8 +36,12 @@ def pg_server():
     """A throwaway PostgreSQL cluster (tests/postgres_server.py); skipped without one, failed under CI=true."""
     from postgres_server import server_or_skip, stop
 
+    import atexit
+
     server = server_or_skip()
+    atexit.register(stop, server)  # also when the session ends abnormally (stop is idempotent)
     try:
         yield server
     finally:
         stop(server)
+        atexit.unregister(stop)

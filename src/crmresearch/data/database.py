@@ -119,11 +119,23 @@ def _redact(text: str, uri: str) -> str:
 
 
 def _with_timeout(uri: str, seconds: int) -> str:
-    """The URI with libpq's ``connect_timeout`` set (unless it already is)."""
+    """The URI with libpq's ``connect_timeout`` and TCP keepalives set (those it does not set itself).
+
+    The keepalives (idle 30 s, then 3 probes 10 s apart) end a read whose
+    server or network went silent, instead of waiting for ever.
+
+    Examples
+    --------
+    >>> _with_timeout("postgresql://crm@db/crm?connect_timeout=5", 600)
+    'postgresql://crm@db/crm?connect_timeout=5&keepalives_idle=30&keepalives_interval=10&keepalives_count=3'
+    """
     parts = urlsplit(uri)
-    if any(k == "connect_timeout" for k, _ in parse_qsl(parts.query)):
+    given = {k for k, _ in parse_qsl(parts.query)}
+    wanted = {"connect_timeout": int(seconds), "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+    add = "&".join(f"{k}={v}" for k, v in wanted.items() if k not in given and "service" not in given)
+    if not add:
         return uri
-    query = (parts.query + "&" if parts.query else "") + f"connect_timeout={int(seconds)}"
+    query = (parts.query + "&" if parts.query else "") + add
     return _unsplit(parts.scheme, parts.netloc, parts.path, query, parts.fragment)
 
 
