@@ -34,9 +34,9 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pg_server():
     """A throwaway PostgreSQL cluster (tests/postgres_server.py); skipped without one, failed under CI=true."""
-    from postgres_server import server_or_skip, stop
-
     import atexit
+
+    from postgres_server import server_or_skip, stop
 
     server = server_or_skip()
     atexit.register(stop, server)  # also when the session ends abnormally (stop is idempotent)

@@ -180,3 +180,16 @@ def test_a_missing_mapped_column_names_the_banks_column(parquet_warehouse: Path,
     assert "ERROR customers.open_date [missing_column] required column is missing (mapped from the bank's " \
            "column opening_day, which is missing)" in out
     assert "ERROR branches [missing_table] required table is missing (mapped from the bank's dw_org_units" in out
+
+
+def test_an_unmapped_code_is_kept_and_reported_by_allowed_values(parquet_warehouse: Path, demo: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+    f = tmp_path / "m.yaml"
+    f.write_text(EXAMPLE.read_text().replace('"T": transfer, ', ""))  # the bank's T is no longer mapped
+    assert main(["validate", str(parquet_warehouse), "--mapping", str(f)]) == 2
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if "customers.churn_type [allowed_values]" in ln)
+    import pandas as pd
+
+    transfers = int((pd.read_parquet(demo / "customers.parquet")["churn_type"] == "transfer").sum())
+    assert f" {transfers:,} rows: must be one of transfer, natural, unknown" in line, line

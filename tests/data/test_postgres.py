@@ -229,3 +229,15 @@ def test_parallel_block_range_reads_equal_one_sequential_read(banks: tuple[str, 
     assert many.fingerprint == one.fingerprint
     for name, table in one.tables.items():
         assert many.tables[name].equals(table), name  # same rows, same order, same __row
+
+
+def test_demo_data_into_a_database_with_truth_and_force(pg_server, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+    uri = pg_server.createdb("truth")
+    small = ["--branches", "1", "--customers-per-branch", "40", "--months", "12", "--seed", "5"]
+    assert _run(capsys, ["demo-data", str(tmp_path / "t"), "--format", uri, *small])[0] == 0
+    assert (tmp_path / "t" / "truth.json").is_file()
+    before = read_database(uri).fingerprint
+    code, _, err = _run(capsys, ["demo-data", "--format", uri, *small[:-1], "6", "--force"])
+    assert code == 0 and pg_server.password not in err
+    assert read_database(uri).fingerprint != before  # replaced, in one transaction
