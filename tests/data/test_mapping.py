@@ -193,3 +193,22 @@ def test_an_unmapped_code_is_kept_and_reported_by_allowed_values(parquet_warehou
 
     transfers = int((pd.read_parquet(demo / "customers.parquet")["churn_type"] == "transfer").sum())
     assert f" {transfers:,} rows: must be one of transfer, natural, unknown" in line, line
+
+
+@pytest.mark.slow
+def test_report_with_a_mapping_reruns_only_when_the_mapping_changes(parquet_warehouse: Path, key: Path,
+                                                                    tmp_path: Path) -> None:  # fmt: skip
+    from crmresearch.batch.run import run_report
+    from run_helpers import tiny_notebooks
+
+    opts = {"month": MONTH, "out": tmp_path / "out", "cache_dir": tmp_path / "cache", "key_file": key,
+            "workers": 1, "progress": False, "log": lambda m: None, "_notebooks": tiny_notebooks(tmp_path)}  # fmt: skip
+    scopes = ("bank", "B001", "B002", "B003")
+    first = run_report(parquet_warehouse, mapping=EXAMPLE, **opts).status
+    assert {first[n] for n in scopes} == {"done"}, first
+    again = run_report(parquet_warehouse, mapping=EXAMPLE, **opts).status
+    assert {again[n] for n in scopes} == {"skipped"}, again
+    other = tmp_path / "other.yaml"
+    other.write_text(EXAMPLE.read_text().replace("description: >-", "description: >-\n  Another version."))
+    third = run_report(parquet_warehouse, mapping=other, **opts).status
+    assert {third[n] for n in scopes} == {"done"}, third
