@@ -212,3 +212,14 @@ def test_report_with_a_mapping_reruns_only_when_the_mapping_changes(parquet_ware
     other.write_text(EXAMPLE.read_text().replace("description: >-", "description: >-\n  Another version."))
     third = run_report(parquet_warehouse, mapping=other, **opts).status
     assert {third[n] for n in scopes} == {"done"}, third
+
+
+def test_a_failing_mapped_query_is_one_line_naming_the_table(pg_warehouse: str, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+    f = tmp_path / "m.yaml"
+    f.write_text(EXAMPLE.read_text().replace("FROM dw_balance_monthly", "FROM dw_balances_typo"))
+    assert main(["validate", pg_warehouse, "--mapping", str(f)]) == 2
+    err = capsys.readouterr().err
+    line = next(ln for ln in err.splitlines() if ln.startswith("error:"))
+    assert "(query) (the contract's monthly_balances) failed" in line and "dw_balances_typo" in line, line
+    assert "***" in line and "Traceback" not in err

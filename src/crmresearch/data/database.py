@@ -383,15 +383,19 @@ def _begin(cur: Any, timeout: int, snapshot: str | None = None) -> None:
 _CHUNK_BLOCKS = 2048
 
 
-def _plan(cur: Any, relations: dict[str, str | None], mapping: SourceMapping, read: DatabaseRead
-          ) -> list[tuple[str, str, str]]:  # fmt: skip
-    """The reads to make: ``(table, step, sql)``, a large plain table as consecutive block ranges (ctid)."""
+def _plan(cur: Any, relations: dict[str, str | None], mapping: SourceMapping, read: DatabaseRead,
+          doing: list[str]) -> list[tuple[str, str, str]]:  # fmt: skip
+    """The reads to make: ``(table, step, sql)``, a large plain table as consecutive block ranges (ctid).
+
+    ``doing[0]`` says which table is being looked at (for the message if its query fails).
+    """
     tasks: list[tuple[str, str, str]] = []
     for name, relation in relations.items():
         if relation is None:
             read.missing[name] = mapping.bank_name(name)
             continue
         step = f"reading {mapping.bank_name(name)} (the contract's {name})"
+        doing[0] = step
         sql, absent = _select(cur, name, relation, mapping)
         if absent:
             read.absent_columns[name] = absent
@@ -551,12 +555,12 @@ def read_database(uri: str, mapping: SourceMapping | None = None, *, timeout: in
         return DatabaseError(f"{shown}: {step} failed: {why}")
 
     read._fail = fail
-    step = "starting the read"
+    step = ["starting the read"]
     try:
         cur = conn.cursor()
         _begin(cur, timeout)
-        step = "looking up the tables"
-        tasks = _plan(cur, _relations(cur, mapping), mapping, read)
+        step[0] = "looking up the tables"
+        tasks = _plan(cur, _relations(cur, mapping), mapping, read, step)
         read.names = list(dict.fromkeys(n for n, _, _ in tasks))
         _start(uri, conn, cur, tasks, timeout, connections, read, t0)
     except Exception as exc:
@@ -564,7 +568,7 @@ def read_database(uri: str, mapping: SourceMapping | None = None, *, timeout: in
             conn.close()
         except Exception:
             pass
-        raise fail(step, exc) from None
+        raise fail(step[0], exc) from None
     return read.wait() if wait else read
 
 
