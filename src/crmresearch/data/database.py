@@ -187,6 +187,10 @@ class DatabaseRead:
         order read).
     names : list of str
         Every contract table the database has, in the contract's order.
+    order : list of str
+        The same, in the order they are read (the largest first).
+    columns : dict of str to list of str
+        Each table's columns (known before its rows arrive).
     missing : dict of str to str
         Contract tables the database does not have -> the name looked up.
     absent_columns : dict of str to list of str
@@ -205,6 +209,8 @@ class DatabaseRead:
     uri: str
     tables: dict[str, Any] = field(default_factory=dict)
     names: list[str] = field(default_factory=list)
+    order: list[str] = field(default_factory=list)
+    columns: dict[str, list[str]] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
     absent_columns: dict[str, list[str]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -390,6 +396,7 @@ def _plan(cur: Any, relations: dict[str, str | None], mapping: SourceMapping, re
     ``doing[0]`` says which table is being looked at (for the message if its query fails).
     """
     tasks: list[tuple[str, str, str]] = []
+    sizes: dict[str, int] = {}
     for name, relation in relations.items():
         if relation is None:
             read.missing[name] = mapping.bank_name(name)
@@ -397,6 +404,7 @@ def _plan(cur: Any, relations: dict[str, str | None], mapping: SourceMapping, re
         step = f"reading {mapping.bank_name(name)} (the contract's {name})"
         doing[0] = step
         sql, absent = _select(cur, name, relation, mapping)
+        read.columns[name] = _fetch(cur, sql + " LIMIT 0").schema.names
         if absent:
             read.absent_columns[name] = absent
         blocks = 0
@@ -405,6 +413,7 @@ def _plan(cur: Any, relations: dict[str, str | None], mapping: SourceMapping, re
                                "current_setting('block_size')::int AS b FROM pg_class c "
                                f"WHERE c.oid = to_regclass({literal(relation)})").to_pylist()  # fmt: skip
             blocks = int(kind[0]["b"]) if kind and kind[0]["k"] in ("r", "m") else 0
+        sizes[name] = blocks
         n = min(8, blocks // _CHUNK_BLOCKS)
         if n < 2:
             tasks.append((name, step, sql))
@@ -413,7 +422,10 @@ def _plan(cur: Any, relations: dict[str, str | None], mapping: SourceMapping, re
         for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
             where = f" WHERE __t.ctid >= '({lo},0)'::tid" + (f" AND __t.ctid < '({hi},0)'::tid" if hi else "")
             tasks.append((name, step, sql + where))
-    return tasks
+    # the largest tables first: the loader loads each table as it arrives, while the rest are in transfer
+    read.order = sorted(sizes, key=lambda n: -sizes[n])
+    rank = {n: i for i, n in enumerate(read.order)}
+    return sorted(tasks, key=lambda t: rank[t[0]])  # stable: a table's block ranges stay in order
 
 
 class _TaskError(Exception):
@@ -561,7 +573,7 @@ def read_database(uri: str, mapping: SourceMapping | None = None, *, timeout: in
         _begin(cur, timeout)
         step[0] = "looking up the tables"
         tasks = _plan(cur, _relations(cur, mapping), mapping, read, step)
-        read.names = list(dict.fromkeys(n for n, _, _ in tasks))
+        read.names = [n for n in TABLES if n in read.order]
         _start(uri, conn, cur, tasks, timeout, connections, read, t0)
     except Exception as exc:
         try:

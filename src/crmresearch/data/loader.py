@@ -445,7 +445,11 @@ def _load_readable(con: duckdb.DuckDBPyConnection, source: Path, found: dict[str
     read in full (a ragged row, a byte that is not UTF-8, a corrupt page) becomes an ``unreadable``
     finding and is left out; the other tables are still loaded and checked."""
     specs: dict[str, TableSpec] = {}
-    for name, reader in found.items():
+    first = len(report.findings)
+    # a database's tables are loaded in the order they arrive (the largest first); the report keeps the contract's
+    order = [n for n in source.order if n in found] if isinstance(source, DatabaseRead) else list(found)
+    for name in order:
+        reader = found[name]
         n_findings = len(report.findings)
         _arrived(con, source, name)
         try:
@@ -459,7 +463,10 @@ def _load_readable(con: duckdb.DuckDBPyConnection, source: Path, found: dict[str
                     con.execute(f"DROP {'VIEW' if kind[0] == 'VIEW' else 'TABLE'} {_q(obj)}")
             file = files[name]
             _unreadable(report, name, _file_name(source, name, file), _read_reason(exc, file, _kind(file)))
-    return specs
+    rank = {n: i for i, n in enumerate(TABLES)}
+    report.findings[first:] = sorted(report.findings[first:], key=lambda f: rank.get(f.table, len(rank)))
+    report.tables = {n: report.tables[n] for n in sorted(report.tables, key=lambda n: rank.get(n, len(rank)))}
+    return {n: specs[n] for n in found if n in specs}
 
 
 def _extract_settings(con: duckdb.DuckDBPyConnection, specs: dict[str, TableSpec],
@@ -535,8 +542,9 @@ def _validate(path: Path | DatabaseRead, params: Params | None, mapping: SourceM
                 report.findings.append(Finding(name, None, "needs_table", 0,
                                                message=f"needs the {spec.needs} table, which is missing"))
         flat = False
-        if "customers" in found:
-            _arrived(con, path, "customers")
+        if "customers" in found and isinstance(path, DatabaseRead):  # known before its rows arrive
+            cols = set(path.columns["customers"])
+        elif "customers" in found:
             cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {found['customers']}").fetchall()}
             flat = "open_date" not in cols and ("tenure_months" in cols or "churned" in cols)
         report.flat = flat
