@@ -622,9 +622,9 @@ def _resolve(path: str | Path | DatabaseRead, params: Params | None, mapping: st
     if isinstance(path, DatabaseRead):
         return path, load_source_mapping(mapping) if mapping is not None else path.mapping
     m = load_source_mapping(mapping)
-    if is_database(path):  # read in the background, each table loaded as it arrives
+    if is_database(path):  # read whole, then loaded: on loopback, loading meanwhile slows the server (performance.md)
         timeout = (params or Params()).engine.database_timeout_seconds
-        return read_database(str(path), m, timeout=timeout, wait=False), m
+        return read_database(str(path), m, timeout=timeout), m
     return Path(path), m
 
 
