@@ -241,3 +241,11 @@ def test_demo_data_into_a_database_with_truth_and_force(pg_server, tmp_path: Pat
     code, _, err = _run(capsys, ["demo-data", "--format", uri, *small[:-1], "6", "--force"])
     assert code == 0 and pg_server.password not in err
     assert read_database(uri).fingerprint != before  # replaced, in one transaction
+
+
+def test_loading_each_table_as_it_arrives_gives_the_same_report(banks: tuple[str, Path]) -> None:
+    from crmresearch.data.contract import validate_source
+
+    uri, _ = banks
+    lazy = validate_source(read_database(uri, wait=False)).to_text()
+    assert lazy == validate_source(uri).to_text()
