@@ -29,3 +29,19 @@ def key(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The cache folder of the module's report runs (not created: the run creates it owner-only)."""
     return tmp_path_factory.mktemp("cache") / "cache"
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A throwaway PostgreSQL cluster (tests/postgres_server.py); skipped without one, failed under CI=true."""
+    import atexit
+
+    from postgres_server import server_or_skip, stop
+
+    server = server_or_skip()
+    atexit.register(stop, server)  # also when the session ends abnormally (stop is idempotent)
+    try:
+        yield server
+    finally:
+        stop(server)
+        atexit.unregister(stop)

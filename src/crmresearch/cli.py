@@ -52,15 +52,33 @@ def _params(args: argparse.Namespace, overrides: dict | None = None) -> Params:
     return load_params(args.params, {k: v for k, v in (overrides or {}).items() if v is not None})
 
 
+def _source(text: str) -> Path | str:
+    """A SOURCE argument: a path, or a PostgreSQL URI kept as text."""
+    return text if text.startswith(("postgresql://", "postgres://")) else Path(text)
+
+
+def _shown(source: Path | str) -> str:
+    """A SOURCE as it may be printed (a URI's password as ***)."""
+    from crmresearch.data.database import mask_uri
+
+    return mask_uri(source) if isinstance(source, str) else str(source)
+
+
+def _format(text: str) -> str:
+    if text in ("parquet", "csv", "duckdb") or text.startswith(("postgresql://", "postgres://")):
+        return text
+    raise argparse.ArgumentTypeError("choose parquet, csv, duckdb or a postgresql:// URI")
+
+
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _print_support(path: Path, params: Params | None = None) -> None:
+def _print_support(path: Path | str, params: Params | None = None, mapping: Path | None = None) -> None:
     """Print, for a flat extract, which analyses run and which do not, and why (contract: "Flat extracts")."""
     from crmresearch.data.capabilities import flat_support
 
-    source = load_source(path, params)
+    source = load_source(path, params, mapping)
     try:
         support = flat_support(source)
     finally:
@@ -74,18 +92,22 @@ def _print_support(path: Path, params: Params | None = None) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> Outcome:
     params = _params(args)
-    _say(f"reading and checking {args.source} ...")
-    report = validate_source(args.source, params)
+    _say(f"reading and checking {_shown(args.source)} ...")
+    report = validate_source(args.source, params, args.mapping)
     print(report.to_text())
     if report.ok and not report.can("calendar"):
-        _print_support(args.source, params)
+        _print_support(args.source, params, args.mapping)
     return Outcome.OK if report.ok else Outcome.BAD_INPUT
 
 
 def cmd_demo_data(args: argparse.Namespace) -> Outcome:
     from crmresearch.data.demo import DemoConfig, write_demo_bank
 
-    check_output(args.out_dir, "OUT_DIR", kind="dir")
+    database = args.format.startswith(("postgresql://", "postgres://"))
+    if args.out_dir is None and not database:
+        raise UserError("give OUT_DIR (it may be left out only with --format postgresql://...)")
+    if args.out_dir is not None:
+        check_output(args.out_dir, "OUT_DIR", kind="dir")
     cfg = DemoConfig(
         branches=args.branches,
         customers_per_branch=args.customers_per_branch,
@@ -110,8 +132,8 @@ def cmd_survival_table(args: argparse.Namespace) -> Outcome:
     if out.exists() and not args.force:
         raise UserError(f"--out {out} exists; pass --force to replace it")
     t0 = time.perf_counter()
-    _say(f"reading and checking {args.source} ...")
-    source = load_source(args.source, params)
+    _say(f"reading and checking {_shown(args.source)} ...")
+    source = load_source(args.source, params, args.mapping)
     _say(f"source is valid ({time.perf_counter() - t0:.1f} s); building the {'episodes' if args.episodes else 'customer table'} ...")
     for w in source.report.warnings:
         _say(str(w))
@@ -147,8 +169,8 @@ def cmd_metrics(args: argparse.Namespace) -> Outcome:
     check_output(out, "--out")
     params = _params(args, {"language": args.language})
     t0 = time.perf_counter()
-    _say(f"reading and checking {args.source} ...")
-    source = load_source(args.source, params)
+    _say(f"reading and checking {_shown(args.source)} ...")
+    source = load_source(args.source, params, args.mapping)
     scope = f"branch {args.branch}" if args.branch else "the bank"
     _say(f"computing the metrics of {scope}" + (f" for {args.month}" if args.month else " (flat extract)") + " ...")
     content = metrics(source, params, month=args.month, branch=args.branch)
@@ -190,6 +212,7 @@ def cmd_report(args: argparse.Namespace) -> Outcome:
                          force=args.force, cache_dir=args.cache_dir, timeout=args.timeout,
                          key_file=args.key_file, log=_say, metrics_dir=args.metrics_dir,
                          wait=args.wait, pdf=args.pdf, retries=args.retries,
+                         mapping=args.mapping,
                          tls=(args.tls_ca, args.tls_cert, args.tls_key) if args.tls_ca or args.tls_cert
                          or args.tls_key else None)  # fmt: skip
     counts = {s: sum(v == s for v in summary.status.values()) for s in ("done", "skipped", "failed")}
@@ -218,7 +241,7 @@ def cmd_unmask(args: argparse.Namespace) -> Outcome:
     from crmresearch.core.privacy import load_key, resolve_pseudonyms
 
     key = load_key(args.key_file)
-    source = load_source(args.source, _params(args))
+    source = load_source(args.source, _params(args), args.mapping)
     try:
         found = resolve_pseudonyms(args.tokens, source.df("customers")["customer_id"], key)
     finally:
@@ -227,7 +250,7 @@ def cmd_unmask(args: argparse.Namespace) -> Outcome:
         print(f"{row.pseudonym}\t{row.customer_id if row.customer_id is not None else '(not found)'}")
     missing = int(found["customer_id"].isna().sum())
     if missing:
-        _say(f"error: {missing} pseudonym(s) match no customer of {args.source} with this key")
+        _say(f"error: {missing} pseudonym(s) match no customer of {_shown(args.source)} with this key")
     return Outcome.BAD_INPUT if missing else Outcome.OK
 
 
@@ -242,23 +265,32 @@ def build_parser() -> argparse.ArgumentParser:
                         help="parameters YAML (partial files are merged over the defaults)")
         return sp
 
+    def source_arg(sp: argparse.ArgumentParser, optional: bool = False) -> None:
+        sp.add_argument("source", type=_source, metavar="SOURCE", nargs="?" if optional else None, default=None,
+                        help="a folder of <table>.parquet/.csv files, a DuckDB file, or a PostgreSQL URI "
+                             "postgresql://user@host:port/dbname (password: PGPASSWORD, ~/.pgpass or a service file)")
+        sp.add_argument("--mapping", type=Path, default=None, metavar="FILE.yaml",
+                        help="the bank's table, column and code names mapped to the contract's (docs/data-contract.md)")
+
     sp = add("validate", "check a source against the data contract; exit 2 on any violation or unreadable file")
-    sp.add_argument("source", type=Path)
+    source_arg(sp)
     sp.set_defaults(func=cmd_validate)
 
     sp = add("demo-data", "write the demo bank (every table of the contract and truth.json)")
-    sp.add_argument("out_dir", type=Path)
+    sp.add_argument("out_dir", type=Path, nargs="?", default=None,
+                    help="folder to write (with --format postgresql://...: optional, receives truth.json)")
     sp.add_argument("--branches", type=int, default=8)
     sp.add_argument("--customers-per-branch", type=int, default=3000)
     sp.add_argument("--months", type=int, default=36)
     sp.add_argument("--as-of", type=_date, default=None, help="YYYY-MM-DD (default: the last month end before today)")
     sp.add_argument("--seed", type=int, default=42)
-    sp.add_argument("--format", choices=["parquet", "csv", "duckdb"], default="parquet")
+    sp.add_argument("--format", type=_format, default="parquet",
+                    help="parquet (default), csv, duckdb, or a postgresql:// URI to write the tables into that database")
     sp.add_argument("--force", action="store_true", help="replace an existing demo bank")
     sp.set_defaults(func=cmd_demo_data)
 
     sp = add("survival-table", "write the customer table (or, with --episodes, the episodes)")
-    sp.add_argument("source", type=Path)
+    source_arg(sp)
     sp.add_argument("--as-of", type=_date, default=None, help="censoring date (default: the extract's as-of)")
     sp.add_argument("--episodes", action="store_true", help="counting-process episodes instead of customers")
     sp.add_argument("--churn-definition", choices=["recorded", "asset_attrition"], default=None)
@@ -275,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_import_flat)
 
     sp = add("metrics", "write the metrics.json of one branch or the bank for a month (no rendering)")
-    sp.add_argument("source", type=Path)
+    source_arg(sp)
     sp.add_argument("--month", default=None, help="YYYY-MM (omit for a flat extract)")
     who = sp.add_mutually_exclusive_group()
     who.add_argument("--branch", default=None, help="branch_id")
@@ -286,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_metrics)
 
     sp = add("report", "render a month: every branch's HTML report, the bank summary and the index")
-    sp.add_argument("source", type=Path, nargs="?", default=None)
+    source_arg(sp, optional=True)
     sp.add_argument("--check-environment", type=Path, default=None, metavar="MANIFEST",
                     help="only compare this environment (Python and every installed package) with the one a past "
                          "run's manifest.json (or month folder) records, and list the differences; exit 0 same, "
@@ -341,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_keygen)
 
     sp = add("unmask", "resolve report pseudonyms to customer IDs (for staff who hold the key)")
-    sp.add_argument("source", type=Path)
+    source_arg(sp)
     sp.add_argument("tokens", nargs="+", help="pseudonyms as shown in a report (P + 16 hex digits)")
     sp.add_argument("--key-file", type=Path, default=None,
                     help="the pseudonym key file (default: $CRMRESEARCH_PSEUDONYM_KEY)")

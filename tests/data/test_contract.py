@@ -719,8 +719,8 @@ def run_validate_cli(sources: list[Path | Callable[[], Path]]) -> list[Run]:
     reports: dict[str, ValidationReport] = {}
     real = contract_mod.validate_source
 
-    def spy(source, params=None):
-        report = real(source, params)
+    def spy(source, params=None, mapping=None):
+        report = real(source, params, mapping)
         reports[str(source)] = report
         return report
 

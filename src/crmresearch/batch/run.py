@@ -122,6 +122,7 @@ from crmresearch.core.io import check_output
 from crmresearch.core.params import Params, branch_params, load_params
 from crmresearch.core.provenance import environment, environment_digest, params_digest
 from crmresearch.core.version import __version__
+from crmresearch.data.mapping import load_source_mapping
 
 __all__ = [
     "BRANCH_ID",
@@ -247,14 +248,14 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
                scheduler: str | None = None, force: bool = False, cache_dir: str | Path | None = None,
                timeout: float | None = None, key_file: str | Path | None = None, progress: bool = True,
                log: Callable[[str], None] | None = None, metrics_dir: str | Path | None = None, wait: bool = False,
-               pdf: bool = False, tls: tuple[str, str, str] | None = None, retries: int = 1,
+               pdf: bool = False, tls: tuple[str, str, str] | None = None, retries: int = 1, mapping: Any = None,
                _notebooks: dict[str, str | Path] | None = None) -> RunSummary:  # fmt: skip
     """Render a month: every branch report, the bank summary and the index (the module docstring says how).
 
     Parameters
     ----------
-    source : str or Path
-        The bank's source (a folder of tables, a DuckDB file, a flat extract).
+    source, mapping : str or Path; str or Path, optional
+        The bank's source (tables' folder, DuckDB file, flat extract, PostgreSQL URI) and its names' mapping.
     month : str, optional
         ``YYYY-MM``; required for a calendar source, None for a flat extract.
     branches : iterable of str, optional
@@ -331,7 +332,7 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
     params = load_params(params_path, overrides)
     language = params.language
     timeout, workers = _check_limits(timeout, workers, params)
-    security = _check_tools(pdf, scheduler, tls, retries)
+    security, mapping = _check_tools(pdf, scheduler, tls, retries), load_source_mapping(mapping)
     nbs = _notebooks_of(_notebooks)
     key_file, key_digest = _key(key_file, out)
     out_dir = Path(out) / (month or "snapshot")  # month checked above; or the flat check below
@@ -353,7 +354,7 @@ def run_report(source: str | Path, *, month: str | None = None, branches: Iterab
                         workers=workers, scheduler=scheduler, force=force, cache=cache, key_file=key_file,
                         key_digest=key_digest, out_dir=out_dir, manifest=manifest, nbs=nbs, progress=progress,
                         say=say, metrics_dir=Path(metrics_dir).expanduser() if metrics_dir is not None else None,
-                        pdf=pdf)  # fmt: skip
+                        pdf=pdf, mapping=mapping)  # fmt: skip
         except BaseException:
             pool.kill()
             raise
@@ -366,14 +367,12 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
          params_path: str | Path | None, overrides: dict, language: str, timeout: float, workers: int,
          scheduler: str | None, force: bool, cache: Path, key_file: str | None, key_digest: str, out_dir: Path,
          manifest: dict | None, nbs: dict[str, Path], progress: bool, say: Callable[[str], None],
-         metrics_dir: Path | None = None, pdf: bool = False) -> RunSummary:  # fmt: skip
+         metrics_dir: Path | None = None, pdf: bool = False, mapping: Any = None) -> RunSummary:  # fmt: skip
     """:func:`run_report` after its input guards: the bank stage, the reports and the index."""
-    from crmresearch.core.fingerprint import source_fingerprint
-
     t0 = time.perf_counter()
-    source_fp = source_fingerprint(source)
+    source, source_fp, shown = _fingerprinted(source, params, mapping, say)
     bundle, bundle_path, todo_branches, per_branch, reused = _month_bundle(
-        source, source_fp, month, requested, params, params_path, overrides, language, cache, say)
+        source, source_fp, month, requested, params, params_path, overrides, language, cache, say, mapping)
     bank_seconds = time.perf_counter() - t0
     say(f"month bundle {'reused' if reused else 'built'} in {bank_seconds:.1f} s: {bundle_path}")
     summary = RunSummary(out_dir=out_dir, bundle=bundle_path, bank_stage_seconds=round(bank_seconds, 2),
@@ -386,7 +385,7 @@ def _run(pool: _Workers, *, source: str | Path, month: str | None, requested: li
         if old is not None:  # --force switched the folder's language: the other language's files go
             _remove_reports(out_dir, old)
     manifest.update({"crmresearch_version": __version__, "month": month, "language": language,
-                     "source": str(Path(source).resolve()), "source_fingerprint": source_fp,
+                     "source": shown, "source_fingerprint": source_fp,
                      **_run_provenance(params, nbs)})  # fmt: skip
     _clean_tmp(out_dir)
     _remove_published_metrics(out_dir)
@@ -439,9 +438,31 @@ def _run_provenance(params: Params, nbs: dict[str, Path]) -> dict[str, Any]:
             "environment": env["environment"]}  # fmt: skip
 
 
-def _month_bundle(source: str | Path, source_fp: str, month: str | None, requested: list[str] | None, params: Params,
+def _fingerprinted(source: str | Path, params: Params, mapping: Any, say: Callable[[str], None]
+                   ) -> tuple[Any, str, str]:  # fmt: skip
+    """The source to load, its fingerprint and how it is shown.
+
+    Files: the digest of their bytes (and of the mapping).  A database: it is
+    read now, once, in one snapshot; its fingerprint is the digest of what was
+    read, so an unchanged database skips every report (:mod:`crmresearch.data.database`).
+    """
+    from crmresearch.core.fingerprint import source_fingerprint
+    from crmresearch.data.database import is_database, read_database
+
+    extra = mapping.digest if mapping is not None else ""
+    if is_database(source):
+        read = read_database(str(source), mapping, timeout=params.engine.database_timeout_seconds)
+        say(f"read {read.uri} in {read.seconds['transfer']:.1f} s: "
+            + ", ".join(f"{t} ({v.num_rows:,} rows)" for t, v in read.tables.items()))  # fmt: skip
+        return read, _digest(read.fingerprint, extra) if extra else read.fingerprint, read.uri
+    fp = source_fingerprint(source)
+    return (source, _digest(fp, extra) if extra else fp, str(Path(source).resolve()))
+
+
+def _month_bundle(source: Any, source_fp: str, month: str | None, requested: list[str] | None, params: Params,
                   params_path: str | Path | None, overrides: dict, language: str, cache: Path,
-                  say: Callable[[str], None]) -> tuple[Any, Path, list[str], dict[str, Params], bool]:  # fmt: skip
+                  say: Callable[[str], None], mapping: Any = None
+                  ) -> tuple[Any, Path, list[str], dict[str, Params], bool]:  # fmt: skip
     """The month bundle: the cached one for these inputs, else the bank stage; with the branches to render."""
     from crmresearch.data.contract import load_source
     from crmresearch.month.bundle import BUNDLE_FILE, build_bundle, open_bundle, private_dir, prune
@@ -464,7 +485,7 @@ def _month_bundle(source: str | Path, source_fp: str, month: str | None, request
         per_branch = _branch_overrides(params, params_path, ctx_branches, overrides, language)
         return bundle, bundle_path, todo_branches, per_branch, True
     say(f"reading and checking {source} ...")
-    src = load_source(source, params)
+    src = load_source(source, params, getattr(source, "mapping", None) or mapping)
     try:
         _check_scope(month, not src.can("calendar"), src.as_of, src.observation_start)
         table = _branch_table(src)

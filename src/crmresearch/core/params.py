@@ -179,17 +179,20 @@ class EngineParams(_Strict):
     ``scheduler_connect_seconds`` is how long ``crmresearch report
     --scheduler`` waits for the Dask scheduler to answer before it gives up
     with an error (before anything is written).
+    ``database_timeout_seconds`` is how long connecting to a PostgreSQL
+    source may take, and how long reading all its tables may take.
 
     Examples
     --------
     >>> EngineParams(threads=2, memory_limit="4GB")
-    EngineParams(threads=2, memory_limit='4GB', report_timeout_seconds=600, scheduler_connect_seconds=30)
+    EngineParams(threads=2, memory_limit='4GB', report_timeout_seconds=600, scheduler_connect_seconds=30, database_timeout_seconds=600)
     """
 
     threads: int | None = Field(None, ge=1, le=256)
     memory_limit: str | None = Field(None, pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
     report_timeout_seconds: int = Field(600, ge=10, le=86400)
     scheduler_connect_seconds: int = Field(30, ge=1, le=3600)
+    database_timeout_seconds: int = Field(600, ge=1, le=86400)
 
 
 class Params(_Strict):

@@ -42,7 +42,6 @@ import datetime as dt
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -691,9 +690,30 @@ def _write_table(df: pd.DataFrame, path: Path, fmt: str) -> None:
         df.to_csv(path.with_suffix(".csv"), index=False, date_format="%Y-%m-%d")
 
 
-def write_demo_bank(out_dir: str | Path, cfg: DemoConfig = DemoConfig(), *,
-                    fmt: Literal["parquet", "csv", "duckdb"] = "parquet", force: bool = False,
-                    progress: bool = False) -> Path:  # fmt: skip
+def _write_demo_database(out_dir: str | Path | None, cfg: DemoConfig, uri: str, *, force: bool,
+                         progress: bool) -> str:  # fmt: skip
+    """The demo bank as tables of a PostgreSQL database (all or nothing); truth.json into ``out_dir`` if given."""
+    from crmresearch.data.database import mask_uri, write_tables
+
+    tables, truth = generate_demo_bank(cfg, progress=progress)
+    if out_dir is not None:
+        out = Path(out_dir)
+        if (out / "truth.json").exists() and not force:
+            raise FileExistsError(f"{out / 'truth.json'} exists; pass --force to replace it")
+    write_tables(uri, tables, force=force)
+    if out_dir is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "truth.json").write_text(json.dumps(truth, indent=2, ensure_ascii=False), encoding="utf-8")
+    if progress:
+        s = truth["summary"]
+        print(f"demo bank: {cfg.branches} branches, {s['customers']:,} customers, {s['churned']:,} churned, "
+              f"{cfg.months} months to {cfg.as_of_date}", flush=True)  # fmt: skip
+    return mask_uri(uri)
+
+
+def write_demo_bank(out_dir: str | Path | None, cfg: DemoConfig = DemoConfig(), *,
+                    fmt: str = "parquet", force: bool = False,
+                    progress: bool = False) -> Path | str:  # fmt: skip
     """Generate the demo bank and write it as a source, with ``truth.json`` beside it.
 
     The directory is written atomically: it appears complete or not at all.
@@ -704,8 +724,10 @@ def write_demo_bank(out_dir: str | Path, cfg: DemoConfig = DemoConfig(), *,
         Directory to create.  For ``fmt='duckdb'`` it holds ``bank.duckdb``.
     cfg : DemoConfig
         What to generate.
-    fmt : {'parquet', 'csv', 'duckdb'}
-        File format of the tables.
+    fmt : {'parquet', 'csv', 'duckdb'} or str
+        File format of the tables, or a PostgreSQL URI: the tables are
+        written into that database (its ``search_path``'s first schema) in
+        one transaction, and ``truth.json`` into ``out_dir`` when given.
     force : bool
         Replace an existing ``out_dir``; without it an existing non-empty
         directory is an error (nothing the user had is overwritten silently).
@@ -714,14 +736,16 @@ def write_demo_bank(out_dir: str | Path, cfg: DemoConfig = DemoConfig(), *,
 
     Returns
     -------
-    Path
-        The source path: ``out_dir`` or ``out_dir/bank.duckdb``.
+    Path or str
+        The source path: ``out_dir`` or ``out_dir/bank.duckdb`` (or the URI, password masked).
 
     Examples
     --------
     >>> write_demo_bank("data/demo", DemoConfig(seed=42))  # doctest: +SKIP
     PosixPath('data/demo')
     """
+    if isinstance(fmt, str) and fmt.startswith(("postgresql://", "postgres://")):
+        return _write_demo_database(out_dir, cfg, fmt, force=force, progress=progress)
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not force:
         raise FileExistsError(f"{out} exists and is not empty; pass --force to replace it")

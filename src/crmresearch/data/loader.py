@@ -31,7 +31,9 @@ from crmresearch.core.io import first_undecodable
 from crmresearch.core.params import Params
 from crmresearch.core.sql import ident as _q
 from crmresearch.core.sql import literal as _lit
+from crmresearch.data.database import DatabaseRead, is_database, read_database
 from crmresearch.data.findings import ContractError, Finding, ValidationReport
+from crmresearch.data.mapping import SourceMapping, load_source_mapping
 from crmresearch.data.rules import _run_rules
 from crmresearch.data.source import Source, default_memory_limit
 from crmresearch.data.spec import (
@@ -127,18 +129,27 @@ def _csv_reader(csv_path: Path) -> str:
             "strict_mode = true, null_padding = false)")  # fmt: skip
 
 
-def _discover(path: Path, con: duckdb.DuckDBPyConnection, report: ValidationReport
+def _discover(path: Path | DatabaseRead, con: duckdb.DuckDBPyConnection, report: ValidationReport,
+              mapping: SourceMapping | None = None, hints: dict | None = None
               ) -> tuple[dict[str, str], dict[str, Path | None]] | None:  # fmt: skip
     """Map table name -> a SQL expression reading the raw table, and table name -> its file.
 
     A table file that cannot be read becomes an ``unreadable`` finding (and is
-    left out); a DuckDB database that cannot be opened gives None.
+    left out); a DuckDB database that cannot be opened gives None.  A
+    database read (:class:`DatabaseRead`) gives its Arrow tables; a
+    ``mapping`` makes each mapped table from the bank's names
+    (:func:`_apply_mapping`).
     """
+    if isinstance(path, DatabaseRead):
+        return _discover_read(path, con, report, hints if hints is not None else {})
     known = list(TABLES)
     found: dict[str, str] = {}
     files: dict[str, Path | None] = {}
+    mapped = set(mapping.tables) if mapping is not None else set()
     if path.is_dir():
         for name in known:
+            if name in mapped:
+                continue
             pq, csv_file = path / f"{name}.parquet", path / f"{name}.csv"
             if pq.exists() and csv_file.exists():
                 report.findings.append(Finding(
@@ -172,7 +183,7 @@ def _discover(path: Path, con: duckdb.DuckDBPyConnection, report: ValidationRepo
             "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'src'"
         ).fetchall()}  # fmt: skip
         for name in known:
-            if name in present:
+            if name in present and name not in mapped:
                 found[name] = f"src.main.{_q(name)}"
                 files[name] = None
     else:
@@ -186,7 +197,106 @@ def _discover(path: Path, con: duckdb.DuckDBPyConnection, report: ValidationRepo
         except duckdb.Error as exc:
             _unreadable(report, name, _file_name(path, name, files[name]), _read_reason(exc, files[name], _kind(files[name])))
             del found[name], files[name]
+    if mapping is not None and mapping.tables:
+        _apply_mapping(path, con, report, mapping, found, files, hints if hints is not None else {})
+        found = {n: found[n] for n in TABLES if n in found}  # in the contract's order, mapped or not
     return found, files
+
+
+def _discover_read(read: DatabaseRead, con: duckdb.DuckDBPyConnection, report: ValidationReport,
+                   hints: dict) -> tuple[dict[str, str], dict[str, Path | None]]:  # fmt: skip
+    """The tables of a database read, to be registered in DuckDB (zero-copy) as ``__db_<table>`` when they arrive.
+
+    The read goes on in the background: a table is registered
+    (:func:`_arrived`) just before it is loaded, while the later ones are
+    still being transferred.
+    """
+    found: dict[str, str] = {}
+    files: dict[str, Path | None] = {}
+    for name in read.names:
+        found[name], files[name] = _q(f"__db_{name}"), None
+    for name, bank in read.missing.items():
+        if bank != name:
+            hints[(name, None)] = f" (mapped from the bank's {bank}, which the database does not have)"
+    for name, absent in read.absent_columns.items():
+        _absent_findings(report, name, absent, hints)
+    return found, files
+
+
+def _arrived(con: duckdb.DuckDBPyConnection, source: Path | DatabaseRead, name: str) -> None:
+    """Register a database read's table in DuckDB once it has arrived (waits for it; files: nothing to do)."""
+    if not isinstance(source, DatabaseRead):
+        return
+    view = f"__db_{name}"
+    if not con.execute("SELECT 1 FROM duckdb_views() WHERE view_name = ? UNION ALL "
+                       "SELECT 1 FROM duckdb_tables() WHERE table_name = ?", [view, view]).fetchall():  # fmt: skip
+        table = source.table(name)
+        source.tables.pop(name, None)  # DuckDB holds it now; it goes when the typed table is built
+        source._released = True
+        con.register(view, table)
+
+
+def _absent_findings(report: ValidationReport, table: str, absent: list[str], hints: dict) -> None:
+    """Mapped columns whose bank column is missing: a hint on ``missing_column``, else a warning."""
+    spec_required = {c.name for c in TABLES[table].columns if c.required}
+    for item in absent:
+        col, _, why = item.partition(" (")
+        if col in spec_required:
+            hints[(table, col)] = f" (mapped from {why.rstrip(')')}, which is missing)"
+        else:
+            report.findings.append(Finding(table, col, "mapped_column_missing", 0, severity="warning",
+                                           message=f"the mapping reads it from {why.rstrip(')')}, which "
+                                                   f"is missing: the column is left out"))  # fmt: skip
+
+
+def _apply_mapping(path: Path, con: duckdb.DuckDBPyConnection, report: ValidationReport, mapping: SourceMapping,
+                   found: dict[str, str], files: dict[str, Path | None], hints: dict) -> None:  # fmt: skip
+    """Make each mapped table of a file source from the bank's names, as ``__mapped_<table>``.
+
+    Every bank table (a file, by its stem, or a table of the DuckDB file) is a
+    view of the schema ``bank``; a mapped table's SELECT (or query) runs with
+    that schema on the search path, and what it gives is materialized with
+    its row numbers.  A bank table that is missing or a query that fails is a
+    finding of the table.
+    """
+    con.execute("CREATE SCHEMA IF NOT EXISTS bank")
+    if path.is_dir():
+        for f in sorted(path.iterdir()):
+            if f.suffix in (".parquet", ".csv") and f.is_file():
+                try:
+                    reader = (f"read_parquet({_lit(str(f))})" if f.suffix == ".parquet" else _csv_reader(f))
+                    con.execute(f"CREATE VIEW bank.{_q(f.stem)} AS SELECT * FROM {reader}")
+                except (duckdb.Error, _Unreadable):
+                    continue  # a file no mapped table reads is no concern; one that is read fails below
+    else:
+        for (t,) in con.execute("SELECT table_name FROM information_schema.tables "
+                                "WHERE table_catalog = 'src'").fetchall():  # fmt: skip
+            con.execute(f"CREATE VIEW bank.{_q(t)} AS SELECT * FROM src.main.{_q(t)}")
+    bank = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
+                                      "WHERE table_schema = 'bank'").fetchall()}  # fmt: skip
+    con.execute("SET search_path = 'bank'")
+    try:
+        for name, tmap in mapping.tables.items():
+            where = mapping.bank_name(name)
+            if tmap.query is None and where not in bank:
+                if where != name:
+                    hints[(name, None)] = f" (mapped from the bank's {where}, which the source does not have)"
+                continue
+            relation = tmap.source or f"bank.{_q(name)}"
+            try:
+                head = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {relation} AS __t").fetchall()]
+                items, absent = mapping.select(name, head)
+                cols = ", ".join(f"{e} AS {_q(n)}" for e, n in items) or "NULL AS __none"
+                con.execute(f"CREATE TEMP TABLE {_q('__mapped_' + name)} AS SELECT *, "
+                            f"CAST(row_number() OVER () AS BIGINT) AS __row FROM "
+                            f"(SELECT {cols} FROM {relation} AS __t)")  # fmt: skip
+            except duckdb.Error as exc:
+                _unreadable(report, name, f"{path} {where} (mapped)", _read_reason(exc, None, "mapped"))
+                continue
+            _absent_findings(report, name, absent, hints)
+            found[name], files[name] = _q(f"__mapped_{name}"), None
+    finally:
+        con.execute("RESET search_path")
 
 
 def _kind(file: Path | None) -> str:
@@ -246,13 +356,16 @@ def _parse_expr(col: Column, raw: str, raw_type: str) -> tuple[str, str | None]:
 
 
 def _load_tables(con: duckdb.DuckDBPyConnection, found: dict[str, str], report: ValidationReport,
-                 flat: bool) -> dict[str, TableSpec]:  # fmt: skip
+                 flat: bool, hints: dict | None = None) -> dict[str, TableSpec]:  # fmt: skip
     """Create one typed table per present contract table; record type findings."""
     specs: dict[str, TableSpec] = {}
     for name, reader in found.items():
         spec = FLAT_CUSTOMERS if (flat and name == "customers") else TABLES[name]
         raw_name = f"__raw_{name}"
-        if "read_csv" in reader:
+        rowed = reader.startswith('"__')  # a database read or a mapped table: numbered already
+        if rowed:
+            con.execute(f"CREATE TEMP VIEW {raw_name} AS SELECT * FROM {reader}")
+        elif "read_csv" in reader:
             con.execute(f"CREATE TEMP TABLE {raw_name} AS SELECT *, "
                         f"CAST(row_number() OVER () AS BIGINT) AS __row FROM {reader}")  # fmt: skip
         elif "read_parquet" in reader:
@@ -272,6 +385,7 @@ def _load_tables(con: duckdb.DuckDBPyConnection, found: dict[str, str], report: 
                 near = lowered.get(col.name)
                 if col.required:
                     hint = f" (found {near!r}: names are case-sensitive)" if near else ""
+                    hint = (hints or {}).get((name, col.name), hint)
                     report.findings.append(Finding(
                         name, col.name, "missing_column", 0,
                         message=f"required column is missing{hint}"))  # fmt: skip
@@ -311,7 +425,11 @@ def _load_tables(con: duckdb.DuckDBPyConnection, found: dict[str, str], report: 
                         "float": "a finite number", "bool": "true/false"}[col.type]  # fmt: skip
                 report.findings.append(Finding(name, col.name, "type", int(n), tuple(ex),
                                                f"value is not {want}"))
-        con.execute(f"DROP {'TABLE' if 'read_csv' in reader else 'VIEW'} {raw_name}")
+        con.execute(f"DROP {'TABLE' if 'read_csv' in reader and not rowed else 'VIEW'} {raw_name}")
+        if reader.startswith('"__db_'):
+            con.unregister(reader.strip('"'))  # the Arrow data goes; the typed table stays
+        elif reader.startswith('"__mapped_'):
+            con.execute(f"DROP TABLE {reader}")
         present = {c.name for c in present_cols}
         key = tuple(k for k in spec.key if k in present) or ("__row",)
         together = spec.unique_together if spec.unique_together and set(spec.unique_together) <= present else None
@@ -321,15 +439,21 @@ def _load_tables(con: duckdb.DuckDBPyConnection, found: dict[str, str], report: 
 
 
 def _load_readable(con: duckdb.DuckDBPyConnection, source: Path, found: dict[str, str],
-                   files: dict[str, Path | None], report: ValidationReport, flat: bool) -> dict[str, TableSpec]:  # fmt: skip
+                   files: dict[str, Path | None], report: ValidationReport, flat: bool,
+                   hints: dict | None = None) -> dict[str, TableSpec]:  # fmt: skip
     """:func:`_load_tables`, one table at a time: a table whose file turns out unreadable while it is
     read in full (a ragged row, a byte that is not UTF-8, a corrupt page) becomes an ``unreadable``
     finding and is left out; the other tables are still loaded and checked."""
     specs: dict[str, TableSpec] = {}
-    for name, reader in found.items():
+    first = len(report.findings)
+    # a database's tables are loaded in the order they arrive (the largest first); the report keeps the contract's
+    order = [n for n in source.order if n in found] if isinstance(source, DatabaseRead) else list(found)
+    for name in order:
+        reader = found[name]
         n_findings = len(report.findings)
+        _arrived(con, source, name)
         try:
-            specs.update(_load_tables(con, {name: reader}, report, flat))
+            specs.update(_load_tables(con, {name: reader}, report, flat, hints))
         except duckdb.Error as exc:
             del report.findings[n_findings:]  # nothing found in a half-read table counts
             for obj in (f"__raw_{name}", name):
@@ -339,7 +463,10 @@ def _load_readable(con: duckdb.DuckDBPyConnection, source: Path, found: dict[str
                     con.execute(f"DROP {'VIEW' if kind[0] == 'VIEW' else 'TABLE'} {_q(obj)}")
             file = files[name]
             _unreadable(report, name, _file_name(source, name, file), _read_reason(exc, file, _kind(file)))
-    return specs
+    rank = {n: i for i, n in enumerate(TABLES)}
+    report.findings[first:] = sorted(report.findings[first:], key=lambda f: rank.get(f.table, len(rank)))
+    report.tables = {n: report.tables[n] for n in sorted(report.tables, key=lambda n: rank.get(n, len(rank)))}
+    return {n: specs[n] for n in found if n in specs}
 
 
 def _extract_settings(con: duckdb.DuckDBPyConnection, specs: dict[str, TableSpec],
@@ -396,12 +523,13 @@ def _extract_settings(con: duckdb.DuckDBPyConnection, specs: dict[str, TableSpec
     return as_of, obs
 
 
-def _validate(path: Path, params: Params | None) -> tuple[duckdb.DuckDBPyConnection, ValidationReport,
-                                                          dt.date | None, dt.date | None]:  # fmt: skip
+def _validate(path: Path | DatabaseRead, params: Params | None, mapping: SourceMapping | None = None
+              ) -> tuple[duckdb.DuckDBPyConnection, ValidationReport, dt.date | None, dt.date | None]:  # fmt: skip
     report = ValidationReport(source=str(path))
     con = _connect(params)
+    hints: dict = {}
     try:
-        discovered = _discover(path, con, report)
+        discovered = _discover(path, con, report, mapping, hints)
         if discovered is None:  # the database itself cannot be opened: that is the one finding
             return con, report, None, None
         found, files = discovered
@@ -409,12 +537,14 @@ def _validate(path: Path, params: Params | None) -> tuple[duckdb.DuckDBPyConnect
         for name, spec in TABLES.items():
             if spec.required and name not in found and name not in unreadable:
                 report.findings.append(Finding(name, None, "missing_table", 0,
-                                               message="required table is missing"))
+                                               message="required table is missing" + hints.get((name, None), "")))
             if spec.needs and name in found and spec.needs not in found:
                 report.findings.append(Finding(name, None, "needs_table", 0,
                                                message=f"needs the {spec.needs} table, which is missing"))
         flat = False
-        if "customers" in found:
+        if "customers" in found and isinstance(path, DatabaseRead):  # known before its rows arrive
+            cols = set(path.columns["customers"])
+        elif "customers" in found:
             cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {found['customers']}").fetchall()}
             flat = "open_date" not in cols and ("tenure_months" in cols or "churned" in cols)
         report.flat = flat
@@ -424,7 +554,7 @@ def _validate(path: Path, params: Params | None) -> tuple[duckdb.DuckDBPyConnect
                     name, None, "flat_calendar_table", 0, severity="warning",
                     message="a flat extract has no calendar: this table is ignored"))  # fmt: skip
                 del found[name]
-        specs = _load_readable(con, path, found, files, report, flat)
+        specs = _load_readable(con, path, found, files, report, flat, hints)
         if flat:
             as_of = obs = None
             report.settings["calendar"] = ("none (flat extract): no dates, so no monthly KPIs and "
@@ -438,16 +568,22 @@ def _validate(path: Path, params: Params | None) -> tuple[duckdb.DuckDBPyConnect
     return con, report, as_of, obs
 
 
-def load_source(path: str | Path, params: Params | None = None) -> Source:
+def load_source(path: str | Path | DatabaseRead, params: Params | None = None,
+                mapping: str | Path | SourceMapping | None = None) -> Source:
     """Load and validate a source; raise on any contract violation.
 
     Parameters
     ----------
-    path : str or Path
-        A directory of ``<table>.parquet`` / ``<table>.csv`` files or a DuckDB
-        database file.
+    path : str, Path or DatabaseRead
+        A directory of ``<table>.parquet`` / ``<table>.csv`` files, a DuckDB
+        database file, or a PostgreSQL URI ``postgresql://user@host/db``
+        (read with :func:`~crmresearch.data.database.read_database`; or what
+        it read).
     params : Params, optional
-        Engine settings (threads, memory limit).
+        Engine settings (threads, memory limit, database timeout).
+    mapping : str, Path or SourceMapping, optional
+        The bank's names of the contract's tables, columns and codes
+        (:mod:`crmresearch.data.mapping`).
 
     Returns
     -------
@@ -471,24 +607,43 @@ def load_source(path: str | Path, params: Params | None = None) -> Source:
     >>> p = load_params(overrides={"engine.threads": 2})
     >>> src = load_source("data/demo", p)  # doctest: +SKIP
     """
-    path = Path(path)
-    con, report, as_of, obs = _validate(path, params)
+    where, mapping = _resolve(path, params, mapping)
+    con, report, as_of, obs = _validate(where, params, mapping)
     if not report.ok:
         con.close()
         raise ContractError(report)
-    return Source(path, con, dict(report.tables), as_of, obs, report.flat, report)
+    return Source(where if isinstance(where, Path) else str(where), con, dict(report.tables), as_of, obs,
+                  report.flat, report)  # fmt: skip
 
 
-def validate_source(path: str | Path, params: Params | None = None) -> ValidationReport:
+def _resolve(path: str | Path | DatabaseRead, params: Params | None, mapping: str | Path | SourceMapping | None
+             ) -> tuple[Path | DatabaseRead, SourceMapping | None]:  # fmt: skip
+    """What to validate: a path, or a database read (a URI is read now), and the mapping loaded."""
+    if isinstance(path, DatabaseRead):
+        return path, load_source_mapping(mapping) if mapping is not None else path.mapping
+    m = load_source_mapping(mapping)
+    if is_database(path):  # read whole, then loaded: on loopback, loading meanwhile slows the server (performance.md)
+        timeout = (params or Params()).engine.database_timeout_seconds
+        return read_database(str(path), m, timeout=timeout), m
+    return Path(path), m
+
+
+def validate_source(path: str | Path | DatabaseRead, params: Params | None = None,
+                    mapping: str | Path | SourceMapping | None = None) -> ValidationReport:
     """Check a source against the contract and return every finding (never raises for data).
 
     Parameters
     ----------
-    path : str or Path
-        A directory of ``<table>.parquet`` / ``<table>.csv`` files or a DuckDB
-        database file.
+    path : str, Path or DatabaseRead
+        A directory of ``<table>.parquet`` / ``<table>.csv`` files, a DuckDB
+        database file, or a PostgreSQL URI ``postgresql://user@host/db``
+        (read with :func:`~crmresearch.data.database.read_database`; or what
+        it read).
     params : Params, optional
-        Engine settings (threads, memory limit).
+        Engine settings (threads, memory limit, database timeout).
+    mapping : str, Path or SourceMapping, optional
+        The bank's names of the contract's tables, columns and codes
+        (:mod:`crmresearch.data.mapping`).
 
     Returns
     -------
@@ -508,7 +663,8 @@ def validate_source(path: str | Path, params: Params | None = None) -> Validatio
     True
     >>> report.to_frame().query("severity == 'warning'")  # doctest: +SKIP
     """
-    con, report, _, _ = _validate(Path(path), params)
+    where, m = _resolve(path, params, mapping)
+    con, report, _, _ = _validate(where, params, m)
     con.close()
     return report
 

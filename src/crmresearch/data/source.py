@@ -93,8 +93,8 @@ class Source(Supplied):
 
     Attributes
     ----------
-    path : Path
-        Where the source was read from.
+    path : Path or str
+        Where the source was read from (a database: its URI, password masked).
     con : duckdb.DuckDBPyConnection
         Holds one table per contract table present, with contract types
         (identifiers VARCHAR, dates DATE, months DATE of the month's first day).
@@ -116,7 +116,7 @@ class Source(Supplied):
     >>> src.close()  # doctest: +SKIP
     """
 
-    path: Path
+    path: Path | str
     con: duckdb.DuckDBPyConnection
     tables: dict[str, int]
     as_of: dt.date | None

@@ -491,7 +491,7 @@ def build_bundle(source: Source, params: Params, *, month: str | None, path: str
         meta = {"format": BUNDLE_FORMAT, "version": __version__, "key": key, "month": month,
                 "tables": list(source.tables), "partitions": partitions, "as_of": source.as_of,
                 "observation_start": source.observation_start, "flat": not source.can("calendar"),
-                "source": str(Path(source.path).resolve()),
+                "source": source.path if isinstance(source.path, str) else str(Path(source.path).resolve()),
                 "validation": source.report, **layout}  # fmt: skip
         _write_index(tmp, meta, context, params)
     return open_bundle(path)
