@@ -254,6 +254,56 @@ def cmd_unmask(args: argparse.Namespace) -> Outcome:
     return Outcome.BAD_INPUT if missing else Outcome.OK
 
 
+def _report_options(sp: argparse.ArgumentParser) -> None:
+    """The options of ``crmresearch report`` (beside SOURCE and --mapping)."""
+    sp.add_argument("--check-environment", type=Path, default=None, metavar="MANIFEST",
+                    help="only compare this environment (Python and every installed package) with the one a past "
+                         "run's manifest.json (or month folder) records, and list the differences; exit 0 same, "
+                         "1 different")
+    sp.add_argument("--month", default=None, help="YYYY-MM (required for a calendar source; omit for a flat extract)")
+    sp.add_argument("--branch", action="extend", nargs="+", default=None, metavar="ID",
+                    help="only these branches (and the index); default: every branch and the bank summary")
+    sp.add_argument("--out", type=Path, default=Path("reports"),
+                    help="published reports folder (default: reports); the month goes to OUT/YYYY-MM/")
+    sp.add_argument("--language", choices=["en", "zh"], default=None, help="overrides the parameters file")
+    sp.add_argument("--workers", type=int, default=None, help="local worker processes (default: the number of cores)")
+    sp.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                    help="run the branch reports on this Dask scheduler (tcp://host:8786, tls://host:8786) instead "
+                         "of local workers; its workers need no file of this machine")
+    sp.add_argument("--tls-ca", default=None, metavar="PEM", help="certificate authority of a tls:// scheduler")
+    sp.add_argument("--tls-cert", default=None, metavar="PEM", help="this client's certificate (tls://)")
+    sp.add_argument("--tls-key", default=None, metavar="PEM", help="this client's private key (tls://)")
+    sp.add_argument("--retries", type=int, default=1,
+                    help="times a cluster report whose worker was lost is tried again (default: 1)")
+    sp.add_argument("--force", action="store_true",
+                    help="redo every report, even unchanged ones (and allow switching the folder's language)")
+    sp.add_argument("--cache-dir", type=Path, default=None,
+                    help="where the month bundle (customer-level data) is cached; outside --out "
+                         "(default: $CRMRESEARCH_CACHE, else ~/.cache/crmresearch)")
+    sp.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                    help="seconds one notebook may run before it is stopped and marked failed (default: 600)")
+    sp.add_argument("--key-file", type=Path, default=None,
+                    help="the pseudonym key file (default: $CRMRESEARCH_PSEUDONYM_KEY)")
+    sp.add_argument("--metrics-dir", type=Path, default=None, metavar="DIR",
+                    help="also write each report's exact metrics.json to DIR/YYYY-MM/ID.json (bank.json); "
+                         "outside --out: it holds exact small counts, which the published reports suppress")
+    sp.add_argument("--wait", action="store_true",
+                    help="if another run is writing the same month folder, wait for it to end (default: refuse)")
+    sp.add_argument("--pdf", action="store_true",
+                    help="also write each report as an A4 PDF beside its HTML (branches/ID.pdf, bank.pdf), printed "
+                         "by headless Chromium ($CRMRESEARCH_CHROMIUM, default chromium on PATH; needs "
+                         "pip install 'crmresearch[pdf]')")
+    sp.epilog = ("Reports go to OUT/YYYY-MM/ (OUT/snapshot/ for a flat extract): index.html, bank.html, "
+                 "branches/ID.html (with --pdf also branches/ID.pdf and bank.pdf), notebooks/ (executed, for audit), manifest.json; exact metrics.json only "
+                 "with --metrics-dir, never in OUT. A rerun "
+                 "skips reports whose inputs are unchanged and redoes failed or stale ones. Per-branch parameters: "
+                 "PARAMS_DIR/branches/ID.yaml beside --params. Exit status: 0 all reports done or unchanged, "
+                 "1 some report failed (the others are done; see the summary and notebooks/), 2 bad input "
+                 "(nothing written; also: another run is writing the folder, or a bad --check-environment "
+                 "manifest), 130 interrupted (Ctrl-C), 143 stopped "
+                 "by SIGTERM (workers and kernels stopped, manifest.json lists what finished).")  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="crmresearch", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"crmresearch {__version__}")
@@ -319,52 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("report", "render a month: every branch's HTML report, the bank summary and the index")
     source_arg(sp, optional=True)
-    sp.add_argument("--check-environment", type=Path, default=None, metavar="MANIFEST",
-                    help="only compare this environment (Python and every installed package) with the one a past "
-                         "run's manifest.json (or month folder) records, and list the differences; exit 0 same, "
-                         "1 different")
-    sp.add_argument("--month", default=None, help="YYYY-MM (required for a calendar source; omit for a flat extract)")
-    sp.add_argument("--branch", action="extend", nargs="+", default=None, metavar="ID",
-                    help="only these branches (and the index); default: every branch and the bank summary")
-    sp.add_argument("--out", type=Path, default=Path("reports"),
-                    help="published reports folder (default: reports); the month goes to OUT/YYYY-MM/")
-    sp.add_argument("--language", choices=["en", "zh"], default=None, help="overrides the parameters file")
-    sp.add_argument("--workers", type=int, default=None, help="local worker processes (default: the number of cores)")
-    sp.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                    help="run the branch reports on this Dask scheduler (tcp://host:8786, tls://host:8786) instead "
-                         "of local workers; its workers need no file of this machine")
-    sp.add_argument("--tls-ca", default=None, metavar="PEM", help="certificate authority of a tls:// scheduler")
-    sp.add_argument("--tls-cert", default=None, metavar="PEM", help="this client's certificate (tls://)")
-    sp.add_argument("--tls-key", default=None, metavar="PEM", help="this client's private key (tls://)")
-    sp.add_argument("--retries", type=int, default=1,
-                    help="times a cluster report whose worker was lost is tried again (default: 1)")
-    sp.add_argument("--force", action="store_true",
-                    help="redo every report, even unchanged ones (and allow switching the folder's language)")
-    sp.add_argument("--cache-dir", type=Path, default=None,
-                    help="where the month bundle (customer-level data) is cached; outside --out "
-                         "(default: $CRMRESEARCH_CACHE, else ~/.cache/crmresearch)")
-    sp.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                    help="seconds one notebook may run before it is stopped and marked failed (default: 600)")
-    sp.add_argument("--key-file", type=Path, default=None,
-                    help="the pseudonym key file (default: $CRMRESEARCH_PSEUDONYM_KEY)")
-    sp.add_argument("--metrics-dir", type=Path, default=None, metavar="DIR",
-                    help="also write each report's exact metrics.json to DIR/YYYY-MM/ID.json (bank.json); "
-                         "outside --out: it holds exact small counts, which the published reports suppress")
-    sp.add_argument("--wait", action="store_true",
-                    help="if another run is writing the same month folder, wait for it to end (default: refuse)")
-    sp.add_argument("--pdf", action="store_true",
-                    help="also write each report as an A4 PDF beside its HTML (branches/ID.pdf, bank.pdf), printed "
-                         "by headless Chromium ($CRMRESEARCH_CHROMIUM, default chromium on PATH; needs "
-                         "pip install 'crmresearch[pdf]')")
-    sp.epilog = ("Reports go to OUT/YYYY-MM/ (OUT/snapshot/ for a flat extract): index.html, bank.html, "
-                 "branches/ID.html (with --pdf also branches/ID.pdf and bank.pdf), notebooks/ (executed, for audit), manifest.json; exact metrics.json only "
-                 "with --metrics-dir, never in OUT. A rerun "
-                 "skips reports whose inputs are unchanged and redoes failed or stale ones. Per-branch parameters: "
-                 "PARAMS_DIR/branches/ID.yaml beside --params. Exit status: 0 all reports done or unchanged, "
-                 "1 some report failed (the others are done; see the summary and notebooks/), 2 bad input "
-                 "(nothing written; also: another run is writing the folder, or a bad --check-environment "
-                 "manifest), 130 interrupted (Ctrl-C), 143 stopped "
-                 "by SIGTERM (workers and kernels stopped, manifest.json lists what finished).")  # fmt: skip
+    _report_options(sp)
     sp.set_defaults(func=cmd_report)
 
     sp = add("keygen", "create a pseudonym key file (customers appear in reports under keyed pseudonyms)")

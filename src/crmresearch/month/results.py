@@ -23,6 +23,16 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+from crmresearch.analyses.early_warnings import early_warnings
+from crmresearch.analyses.lifecycle import lifecycle
+from crmresearch.analyses.product_coverage import product_coverage
+from crmresearch.analyses.retention_loop import contact_outcomes, winbacks
+from crmresearch.analyses.rm_turnover import (
+    orphaned_churn_rates,
+    orphaned_customers,
+    rm_exits,
+    turnover_churn_comparison,
+)
 from crmresearch.core.errors import InputError
 from crmresearch.core.params import Params
 from crmresearch.data.contract import Source
@@ -30,66 +40,25 @@ from crmresearch.data.contract import Source
 __all__ = ["SECTION_RESULTS", "bank_results", "section_result"]
 
 
-def _coverage(s: Source, p: Params, month: str, as_of: dt.date, branch: str | None) -> Any:
-    from crmresearch.analyses.product_coverage import product_coverage
-
-    return product_coverage(s, p, month=month, branch=branch)
-
-
-def _rm_exits(s: Source, p: Params, month: str, as_of: dt.date, branch: str | None) -> Any:
-    from crmresearch.analyses.rm_turnover import rm_exits
-
-    return rm_exits(s, month=month, branch=branch)
-
-
-def _orphaned(s: Source, p: Params, month: str, as_of: dt.date, branch: str | None) -> Any:
-    from crmresearch.analyses.rm_turnover import orphaned_customers
-
-    return orphaned_customers(s, p, month=month, branch=branch)
-
-
-def _turnover(s: Source, p: Params, month: str, as_of: dt.date, branch: str | None) -> Any:
-    from crmresearch.analyses.rm_turnover import turnover_churn_comparison
-
-    return turnover_churn_comparison(s, p, month=month, branch=branch)
-
-
-def _orphan_rates(s: Source, p: Params, month: str, as_of: dt.date, branch: str | None) -> Any:
-    from crmresearch.analyses.rm_turnover import orphaned_churn_rates
-
-    return orphaned_churn_rates(s, p, as_of=as_of, branch=branch)
-
-
-def _lifecycle(s: Source, p: Params, month: str, as_of: dt.date, branch: str | None) -> Any:
-    from crmresearch.analyses.lifecycle import lifecycle
-
-    return lifecycle(s, p, as_of=as_of, branch=branch)
-
-
-def _warnings(s: Source, p: Params, month: str, as_of: dt.date, branch: str | None) -> Any:
-    from crmresearch.analyses.early_warnings import early_warnings
-
-    return early_warnings(s, p, month=month, branch=branch)
-
-
-def _contacts(s: Source, p: Params, month: str, as_of: dt.date, branch: str | None) -> Any:
-    from crmresearch.analyses.retention_loop import contact_outcomes
-
-    return contact_outcomes(s, p, month=month, branch=branch)
-
-
-def _winbacks(s: Source, p: Params, month: str, as_of: dt.date, branch: str | None) -> Any:
-    from crmresearch.analyses.retention_loop import winbacks
-
-    return winbacks(s, month=month, branch=branch)
-
-
-#: name -> the call a section makes on its scope: ``(source, params, month, as_of, branch) -> result``
-SECTION_RESULTS: dict[str, Callable[[Source, Params, str, dt.date, str | None], Any]] = {
-    "product_coverage": _coverage, "rm_exits": _rm_exits, "orphaned_customers": _orphaned,
-    "turnover_comparison": _turnover, "orphaned_churn_rates": _orphan_rates, "lifecycle": _lifecycle,
-    "early_warnings": _warnings, "contact_outcomes": _contacts, "winbacks": _winbacks,
+#: name -> (the analysis, whether it takes the parameters, whether it is dated by the month or the as-of day):
+#: the call a section makes on its scope (``branch=None``: the bank)
+SECTION_RESULTS: dict[str, tuple[Callable[..., Any], bool, str]] = {
+    "product_coverage": (product_coverage, True, "month"), "rm_exits": (rm_exits, False, "month"),
+    "orphaned_customers": (orphaned_customers, True, "month"),
+    "turnover_comparison": (turnover_churn_comparison, True, "month"),
+    "orphaned_churn_rates": (orphaned_churn_rates, True, "as_of"), "lifecycle": (lifecycle, True, "as_of"),
+    "early_warnings": (early_warnings, True, "month"), "contact_outcomes": (contact_outcomes, True, "month"),
+    "winbacks": (winbacks, False, "month"),
 }  # fmt: skip
+
+
+def _compute(name: str, source: Source, params: Params, month: str | None, as_of: dt.date | None,
+             branch: str | None) -> Any:  # fmt: skip
+    analysis, with_params, dated_by = SECTION_RESULTS[name]
+    args = (source, params) if with_params else (source,)
+    return analysis(*args, branch=branch, **{dated_by: month if dated_by == "month" else as_of})
+
+
 #: the results that need the RM tables (relationship_managers and rm_assignments)
 RM_RESULTS = ("rm_exits", "orphaned_customers", "turnover_comparison", "orphaned_churn_rates")
 
@@ -125,7 +94,7 @@ def section_result(name: str, source: Source, params: Params, *, month: str, as_
     """
     if branch is None and stored is not None and name in stored:
         return stored[name]
-    return SECTION_RESULTS[name](source, params, month, as_of, branch)
+    return _compute(name, source, params, month, as_of, branch)
 
 
 def _data_only(result: Any) -> Any:
@@ -179,13 +148,13 @@ def bank_results(source: Source, params: Params, *, month: str, as_of: dt.date, 
         progress("metrics")
     out["metrics"] = metrics(source, params, month=month, model=model)
     dated = source.can("calendar")
-    for name, compute in SECTION_RESULTS.items():
+    for name in SECTION_RESULTS:
         if (not dated and name != "product_coverage") or (name in RM_RESULTS and not has_rm_tables(source)):
             continue  # a flat extract's bank summary shows product coverage only; no RM tables, no RM results
         if progress:
             progress(name)
         try:
-            out[name] = _data_only(compute(source, params, month, as_of, None))
+            out[name] = _data_only(_compute(name, source, params, month, as_of, None))
         except (InputError, ConvergenceError, ValueError):
             continue
     return out
