@@ -608,6 +608,80 @@ def _clip(ep: pd.DataFrame, t: dt.date) -> pd.DataFrame:
     return ep
 
 
+# the observation start, month ends and starts, churn days, RM exits and the day after
+CUT_DAYS = ("2023-01-01", "2023-03-31", "2023-04-01", "2023-04-29", "2023-04-30", "2023-06-15",
+            "2023-07-01", "2023-07-20", "2023-08-31", "2023-10-31")  # fmt: skip
+
+
+def _survival_at(src: Source, t: dt.date, **params) -> tuple[pd.DataFrame, pd.DataFrame]:
+    p = load_params(None, params)
+    ep = episodes(src, p, as_of=t).sort_values(["customer_id", "start"], ignore_index=True)
+    return customer_table(src, p, as_of=t), ep
+
+
+def _built_and_cut(root: Path, t: dt.date, *, later: dt.date | None = None, **params):
+    """The survival data at ``t`` built from scratch, and derived from a build at ``later`` (default: the end)."""
+    fresh = load_source(root)
+    built = _survival_at(fresh, t, **params)
+    fresh.close()
+    src = load_source(root)
+    p = load_params(None, params)
+    episodes(src, p, as_of=later)  # the later build is cached first ...
+    cut = _survival_at(src, t, **params)  # ... so t is derived from it
+    derived = src.cache["survival"][(t, p.model_dump_json())]
+    kinds = {r[0]: r[1] for r in src.con.execute("SELECT table_name, table_type FROM information_schema.tables "
+                                                  "WHERE table_name LIKE '__sv_%'").fetchall()}  # fmt: skip
+    src.close()
+    return built, cut, [kinds[n] for n in derived]
+
+
+def test_the_survival_data_at_an_earlier_day_is_the_later_builds_cut(tmp_path):
+    """materialize derives an earlier as-of from a later build: the same tables as building it."""
+    _full_source(tmp_path)
+    for t in CUT_DAYS:
+        built, cut, kinds = _built_and_cut(tmp_path, D(t))
+        assert kinds == ["VIEW", "VIEW"], t  # derived, not built again
+        pd.testing.assert_frame_equal(cut[0], built[0], obj=f"customer table at {t}")
+        pd.testing.assert_frame_equal(cut[1], built[1], obj=f"episodes at {t}")
+        assert len(built[1]) > 0 and built[0]["event"].sum() == sum(D(t) >= D(c) for c in
+                                                                     ("2023-07-20", "2023-04-01", "2023-10-31"))
+    # a cut of a cut: the earliest later build is the one cut
+    built, cut, kinds = _built_and_cut(tmp_path, D("2023-04-29"), later=D("2023-08-31"))
+    pd.testing.assert_frame_equal(cut[1], built[1])
+
+
+def test_the_cut_equals_the_build_on_a_whole_demo_bank(tmp_path, small_demo: Path):
+    """Every customer, every covariate of the demo bank: 90 days before its end and at a mid-month day."""
+    src = load_source(small_demo)
+    end = src.as_of
+    src.close()
+    for t in (end - dt.timedelta(days=90), dt.date(end.year - 1, 6, 15)):
+        built, cut, kinds = _built_and_cut(small_demo, t)
+        assert kinds == ["VIEW", "VIEW"]
+        assert built[0]["event"].sum() > 100 and (built[0]["end_date"] <= pd.Timestamp(t)).all()
+        pd.testing.assert_frame_equal(cut[0], built[0], obj=f"customer table at {t}")
+        pd.testing.assert_frame_equal(cut[1], built[1], obj=f"episodes at {t}")
+
+
+def test_asset_attrition_is_built_not_cut(tmp_path, small_demo: Path):
+    """An attrition is confirmed months after its date: an earlier as-of is built from scratch, and differs."""
+    src = load_source(small_demo)
+    end = src.as_of
+    src.close()
+    t = end - dt.timedelta(days=90)
+    built, cut, kinds = _built_and_cut(small_demo, t, **{"churn.definition": "asset_attrition"})
+    assert kinds == ["LOCAL TEMPORARY", "LOCAL TEMPORARY"]  # tables, built
+    pd.testing.assert_frame_equal(cut[1], built[1])
+    # why: some attritions dated before t are confirmed only after it (so a cut of the later build would differ)
+    fresh = load_source(small_demo)
+    p = load_params(None, {"churn.definition": "asset_attrition"})
+    later = customer_table(fresh, p)
+    fresh.close()
+    known_later = set(later.loc[(later["event"] == 1) & (later["end_date"] <= pd.Timestamp(t)), "customer_id"])
+    known_at_t = set(built[0].loc[built[0]["event"] == 1, "customer_id"])
+    assert known_at_t < known_later
+
+
 def test_no_look_ahead(tmp_path):
     src, _ = _full_source(tmp_path)
     full = episodes(src)
@@ -617,9 +691,10 @@ def test_no_look_ahead(tmp_path):
         assert full[name].nunique() > 1, name
     cols = ["customer_id", "start", "stop", "event", *COVS, "start_date", "stop_date"]
     # the observation start, month ends and starts, churn days, RM exits and the day after
-    for t in ("2023-01-01", "2023-03-31", "2023-04-01", "2023-04-29", "2023-04-30", "2023-06-15",
-              "2023-07-01", "2023-07-20", "2023-08-31", "2023-10-31"):  # fmt: skip
-        cut = episodes(src, as_of=D(t))
+    for t in CUT_DAYS:
+        built = load_source(tmp_path)  # nothing cached: the builders run at t (not a cut of the full build)
+        cut = episodes(built, as_of=D(t))
+        built.close()
         want = _clip(full, D(t))
         assert normalise(cut) == normalise(want), t
         pd.testing.assert_frame_equal(cut[cols].reset_index(drop=True), want[cols].reset_index(drop=True),

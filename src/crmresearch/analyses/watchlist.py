@@ -184,9 +184,8 @@ def backtest(source: Source, params: Params | None = None, *, as_of: dt.date | N
     --------
     >>> backtest(src, as_of=dt.date(2026, 10, 31))["auc"]  # doctest: +SKIP
     """
-    from lifelines.utils import concordance_index
-
     from crmresearch.survival.episodes import customer_table
+    from crmresearch.survival.estimators import concordance_index
 
     params = params or Params()
     as_of = as_of or source.as_of

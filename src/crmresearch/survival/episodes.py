@@ -179,7 +179,9 @@ def _episodes_sql(ctx: Context, cust: str) -> str:
 def materialize(source: Source, ctx: Context) -> tuple[str, str]:
     """Build the customers-in-follow-up and episodes tables once per (as-of, parameters).
 
-    Both are kept as temporary tables in the source's DuckDB connection, so
+    Both are kept as temporary tables in the source's DuckDB connection (an
+    earlier as-of of the ``recorded`` churn definition as views cutting a later
+    build: :func:`_later_build`), so
     the customer table, the episodes, their writers and the analyses that
     query them in SQL share one computation.
 
@@ -201,15 +203,59 @@ def materialize(source: Source, ctx: Context) -> tuple[str, str]:
     >>> cust, ep = materialize(src, ctx)           # doctest: +SKIP
     >>> src.con.execute(f"SELECT count(*) FROM {ep}").fetchone()  # doctest: +SKIP
     """
-    key = (ctx.as_of, ctx.params.model_dump_json())
+    settings = ctx.params.model_dump_json()
+    key = (ctx.as_of, settings)
     cache = source.cache.setdefault("survival", {})
     if key not in cache:
         n = len(cache)
         cust, ep = f"__sv_cust_{n}", f"__sv_ep_{n}"
-        ctx.con.execute(f"CREATE TEMP TABLE {cust} AS {_customers_sql(ctx)}")
-        ctx.con.execute(f"CREATE TEMP TABLE {ep} AS {_episodes_sql(ctx, cust)}")
+        later = _later_build(cache, ctx, settings)
+        if later is not None:  # the same days' follow-up, already built to a later as-of: cut it
+            ctx.con.execute(f"CREATE TEMP VIEW {cust} AS {_truncated_customers_sql(later[0], ctx.as_of_sql)}")
+            ctx.con.execute(f"CREATE TEMP VIEW {ep} AS {_truncated_episodes_sql(later[1], ctx.as_of_sql)}")
+        else:
+            ctx.con.execute(f"CREATE TEMP TABLE {cust} AS {_customers_sql(ctx)}")
+            ctx.con.execute(f"CREATE TEMP TABLE {ep} AS {_episodes_sql(ctx, cust)}")
         cache[key] = (cust, ep)
     return cache[key]
+
+
+def _later_build(cache: dict, ctx: Context, settings: str) -> tuple[str, str] | None:
+    """A materialisation at a later as-of with the same parameters whose truncation is this one's, if any.
+
+    The builders look at no record dated after the day they describe (module
+    docstring, "No look-ahead"), so the follow-up up to day ``t`` built at a
+    later as-of equals the follow-up built at ``t``, cut at ``t`` (checked by
+    ``tests/survival/test_episodes.py``).  Only the churn itself can differ:
+    a ``recorded`` churn is known on its date, but an ``asset_attrition`` is
+    confirmed months after its date, so a churn dated before ``t`` may not be
+    known at ``t`` yet; that definition is always built from scratch.
+    """
+    if ctx.params.churn.definition != "recorded":
+        return None
+    built = [(as_of, tables) for (as_of, s), tables in cache.items() if s == settings and as_of > ctx.as_of]
+    # the earliest later one: the fewest rows to cut (a cut of a cut is a view of a view)
+    return min(built, key=lambda x: x[0])[1] if built else None
+
+
+def _truncated_customers_sql(cust: str, as_of: str) -> str:
+    """:func:`_customers_sql` at ``as_of`` from its table at a later as-of."""
+    return f"""
+    SELECT customer_id, branch_id, open_date, entry_date,
+           least(end_date, {as_of}) AS end_date,
+           event AND end_date <= {as_of} AS event,
+           CASE WHEN end_date <= {as_of} THEN churn_type END AS churn_type
+    FROM {cust} WHERE open_date <= {as_of}"""
+
+
+def _truncated_episodes_sql(ep: str, as_of: str) -> str:
+    """:func:`_episodes_sql` at ``as_of`` from its table at a later as-of: days after it left out."""
+    return f"""
+    SELECT * REPLACE (
+           CAST(stop - (stop_date - least(stop_date, {as_of})) AS INTEGER) AS stop,
+           CAST(event = 1 AND stop_date <= {as_of} AS INTEGER) AS event,
+           least(stop_date, {as_of}) AS stop_date)
+    FROM {ep} WHERE start_date <= {as_of}"""
 
 
 def _customer_table_sql(ctx: Context, cust_table: str, ep_table: str) -> str:
