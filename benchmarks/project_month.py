@@ -7,9 +7,11 @@ gives, for the target month, each stage's projected cost and the number of worke
 every branch report within the time budget:
 
 * bank stage: one process, grows with the bank (``b`` fitted);
-* branch reports: each costs about the same in any bank (the mean warm report of the largest
-  month), so the branch stage is ``reports x seconds per report / workers``;
-* bank summary: fitted like the bank stage.
+* branch reports: the mean warm report of each month, fitted likewise (a report reads a slice of
+  the same size in any bank, but also the bank-wide results), so the branch stage is
+  ``reports x seconds per report / workers``;
+* bank summary: fitted like the bank stage;
+* peak memory of one process (the bank stage's): fitted likewise.
 
     .venv/bin/python benchmarks/project_month.py benchmarks/out/bench_reports-*-B20.json \\
         benchmarks/out/bench_reports-*-B40.json benchmarks/out/bench_reports-*-B200.json \\
@@ -54,10 +56,23 @@ def main() -> None:
         ca, cb = fit(n, ys)
         projected[key] = ca * target**cb
         print(f"{stage:<34}" + "".join(f"{y:>12.1f}" for y in ys) + f"{cb:>10.2f}{projected[key]:>14.0f}")
-    largest = runs[-1]["month"]
-    per = [v for k, v in largest["per_report"].items() if k not in ("bank", "index")]
-    per_report = statistics.mean(sorted(per)[: max(1, len(per) - runs[-1]["workers"])])
-    print(f"{'branch report, warm mean (s)':<34}{per_report:>12.2f}  (largest month; flat in the bank's size)")
+    # the bank stage holds the whole bank in one process: its memory grows with it (the branch reports' does not)
+    ys = [r["month"]["peak_process_gib"] for r in runs]
+    ma, mb = fit(n, ys)
+    print(f"{'peak memory, one process (GiB)':<34}" + "".join(f"{y:>12.2f}" for y in ys)
+          + f"{mb:>10.2f}{ma * target**mb:>14.1f}")  # fmt: skip
+    # a branch report reads a 5,000-customer slice in any bank, but also the bank-wide results (the
+    # comparison with every branch, the bank's model), so its cost is fitted too rather than taken as flat
+    warm = []
+    for r in runs:
+        per = [v for k, v in r["month"]["per_report"].items() if k not in ("bank", "index")]
+        warm.append(statistics.mean(sorted(per)[: max(1, len(per) - r["workers"])]))
+    ra, rb = fit(n, warm)
+    per_report = ra * target**rb
+    print(f"{'branch report, warm mean (s)':<34}" + "".join(f"{y:>12.2f}" for y in warm)
+          + f"{rb:>10.2f}{per_report:>14.2f}")  # fmt: skip
+    floors = [r["floor"]["mean"] for r in runs]
+    print(f"{'floor report of each run (s)':<34}" + "".join(f"{y:>12.2f}" for y in floors))
     budget = a.budget_minutes * 60
     left = budget - projected["bank_stage_seconds"] - projected["bank_summary_seconds"]
     if left <= 0:

@@ -160,6 +160,10 @@ def test_a_pdf_beside_every_html_report_even_when_the_reports_were_unchanged(run
     manifest = json.loads((runs.month / "manifest.json").read_text(encoding="utf-8"))
     assert {n: e.get("pdf") for n, e in manifest["reports"].items() if n != "index"} == {
         "bank": True, "B001": True, "B002": True, "B003": True}
+    # the print's own time, for the benchmark (docs/performance.md): a number per report printed
+    for name, entry in manifest["reports"].items():
+        if name != "index":
+            assert isinstance(entry["pdf_seconds"], float) and 0 < entry["pdf_seconds"] < 120, (name, entry)
 
 
 def test_each_pdf_is_the_page_on_a4_with_its_branch_name_and_churn_rate(runs: PdfRuns, small_demo: Path) -> None:

@@ -633,7 +633,7 @@ def _execute(pool: _Workers, todo: list[ReportTask], fps: dict[str, str], manife
         name = res["name"]
         manifest["reports"][name] = {"scope": "bank" if name == "bank" else "branch", "status": res["status"],
                                      "duration_seconds": res["duration_seconds"], "fingerprint": fps[name],
-                                     "pdf": bool(res.get("pdf")),
+                                     "pdf": bool(res.get("pdf")), "pdf_seconds": res.get("pdf_seconds"),
                                      "package_version": __version__, "environment_digest": environment_digest(),
                                      **prov.get(name, {}), "error": res["error"],
                                      "stderr": res.get("stderr"), "started": res["started"],

@@ -129,7 +129,8 @@ def run_task(task: ReportTask) -> dict[str, Any]:
     -------
     dict
         ``name, status ("done" | "failed"), error (None or "ExceptionName:
-        message"), pdf (a PDF was published beside the HTML), stderr (what the cells wrote to stderr, None if nothing;
+        message"), pdf (a PDF was published beside the HTML), pdf_seconds (the print's own time, None
+        without --pdf), stderr (what the cells wrote to stderr, None if nothing;
         kept in the executed notebook, never in the page), started,
         finished, duration_seconds``.
 
@@ -150,6 +151,7 @@ def run_task(task: ReportTask) -> dict[str, Any]:
     out = Path(task.out_dir)
     deadline = time.monotonic() + task.timeout
     error = None
+    pdf_seconds = None  # the PDF's own time (--pdf), in the manifest: what printing adds to the report
     warm = os.environ.get(FRESH_ENV, "") in ("", "0")
     # the pseudonym key file reaches the kernel in its environment: a notebook parameter would be
     # written into the executed notebook, which is published
@@ -189,12 +191,14 @@ def run_task(task: ReportTask) -> dict[str, Any]:
                 error = f"rendering HTML failed: {type(exc).__name__}: {exc}"
         pdf_tmp = scratch / f"{task.name}.pdf"
         if error is None and task.pdf:  # printed from the page as it will be published, before anything is
+            t_pdf = time.perf_counter()
             try:
                 html_tmp = scratch / f"{task.name}.html"
                 html_tmp.write_text(page, encoding="utf-8")
                 write_pdf(html_tmp, pdf_tmp, timeout=max(deadline - time.monotonic(), 30.0))
             except Exception as exc:  # noqa: BLE001
                 error = f"PDF failed: {exc}"
+            pdf_seconds = round(time.perf_counter() - t_pdf, 2)
         try:
             if executed.is_file():
                 _publish(executed, out / task.executed)
@@ -217,5 +221,5 @@ def run_task(task: ReportTask) -> dict[str, Any]:
         shutil.rmtree(scratch, ignore_errors=True)
     finished = _now()
     return {"name": task.name, "status": "done" if error is None else "failed", "error": error,
-            "pdf": task.pdf and error is None, "stderr": stderr, "started": started, "finished": finished,
+            "pdf": task.pdf and error is None, "pdf_seconds": pdf_seconds, "stderr": stderr, "started": started, "finished": finished,
             "duration_seconds": round(time.perf_counter() - t0, 2)}  # fmt: skip
