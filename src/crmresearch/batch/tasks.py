@@ -101,6 +101,17 @@ def _stderr_text(nb) -> str | None:
     return text[:4000] if text else None
 
 
+def _print(page: str, html_tmp: Path, pdf_tmp: Path, deadline: float) -> tuple[str | None, float]:
+    """Print the page to ``pdf_tmp``: (the error or None, the print's seconds)."""
+    t = time.perf_counter()
+    try:
+        html_tmp.write_text(page, encoding="utf-8")
+        write_pdf(html_tmp, pdf_tmp, timeout=max(deadline - time.monotonic(), 30.0))
+    except Exception as exc:  # noqa: BLE001 - a failed print fails the report, in one line
+        return f"PDF failed: {exc}", round(time.perf_counter() - t, 2)
+    return None, round(time.perf_counter() - t, 2)
+
+
 def run_task(task: ReportTask) -> dict[str, Any]:
     """Execute one report's notebook, render its HTML and move its files into place.
 
@@ -191,14 +202,7 @@ def run_task(task: ReportTask) -> dict[str, Any]:
                 error = f"rendering HTML failed: {type(exc).__name__}: {exc}"
         pdf_tmp = scratch / f"{task.name}.pdf"
         if error is None and task.pdf:  # printed from the page as it will be published, before anything is
-            t_pdf = time.perf_counter()
-            try:
-                html_tmp = scratch / f"{task.name}.html"
-                html_tmp.write_text(page, encoding="utf-8")
-                write_pdf(html_tmp, pdf_tmp, timeout=max(deadline - time.monotonic(), 30.0))
-            except Exception as exc:  # noqa: BLE001
-                error = f"PDF failed: {exc}"
-            pdf_seconds = round(time.perf_counter() - t_pdf, 2)
+            error, pdf_seconds = _print(page, scratch / f"{task.name}.html", pdf_tmp, deadline)
         try:
             if executed.is_file():
                 _publish(executed, out / task.executed)
