@@ -8,6 +8,7 @@ import pytest
 
 from crmresearch import load_source
 from crmresearch.analyses.rm_turnover import (
+    choose_distinct,
     orphaned_churn_rates,
     orphaned_customers,
     rm_exits,
@@ -124,6 +125,24 @@ def test_tenure_bands() -> None:
     # months are 30.4375 days: 3 months = 91.3 days, 12 = 365.25, 36 = 1095.75
     assert tenure_band(pd.Series([1, 91, 92, 365, 366, 1095, 1096, 5000])).tolist() == [
         "0-3m", "0-3m", "3-12m", "3-12m", "1-3y", "1-3y", "3y+", "3y+"]  # fmt: skip
+
+
+def test_choose_distinct_draws_every_subset_equally_often() -> None:
+    # the controls of every exposed customer at once: distinct positions in range, ascending, min(k, n) of
+    # them, and each of the C(6, 3) = 20 subsets of a 6-row key equally likely (seeded chi-square)
+    rng = np.random.default_rng(7)
+    n = np.array([6] * 40_000 + [2, 0, 1, 3])
+    out = choose_distinct(rng, n, 3)
+    valid = out < n[:, None]
+    assert (valid.sum(axis=1) == np.minimum(3, n)).all()
+    assert np.where(valid[:, 1:], np.diff(out, axis=1) > 0, True).all()
+    assert out[-4:][valid[-4:]].tolist() == [0, 1, 0, 0, 1, 2]
+    subsets = pd.Series([tuple(r) for r in out[:40_000]]).value_counts()
+    assert len(subsets) == 20
+    expected = 40_000 / 20
+    chi2 = float((((subsets - expected) ** 2) / expected).sum())
+    assert chi2 < 43.8  # the 99.9% point of chi-square with 19 degrees of freedom
+    assert choose_distinct(rng, np.array([], dtype=int), 3).shape == (0, 3)
 
 
 def test_matched_comparison_by_hand(matched_source) -> None:

@@ -335,6 +335,47 @@ def _exposed_and_pool(source: Source, params: Params, last: dt.date, earliest: p
     return exposed, pool
 
 
+def choose_distinct(rng: np.random.Generator, n: np.ndarray, k: int) -> np.ndarray:
+    """Uniform samples without replacement, one per row: ``min(k, n[i])`` distinct positions of ``range(n[i])``.
+
+    Vectorised over the rows (the matched comparison draws the controls of
+    every exposed customer at once): draw ``j`` takes a uniform position among
+    the ``n[i] - j`` not yet taken and shifts it past those taken before it
+    (in ascending order), so every subset of size ``min(k, n[i])`` is equally
+    likely.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The source of randomness (seeded for a reproducible month).
+    n : numpy.ndarray
+        The population size of each row (integers >= 0).
+    k : int
+        Positions wanted per row.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(len(n), k)``, each row ascending; positions beyond a row's
+        ``n[i]`` are padded with ``n[i]`` or more (``chosen < n[:, None]``
+        marks the real ones).
+
+    Examples
+    --------
+    >>> choose_distinct(np.random.default_rng(1), np.array([10, 2]), 3)  # doctest: +SKIP
+    array([[1, 4, 8], [0, 1, 2]])
+    """
+    n = np.asarray(n, dtype=np.int64)
+    pad = np.iinfo(np.int64).max
+    out = np.full((len(n), k), pad, dtype=np.int64)
+    for j in range(k):
+        r = rng.integers(0, np.maximum(n - j, 1)) if len(n) else np.zeros(0, dtype=np.int64)
+        for taken in np.sort(out[:, :j], axis=1).T:  # ascending: each shift can only meet later ones
+            r = r + (r >= taken)
+        out[:, j] = np.where(n > j, r, pad)
+    return np.sort(out, axis=1)
+
+
 def _match(exposed: pd.DataFrame, pool: pd.DataFrame, k: int, hmax: int,
            rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
     """Matched sets (exposed + up to ``k`` controls each) and the exposed customers left unmatched."""
@@ -350,23 +391,19 @@ def _match(exposed: pd.DataFrame, pool: pd.DataFrame, k: int, hmax: int,
     bounds = np.searchsorted(group[order], np.arange(group.max() + 2 if len(group) else 1))
     keys = pool[key].iloc[order[bounds[:-1]]].assign(__g=np.arange(len(bounds) - 1))
     of_exposed = exposed[key].merge(keys, on=key, how="left")["__g"].to_numpy()
-    matched, picks, set_of, weights = [], [], [], []
-    for i, g in enumerate(of_exposed):
-        if np.isnan(g):
-            continue
-        p = order[bounds[int(g)]:bounds[int(g) + 1]]
-        m = min(k, len(p))
-        picks.append(p[np.sort(rng.choice(len(p), m, replace=False))])
-        set_of.append(np.full(m, len(matched)))
-        weights.append(np.full(m, 1.0 / m))
-        matched.append(i)
+    matched = np.flatnonzero(~np.isnan(of_exposed))
+    g = of_exposed[matched].astype(np.int64)
+    start, size = bounds[g], bounds[g + 1] - bounds[g]
+    chosen = choose_distinct(rng, size, k)  # each exposed customer's controls: positions in its key's rows
+    valid = chosen < size[:, None]
+    m = valid.sum(axis=1)  # min(k, size): every key's group has a row
     cols = ["set_id", "role", "customer_id", "rm_id", "exit_date", "exit_type", "branch_id", "tier", "tenure_band",
             "weight", "churn_day", "censor_day"]  # fmt: skip
     ex = exposed.iloc[matched].reset_index(drop=True)
     ex = ex.assign(set_id=np.arange(len(ex)), role="exposed", weight=1.0, censor_day=np.nan)
-    set_id = np.concatenate(set_of) if picks else np.array([], dtype=int)
-    ctl = pool.iloc[np.concatenate(picks) if picks else []].reset_index(drop=True)
-    ctl = ctl.assign(set_id=set_id, role="control", weight=np.concatenate(weights) if picks else [],
+    set_id = np.repeat(np.arange(len(ex)), m)
+    ctl = pool.iloc[order[(start[:, None] + np.where(valid, chosen, 0))[valid]]].reset_index(drop=True)
+    ctl = ctl.assign(set_id=set_id, role="control", weight=np.repeat(1.0 / np.maximum(m, 1), m),
                      rm_id=ex["rm_id"].to_numpy()[set_id], exit_type=ex["exit_type"].to_numpy()[set_id])  # fmt: skip
     for df in (ex, ctl):
         for c in ("churn_day", "censor_day", "weight"):
