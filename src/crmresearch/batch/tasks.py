@@ -101,7 +101,7 @@ def _stderr_text(nb) -> str | None:
     return text[:4000] if text else None
 
 
-def _print(page: str, html_tmp: Path, pdf_tmp: Path, deadline: float) -> tuple[str | None, float]:
+def _print_pdf(page: str, html_tmp: Path, pdf_tmp: Path, deadline: float) -> tuple[str | None, float]:
     """Print the page to ``pdf_tmp``: (the error or None, the print's seconds)."""
     t = time.perf_counter()
     try:
@@ -202,7 +202,7 @@ def run_task(task: ReportTask) -> dict[str, Any]:
                 error = f"rendering HTML failed: {type(exc).__name__}: {exc}"
         pdf_tmp = scratch / f"{task.name}.pdf"
         if error is None and task.pdf:  # printed from the page as it will be published, before anything is
-            error, pdf_seconds = _print(page, scratch / f"{task.name}.html", pdf_tmp, deadline)
+            error, pdf_seconds = _print_pdf(page, scratch / f"{task.name}.html", pdf_tmp, deadline)
         try:
             if executed.is_file():
                 _publish(executed, out / task.executed)
