@@ -928,3 +928,35 @@ def test_sticky_product_indicators_have_no_look_ahead(tmp_path):
         want = _clip(full, D(t))
         pd.testing.assert_frame_equal(cut[cols].reset_index(drop=True), want[cols].reset_index(drop=True),
                                       check_dtype=False)  # fmt: skip
+
+
+def test_shared_change_points_are_built_once_and_equal_the_builders(small_demo: Path):
+    """The episodes and the early warnings read one table per shared builder, equal to the builder's own query."""
+    from crmresearch.analyses.early_warnings import _warnings_sql, early_warnings
+    from crmresearch.survival.episodes import SHARED_CHANGES, change_points, context, materialize
+
+    src = load_source(small_demo)
+    try:
+        ctx = context(src)
+        cust, _ = materialize(src, ctx)
+        tables = {b: change_points(src, ctx, b) for b in SHARED_CHANGES}
+        assert all(tables.values()) and len(set(tables.values())) == len(SHARED_CHANGES)
+        assert len(src.cache["change_points"]) == len(SHARED_CHANGES)  # made by the episodes' build
+        order = "ORDER BY ALL"
+        for builder, table in tables.items():
+            own = src.con.execute(f"SELECT * FROM ({builder(ctx)}) {order}").df()
+            assert len(own) > 100
+            pd.testing.assert_frame_equal(src.con.execute(f"SELECT * FROM {table} {order}").df(), own)
+        warned = early_warnings(src)
+        assert len(src.cache["change_points"]) == len(SHARED_CHANGES)  # read, not made again
+        inline = src.con.execute(_warnings_sql(ctx, cust) + " ORDER BY warning_date, customer_id, rule").df()
+        assert {"no_transaction", "product_drop"} <= set(warned["rule"])
+        for c in ("warning_date", "active_until", "first_contact_date"):
+            if not pd.api.types.is_datetime64_dtype(inline[c]):
+                inline[c] = pd.to_datetime(inline[c])
+        pd.testing.assert_frame_equal(warned[list(inline.columns)], inline)
+        # another as-of: its own tables
+        early = src.as_of - dt.timedelta(days=90)
+        assert change_points(src, context(src, as_of=early), SHARED_CHANGES[0]) not in tables.values()
+    finally:
+        src.close()

@@ -46,6 +46,7 @@ has been made.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import pandas as pd
 
@@ -54,7 +55,7 @@ from crmresearch.core.errors import InputError
 from crmresearch.core.params import Params
 from crmresearch.core.sql import literal
 from crmresearch.data.contract import Source, check_branch
-from crmresearch.survival.episodes import context, materialize
+from crmresearch.survival.episodes import change_points, context, materialize
 from crmresearch.timelines.activity import monthly_state_changes
 from crmresearch.timelines.complaints import escalation_date
 from crmresearch.timelines.context import Context
@@ -116,8 +117,13 @@ def rule_availability(ctx: Context) -> dict[str, str | None]:
     return why
 
 
-def _rules_sql(ctx: Context) -> str | None:
-    """``customer_id, warning_date, rule`` for every available rule, up to the as-of date."""
+def _rules_sql(ctx: Context, changes: Callable[[Callable], str] | None = None) -> str | None:
+    """``customer_id, warning_date, rule`` for every available rule, up to the as-of date.
+
+    ``changes(builder)`` is the query of a change-point builder's rows (default: the builder's own
+    query; :func:`_all_warnings` reads the tables the episodes were built from).
+    """
+    changes = changes or (lambda builder: builder(ctx))
     w = ctx.params.warnings
     as_of = ctx.as_of_sql
     ok = [r for r, why in rule_availability(ctx).items() if why is None]
@@ -127,7 +133,7 @@ def _rules_sql(ctx: Context) -> str | None:
         SELECT customer_id, d AS warning_date, 'no_transaction' AS rule FROM (
             SELECT customer_id, d, dormant,
                    lag(dormant) OVER (PARTITION BY customer_id ORDER BY d) AS prev
-            FROM ({monthly_state_changes(ctx)})
+            FROM ({changes(monthly_state_changes)})
         ) WHERE dormant = 1 AND COALESCE(prev, 0) = 0""")
     if "outflow" in ok:
         parts.append(f"""
@@ -157,7 +163,7 @@ def _rules_sql(ctx: Context) -> str | None:
         SELECT customer_id, d AS warning_date, 'product_drop' AS rule FROM (
             SELECT customer_id, d, n_products,
                    lag(n_products) OVER (PARTITION BY customer_id ORDER BY d) AS prev
-            FROM ({product_count_changes(ctx)})
+            FROM ({changes(product_count_changes)})
         ) WHERE n_products < prev""")
     if not parts:
         return None
@@ -175,8 +181,8 @@ def _active_days(params: Params, rule: str) -> str:
     return f"CAST(warning_date + INTERVAL {w.product_drop_months} MONTH - INTERVAL 1 DAY AS DATE)"
 
 
-def _warnings_sql(ctx: Context, cust_table: str) -> str | None:
-    rules = _rules_sql(ctx)
+def _warnings_sql(ctx: Context, cust_table: str, changes: Callable[[Callable], str] | None = None) -> str | None:
+    rules = _rules_sql(ctx, changes)
     if rules is None:
         return None
     active = "CASE rule " + " ".join(
@@ -263,7 +269,8 @@ def early_warnings(source: Source, params: Params | None = None, *, month: str |
 def _all_warnings(source: Source, ctx: Context) -> pd.DataFrame:
     """Every warning up to ``ctx.as_of`` (all branches), as :func:`early_warnings` returns them."""
     cust, _ = materialize(source, ctx)
-    sql = _warnings_sql(ctx, cust)
+    # the change points the episodes were built from, computed once (survival.episodes.change_points)
+    sql = _warnings_sql(ctx, cust, lambda builder: f"SELECT * FROM {change_points(source, ctx, builder)}")
     if sql is None:
         out = pd.DataFrame(columns=WARNING_COLUMNS)
     else:

@@ -33,7 +33,7 @@ Covariates missing because their table was not supplied are ``NULL``
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -58,6 +58,8 @@ from crmresearch.timelines.rm_exposure import exposure_changes, orphaned_band_ch
 
 __all__ = [
     "COVARIATES",
+    "SHARED_CHANGES",
+    "change_points",
     "context",
     "customer_table",
     "episode_frame",
@@ -81,6 +83,9 @@ COVARIATES: dict[str, tuple[str, str, str]] = {
 }
 _BUILDERS = (product_count_changes, sticky_product_changes, exposure_changes, orphaned_band_changes,
              escalation_changes, monthly_state_changes, contact_changes)  # fmt: skip
+# The builders whose change points other analyses read too (the early warnings' no_transaction and
+# product_drop rules): made once into a table by change_points, read by the episodes and by them.
+SHARED_CHANGES = (product_count_changes, monthly_state_changes)
 # Covariates computed from a carried column instead of carried themselves (fewer columns
 # through the window): the sticky indicators from one bit mask, orphaned from its band.
 _DERIVED: dict[str, str] = {
@@ -133,9 +138,15 @@ def _customers_sql(ctx: Context) -> str:
       AND COALESCE(ch.churn_date, {as_of}) >= greatest(c.open_date, {obs})"""
 
 
-def _episodes_sql(ctx: Context, cust: str) -> str:
-    """Episodes of the customers in table ``cust`` (built by :func:`_customers_sql`)."""
-    parts = [b(ctx) for b in _BUILDERS]
+def _episodes_sql(ctx: Context, cust: str, shared: dict | None = None) -> str:
+    """Episodes of the customers in table ``cust`` (built by :func:`_customers_sql`).
+
+    ``shared`` maps builders of :data:`SHARED_CHANGES` to the table of their
+    change points (:func:`change_points`; None: nothing to read); the other
+    builders' queries run inside this one.
+    """
+    shared = shared or {}
+    parts = [(f"SELECT * FROM {shared[b]}" if shared[b] else None) if b in shared else b(ctx) for b in _BUILDERS]
     parts = [p for p in parts if p is not None]
     present = {name for name, (table, _, _) in _CARRIED.items() if ctx.has(table)
                and (table != "rm_assignments" or ctx.has("relationship_managers"))}  # fmt: skip
@@ -215,8 +226,53 @@ def materialize(source: Source, ctx: Context) -> tuple[str, str]:
             ctx.con.execute(f"CREATE TEMP VIEW {ep} AS {_truncated_episodes_sql(later[1], ctx.as_of_sql)}")
         else:
             ctx.con.execute(f"CREATE TEMP TABLE {cust} AS {_customers_sql(ctx)}")
-            ctx.con.execute(f"CREATE TEMP TABLE {ep} AS {_episodes_sql(ctx, cust)}")
+            shared = {b: change_points(source, ctx, b) for b in SHARED_CHANGES}
+            ctx.con.execute(f"CREATE TEMP TABLE {ep} AS {_episodes_sql(ctx, cust, shared)}")
         cache[key] = (cust, ep)
+    return cache[key]
+
+
+def change_points(source: Source, ctx: Context, builder: Callable[[Context], str | None]) -> str | None:
+    """A builder's change points as a temporary table, computed once per (builder, as-of, parameters).
+
+    The episodes and the early warnings read the same change points (a
+    customer's dormancy and tier each month, the number of products held):
+    the builders of :data:`SHARED_CHANGES` are run once into a table that
+    both query (at a million customers the monthly states are one sorted
+    pass over 11M balance rows), instead of once inside each query.
+
+    Parameters
+    ----------
+    source : Source
+        A loaded (dated) source; the tables live in its connection and are
+        remembered in its cache.
+    ctx : Context
+        Its context for an as-of date and parameters (:func:`context`).
+    builder : callable
+        A change-point builder of :mod:`crmresearch.timelines`
+        (``builder(ctx)`` is its query, or None when its table is missing).
+
+    Returns
+    -------
+    str or None
+        The temporary table's name; None when the builder has nothing to
+        read.
+
+    Examples
+    --------
+    >>> from crmresearch.timelines.activity import monthly_state_changes
+    >>> t = change_points(src, context(src), monthly_state_changes)  # doctest: +SKIP
+    >>> src.con.execute(f"SELECT count(*) FROM {t}").fetchone()  # doctest: +SKIP
+    """
+    key = (f"{builder.__module__}.{builder.__qualname__}", ctx.as_of, ctx.params.model_dump_json())
+    cache = source.cache.setdefault("change_points", {})
+    if key not in cache:
+        sql = builder(ctx)
+        name = None
+        if sql is not None:
+            name = f"__sv_chg_{len(cache)}"
+            ctx.con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
+        cache[key] = name
     return cache[key]
 
 
