@@ -15,7 +15,9 @@ likelihood depends on the data only through, at every distinct event time
 Covariates of a churn model are discrete (product counts, flags, tiers,
 segments), so a million customers' ten million episodes compress into a few
 thousand patterns; the likelihood, gradient and Hessian are then a handful
-of dense matrix products of size patterns × event times.  No time grid or
+of sparse products with the risk sets' changes (at most two per episode:
+where it enters and where it leaves) and cumulative sums over the event
+times, never a patterns × event times matrix.  No time grid or
 approximation is involved: event times are used exactly as they are, so the
 estimates equal lifelines' to numerical precision
 (``tests/survival/test_cox.py`` checks |Δ log HR| < 1e-6; the issue asks for 0.01).
@@ -60,12 +62,24 @@ class ConvergenceError(RuntimeError):
 class _Stratum:
     patterns: np.ndarray  # (P_s,) indices of the patterns that occur in this stratum
     times: np.ndarray  # distinct event times, ascending (T)
-    risk: np.ndarray  # (P, T) episodes of each pattern at risk at each event time (dense: mostly non-zero)
+    # (P, T) the changes of the risk set: +1 at the first event time an episode is at risk, -1 at the
+    # first after it; the episodes of pattern p at risk at time t, r[p, t], are its cumulative sum over
+    # t.  Sparse (at most two entries per episode) where r is dense: patterns x event times grows with
+    # every covariate, the episodes do not.
+    delta: sparse.csr_matrix
     deaths: sparse.csr_matrix  # (P, T) events of each pattern at each event time (sparse: few per time)
     d_tot: np.ndarray  # (T,) events per time
     d_pat: np.ndarray  # (P,) events per pattern
     pair_t: np.ndarray  # (E,) Efron pairs: time index
     pair_a: np.ndarray  # (E,) Efron pairs: l / d
+
+    def at_risk(self, v: np.ndarray) -> np.ndarray:
+        """``v @ r``: a weight per pattern (P,) or per pattern and column (P, k) summed over the risk sets (T, ...)."""
+        return np.cumsum(np.asarray(self.delta.T @ v), axis=0)
+
+    def over_times(self, c: np.ndarray) -> np.ndarray:
+        """``r @ c``: a value per event time (T,) summed over the times each pattern is at risk (P,)."""
+        return self.delta @ np.cumsum(c[::-1])[::-1]
 
 
 def _patterns(df: pd.DataFrame, covariates: Sequence[str], reference: dict[str, object]
@@ -291,14 +305,16 @@ class TimeVaryingCox:
         i0 = np.searchsorted(times, start, side="right")
         i1 = np.searchsorted(times, stop, side="right")
         keep = i1 > i0
-        # at risk over the event-time indices [i0, i1): +1 at i0 and -1 at i1 (none at T, past the last time),
-        # summed along the times; one (P, T) float array, built in place (no integer copy beside it)
+        # at risk over the event-time indices [i0, i1): +1 at i0 and -1 at i1 (none at T, past the last time);
+        # their cumulative sum along the times is r (_Stratum.at_risk), which is never formed
         ends = keep & (i1 < T)
-        idx = np.concatenate([pattern[keep] * T + i0[keep], pattern[ends] * T + i1[ends]])
+        rows = np.concatenate([pattern[keep], pattern[ends]])
+        cols = np.concatenate([i0[keep], i1[ends]])
         step = np.concatenate([np.ones(int(keep.sum())), -np.ones(int(ends.sum()))])
-        risk = np.bincount(idx, weights=step, minlength=P * T).reshape(P, T)
-        del idx, step
-        np.cumsum(risk, axis=1, out=risk)
+        delta = sparse.csr_matrix((step, (rows, cols)), shape=(P, T))  # duplicates summed
+        delta.sum_duplicates()
+        delta.eliminate_zeros()  # an episode that enters where another of its pattern leaves
+        del rows, cols, step
         ti = np.searchsorted(times, stop[event])
         deaths = sparse.csr_matrix((np.ones(len(ti)), (pattern[event], ti)), shape=(P, T))  # duplicates summed
         deaths.sum_duplicates()
@@ -308,7 +324,7 @@ class TimeVaryingCox:
         pair_t = np.repeat(np.arange(T), counts)
         l_idx = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
         pair_a = l_idx / np.repeat(d_tot, counts)
-        return _Stratum(present, times, risk, deaths, d_tot, d_pat, pair_t, pair_a)
+        return _Stratum(present, times, delta, deaths, d_tot, d_pat, pair_t, pair_a)
 
     @staticmethod
     def _derivatives(beta: np.ndarray, patterns: np.ndarray, strata: list[_Stratum]
@@ -322,8 +338,8 @@ class TimeVaryingCox:
             X, eta = patterns[s.patterns], eta_all[s.patterns]
             w = np.exp(eta - shift)
             wX = w[:, None] * X
-            S0, E0 = w @ s.risk, s.deaths.T @ w  # (T,) at risk and events, weighted
-            S1, E1 = s.risk.T @ wX, s.deaths.T @ wX  # (T, k)
+            S0, E0 = s.at_risk(w), s.deaths.T @ w  # (T,) at risk and events, weighted
+            S1, E1 = s.at_risk(wX), s.deaths.T @ wX  # (T, k)
             den = S0[s.pair_t] - s.pair_a * E0[s.pair_t]  # Efron denominators, one per event
             inv = 1.0 / den
             T = len(s.times)
@@ -337,7 +353,7 @@ class TimeVaryingCox:
             ll += float(d_pat @ eta - np.log(den).sum() - shift * len(den))
             grad += d_pat @ X - (c0 @ S1 - c1 @ E1)
             # sum_t (c0_t S2_t - c1_t E2_t) through the patterns: X' diag(w * (R c0 - D c1)) X
-            a0 = w * (s.risk @ c0 - s.deaths @ c1)
+            a0 = w * (s.over_times(c0) - s.deaths @ c1)
             hess -= (X * a0[:, None]).T @ X
             hess += (np.einsum("t,ti,tj->ij", q0, S1, S1) - np.einsum("t,ti,tj->ij", q1, S1, E1)
                      - np.einsum("t,ti,tj->ij", q1, E1, S1) + np.einsum("t,ti,tj->ij", q2, E1, E1))  # fmt: skip
@@ -412,7 +428,7 @@ class TimeVaryingCox:
             return self._slim["baseline"].copy()
         (s,) = self._strata
         w = np.exp(self._patterns[s.patterns] @ self.params_.to_numpy())
-        return pd.DataFrame({"time": s.times, "cumulative_hazard": np.cumsum(s.d_tot / (w @ s.risk))})
+        return pd.DataFrame({"time": s.times, "cumulative_hazard": np.cumsum(s.d_tot / s.at_risk(w))})
 
     def predict_churn_probability(self, df: pd.DataFrame, tenure: np.ndarray | pd.Series,
                                   horizon: float) -> pd.Series:  # fmt: skip
@@ -499,13 +515,13 @@ class TimeVaryingCox:
             rank = rank.ravel()
             # at risk and not failing at t, summed over the patterns of each score level: (levels, T)
             group = sparse.csr_matrix((np.ones(len(rank)), (rank, np.arange(len(rank)))), shape=(len(levels), len(rank)))
-            by_rank = group @ s.risk - (group @ s.deaths).toarray()
+            by_rank = np.cumsum((group @ s.delta).toarray(), axis=1) - (group @ s.deaths).toarray()
             below = np.cumsum(by_rank, axis=0)
             below -= by_rank  # at risk with a lower score
             d = s.deaths.tocoo()  # the events only: (pattern, time, count)
             conc += float((d.data * below[rank[d.row], d.col]).sum())
             ties += float((d.data * by_rank[rank[d.row], d.col]).sum())
-            pairs += float((s.d_tot * (s.risk.sum(axis=0) - s.d_tot)).sum())
+            pairs += float((s.d_tot * (s.at_risk(np.ones(len(s.patterns))) - s.d_tot)).sum())
         return (conc + 0.5 * ties) / pairs if pairs else float("nan")
 
     def ph_check(self, early_days: float = 91.0, late_days: float = 1096.0, max_change: float = 0.2) -> pd.DataFrame:
@@ -558,8 +574,8 @@ class TimeVaryingCox:
         for s in self._strata:
             X = self._patterns[s.patterns]
             w = np.exp(eta_all[s.patterns] - eta_all.max())
-            S0 = w @ s.risk
-            S1 = s.risk.T @ (w[:, None] * X)
+            S0 = s.at_risk(w)
+            S1 = s.at_risk(w[:, None] * X)
             R = np.asarray(s.deaths.T @ X) - s.d_tot[:, None] * S1 / S0[:, None]  # Schoenfeld sums per time
             g_all.append(np.log(s.times))
             R_all.append(R)
