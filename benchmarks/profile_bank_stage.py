@@ -29,6 +29,8 @@ import crmresearch.analyses.watchlist as watchlist
 import crmresearch.month.bundle as bundle
 import crmresearch.month.metrics as metrics
 import crmresearch.month.results as results
+import crmresearch.survival.cox as cox
+import crmresearch.survival.episodes as episodes
 from crmresearch.core.params import load_params
 from crmresearch.data.contract import load_source
 
@@ -62,6 +64,11 @@ def main() -> None:
                       (kpis, "churn_breakdown"), (risk, "observed_expected"), (coverage, "sticky_products"),
                       (watchlist, "backtest"), (metrics, "metrics"), (bundle, "_write_tables")):  # fmt: skip
         setattr(mod, name, _timed(name, getattr(mod, name)))
+    # inside them: the episodes' build, the frames the models read, the Cox fits
+    for mod, name, label in ((episodes, "materialize", "  episodes: materialize"),
+                             (causes, "episode_frame", "  causes_model: episode_frame"),
+                             (cox.TimeVaryingCox, "fit", "  TimeVaryingCox.fit")):  # fmt: skip
+        setattr(mod, name, _timed(label, getattr(mod, name)))
     compute = results._compute
     results._compute = lambda name, *args, **kw: _timed(f"section {name}", compute)(name, *args, **kw)
 

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from crmresearch.analyses.causes import causes_model, causes_summary
+from crmresearch.analyses.causes import causes_frame, causes_model, causes_summary
+from crmresearch.analyses.product_coverage import sticky_products
 from crmresearch.core.errors import InputError
 from crmresearch.data.contract import load_source
 from crmresearch.data.flat import import_flat
@@ -69,3 +70,24 @@ def test_calendar_model_names_partly_and_wholly_missing_covariates(small_demo: P
     assert any(n.startswith("The causes model leaves out segment") for n in causes_summary(m).notes)
     # the complete bank: nothing left out, no caveat
     assert causes_model(load_source(small_demo)).caveats_ == []
+
+
+def test_one_read_of_the_episodes_serves_the_causes_model_and_the_sticky_products(small_demo: Path) -> None:
+    """The bank stage reads the episodes once (causes_frame with the sticky indicators) for both models."""
+    from crmresearch.timelines.products import STICKY_COVARIATES
+
+    src = load_source(small_demo)
+    try:
+        frame = causes_frame(src, covariates=STICKY_COVARIATES)
+        assert {"start", "stop", "event", "n_products", "segment", *STICKY_COVARIATES} <= set(frame.columns)
+        own, shared = causes_model(src), causes_model(src, frame=frame)
+        pd.testing.assert_series_equal(shared.params_, own.params_, rtol=1e-12)
+        assert shared.n_episodes_ == own.n_episodes_ == len(frame) and shared.caveats_ == own.caveats_
+        s_own, s_shared = sticky_products(src), sticky_products(src, frame=frame)
+        pd.testing.assert_frame_equal(s_shared.table, s_own.table, rtol=1e-12)
+        assert s_shared.caveats == s_own.caveats
+        # a frame without the columns a model needs is refused, naming them
+        with pytest.raises(ValueError, match="holds_payroll"):
+            causes_model(src, frame=frame.drop(columns="holds_payroll"), covariates=["n_products", "holds_payroll"])
+    finally:
+        src.close()

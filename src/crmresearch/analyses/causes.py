@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
+import pandas as pd
+
 from crmresearch.core.calendar import DAYS_PER_MONTH
 from crmresearch.core.errors import InputError
 from crmresearch.core.params import Params
@@ -24,7 +26,7 @@ from crmresearch.survival.episodes import COVARIATES, episode_frame
 from crmresearch.viz.i18n import term_label
 from crmresearch.viz.summary import Summary, frame_summary
 
-__all__ = ["CAUSES_COVARIATES", "ConvergenceError", "causes_model", "causes_summary", "leakage_caveat", "missing_caveats"]
+__all__ = ["CAUSES_COVARIATES", "ConvergenceError", "causes_frame", "causes_model", "causes_summary", "leakage_caveat", "missing_caveats"]
 
 CAUSES_COVARIATES = ["n_products", "rm_turnover_exposed", "complaint_escalated_90d", "dormant", "tier", "segment"]
 
@@ -117,9 +119,51 @@ def _flat_causes_model(source: Source, *, branch: str | None, churn_type: str | 
     return model
 
 
+def _frame_columns(covariates: Sequence[str], churn_type: str | None) -> list[str]:
+    """The episode and customer columns a calendar causes model reads."""
+    wanted = list(dict.fromkeys([*CAUSES_COVARIATES, *covariates]))
+    return ["start", "stop", "event", *(c for c in wanted if c in COVARIATES), "segment",
+            *(["churn_type"] if churn_type is not None else [])]  # fmt: skip
+
+
+def causes_frame(source: Source, params: Params | None = None, *, as_of: dt.date | None = None,
+                 branch: str | None = None, churn_type: str | None = None,
+                 covariates: Sequence[str] = ()) -> pd.DataFrame:  # fmt: skip
+    """The episodes a calendar causes model reads: times, the default covariates and ``covariates``, the segment.
+
+    Only these columns are read out of the engine
+    (:func:`~crmresearch.survival.episodes.episode_frame`); pass the result
+    as ``frame`` to :func:`causes_model` (and
+    :func:`~crmresearch.analyses.product_coverage.sticky_products`) to fit
+    several models on one read.
+
+    Parameters
+    ----------
+    source, params, as_of, branch, churn_type
+        As for :func:`causes_model`.
+    covariates : sequence of str
+        Episode covariates wanted beside the default ones (e.g. the sticky
+        products' indicators).
+
+    Returns
+    -------
+    DataFrame
+        One row per episode, in (customer, start) order.
+
+    Examples
+    --------
+    >>> ep = causes_frame(src, as_of=dt.date(2026, 10, 31), covariates=STICKY_COVARIATES)  # doctest: +SKIP
+    >>> causes_model(src, as_of=dt.date(2026, 10, 31), frame=ep)  # doctest: +SKIP
+    """
+    cols = _frame_columns(covariates, churn_type)
+    customer = [c for c in ("segment", "churn_type") if c in cols]
+    return episode_frame(source, params, as_of=as_of, columns=[c for c in cols if c not in customer], branch=branch,
+                         customer_columns=customer)  # fmt: skip
+
+
 def causes_model(source: Source, params: Params | None = None, *, as_of: dt.date | None = None,
                  branch: str | None = None, churn_type: str | None = None,
-                 covariates: Sequence[str] | None = None) -> TimeVaryingCox:  # fmt: skip
+                 covariates: Sequence[str] | None = None, frame: pd.DataFrame | None = None) -> TimeVaryingCox:  # fmt: skip
     """The multivariable Cox model of why customers leave (``reports.md`` §5).
 
     Calendar source: the time-varying model.  Covariates (default): product
@@ -163,6 +207,11 @@ def causes_model(source: Source, params: Params | None = None, *, as_of: dt.date
         The covariates to use instead of the default; each must exist in the
         source (an :class:`~crmresearch.core.errors.InputError` names a missing
         one and the source).
+    frame : DataFrame, optional
+        Calendar source: the episodes already read by :func:`causes_frame`
+        with the same ``as_of``, ``branch`` and ``churn_type`` (and at least
+        these covariates), so that several models share one read (the bank
+        stage's causes model and sticky products); default: read them here.
 
     Returns
     -------
@@ -184,11 +233,15 @@ def causes_model(source: Source, params: Params | None = None, *, as_of: dt.date
         if as_of is not None:
             raise InputError(f"as_of={as_of}: the flat extract {source.path} has no dates to censor at")
         return _flat_causes_model(source, branch=branch, churn_type=churn_type, covariates=covariates)
-    # only what the model reads: the episode times, the candidate covariates, the customer's segment
-    wanted = list(dict.fromkeys([*CAUSES_COVARIATES, *(covariates or ())]))
-    cols = ["start", "stop", "event", *(c for c in wanted if c in COVARIATES)]
-    ep = episode_frame(source, params, as_of=as_of, columns=cols, branch=branch,
-                       customer_columns=["segment", *(["churn_type"] if churn_type is not None else [])])  # fmt: skip
+    if frame is None:
+        ep = causes_frame(source, params, as_of=as_of, branch=branch, churn_type=churn_type, covariates=covariates or ())
+    else:
+        ep = frame
+        need = _frame_columns(covariates or (), churn_type)
+        missing = [c for c in need if c not in ep.columns]
+        if missing:
+            raise ValueError(f"the episodes given as frame lack the column(s) {', '.join(missing)} "
+                             "(read them with causes_frame and these covariates)")  # fmt: skip
     caveats: list[str] = []
     if covariates is None:
         # a covariate with missing values is left out of the default model, and a caveat names it

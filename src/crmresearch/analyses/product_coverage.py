@@ -496,7 +496,7 @@ class StickyProductsResult(Renders):
 
 
 def sticky_products(source: Source, params: Params | None = None, *, as_of: dt.date | None = None,
-                    branch: str | None = None) -> StickyProductsResult:  # fmt: skip
+                    branch: str | None = None, frame: pd.DataFrame | None = None) -> StickyProductsResult:  # fmt: skip
     """The hazard ratio of each additional product and of each sticky product.
 
     One time-varying Cox model (:func:`crmresearch.analyses.causes.causes_model` with
@@ -527,6 +527,11 @@ def sticky_products(source: Source, params: Params | None = None, *, as_of: dt.d
         Censoring date (default: the extract's as-of date).
     branch : str, optional
         Fit on this branch's customers only.
+    frame : DataFrame, optional
+        The episodes already read by :func:`crmresearch.analyses.causes.causes_frame`
+        with the same ``as_of`` and ``branch`` and the sticky indicators
+        (``covariates=STICKY_COVARIATES``), shared with the causes model;
+        default: read them here.
 
     Returns
     -------
@@ -590,7 +595,7 @@ def sticky_products(source: Source, params: Params | None = None, *, as_of: dt.d
     holders_df = pd.DataFrame(rows, columns=["product", "term", "holders", "used", "reason"])
     kept = holders_df.loc[holders_df["used"], "term"].tolist()
     covariates += kept
-    model = causes_model(source, params, as_of=as_of, branch=branch, covariates=covariates)
+    model = causes_model(source, params, as_of=as_of, branch=branch, covariates=covariates, frame=frame)
     hr = model.hazard_ratios().set_index("term")
     shown = [t for t in ("n_products", *kept) if t in hr.index]
     if "n_products" not in shown:

@@ -276,6 +276,9 @@ class Source(Supplied):
         for tables in self.cache.get("survival", {}).values():
             for t in tables:
                 self.con.execute(f"DROP TABLE IF EXISTS {t}")
+        for t in self.cache.get("change_points", {}).values():
+            if t is not None:
+                self.con.execute(f"DROP TABLE IF EXISTS {t}")
         for k in [k for k in self.cache if k != "slice_of"]:
             del self.cache[k]
 

@@ -154,7 +154,7 @@ def bank_context(source: Source, params: Params | None = None, *, month: str | N
     >>> ctx = bank_context(src, month="2026-10")  # doctest: +SKIP
     >>> ctx.kpi_comparison.query("scope == 'bank'")  # doctest: +SKIP
     """
-    from crmresearch.analyses.causes import causes_model
+    from crmresearch.analyses.causes import causes_frame, causes_model
     from crmresearch.analyses.kpis import churn_breakdown, kpi_comparison, kpi_trend
     from crmresearch.analyses.risk_adjustment import observed_expected
     from crmresearch.core.calendar import month_bounds
@@ -171,9 +171,14 @@ def bank_context(source: Source, params: Params | None = None, *, month: str | N
         if month is None:
             raise InputError("a month (YYYY-MM) is needed for a source with a calendar")
         _, last = month_bounds(month)
-    model = None
+    model = frame = None
     try:
-        model = causes_model(source, params, as_of=last)
+        if source.can("calendar"):
+            from crmresearch.timelines.products import STICKY_COVARIATES
+
+            # one read of the episodes for the causes model and the sticky products (the same rows)
+            frame = causes_frame(source, params, as_of=last, covariates=STICKY_COVARIATES)
+        model = causes_model(source, params, as_of=last, frame=frame)
     except (InputError, ConvergenceError, ValueError) as exc:
         caveats.append(f"The causes model could not be fitted: {exc}")
     trend = comparison = breakdowns = backtest = risk = sticky = None
@@ -181,10 +186,11 @@ def bank_context(source: Source, params: Params | None = None, *, month: str | N
         from crmresearch.analyses.product_coverage import sticky_products
 
         try:
-            sticky = sticky_products(source, params, as_of=last)
+            sticky = sticky_products(source, params, as_of=last, frame=frame)
             sticky.model = None  # its fitting data stays behind; the table and caveats are what reports show
         except (InputError, ConvergenceError, ValueError) as exc:
             caveats.append(f"The hazard ratios of the sticky products could not be estimated: {exc}")
+        del frame  # the models keep what they need (patterns and risk sets), not the episodes
         trend = kpi_trend(source, params, month=month)
         comparison = kpi_comparison(source, params, month=month)
         breakdowns = pd.concat([churn_breakdown(source, params, month=month, by=b) for b in BREAKDOWN_BY],
