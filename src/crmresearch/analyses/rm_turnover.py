@@ -383,7 +383,7 @@ def _match(exposed: pd.DataFrame, pool: pd.DataFrame, k: int, hmax: int,
     for df in (exposed, pool):
         df["exit_date"] = pd.to_datetime(df["exit_date"])
         df["tenure_band"] = tenure_band(df["tenure_days"])
-    pool = pool.sort_values(["exit_date", "customer_id"], kind="stable").reset_index(drop=True)
+    # the pool arrives in (exit date, customer) order (_exposed_and_pool's ORDER BY): each key's rows in that order
     # the pool's rows of each matching key, in pool order: one stable sort by group (a dict of groups
     # would build a frame per group; a day's pool holds every eligible customer of the branch)
     group = pool.groupby(key, sort=True, observed=True).ngroup().to_numpy()
