@@ -414,3 +414,24 @@ def test_demo_trend_comparison_and_breakdowns_agree_with_the_headline(small_demo
     cur = c[(c.kpi == "churned_in_month") & (c.against == "bank")].set_index(["scope", "customers"])["value"]
     assert cur.to_dict() == head.set_index(["scope", "customers"])["churned_in_month"].astype(float).to_dict()
     assert set(c.status) <= {"better", "same", "worse", "n/a"}
+
+
+def test_one_kpi_pass_serves_the_trend_the_comparison_and_the_month(small_demo: Path) -> None:
+    """A narrower request is a cut of the widest frame computed so far, equal to its own computation."""
+    src = load_source(small_demo)
+    month = f"{src.as_of:%Y-%m}"
+    trend = kpi_trend(src, month=month)
+    (frame,) = src.cache["kpi_frames"].values()
+    assert frame["month"].nunique() == 13
+    cut = kpi_comparison(src, month=month), monthly_kpis(src, month=month)
+    assert src.cache["kpi_frames"][next(iter(src.cache["kpi_frames"]))] is frame  # no second pass
+    src.close()
+    fresh = load_source(small_demo)
+    try:
+        own = kpi_comparison(fresh, month=month), monthly_kpis(fresh, month=month)
+        assert next(iter(fresh.cache["kpi_frames"].values()))["month"].nunique() == 3
+        for a, b in zip(cut, own, strict=True):
+            pd.testing.assert_frame_equal(a, b, check_exact=True)
+        pd.testing.assert_frame_equal(kpi_trend(fresh, month=month), trend, check_exact=True)
+    finally:
+        fresh.close()

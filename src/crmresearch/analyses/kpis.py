@@ -175,6 +175,23 @@ def _exact_sum(expr: str, scale: int = 4) -> str:
 
 
 def _kpi_frame(source: Source, params: Params, report_month: str, months: list[str]) -> pd.DataFrame:
+    """:func:`_kpi_frame_of`, computed once per (report month, parameters) for the widest months asked.
+
+    Each month's rows depend on that month alone (its own bounds in the
+    panel, exact decimal sums), so the months of a narrower request are a
+    cut of a wider one: the bank stage's trend (13 months), comparison
+    (this month, the previous, a year ago) and month's KPIs are one pass.
+    """
+    held = source.cache.setdefault("kpi_frames", {})
+    key = (report_month, params.model_dump_json())
+    frame = held.get(key)
+    if frame is None or not set(months) <= set(frame["month"]):
+        wider = sorted(set(months) | (set(frame["month"]) if frame is not None else set()))
+        frame = held[key] = _kpi_frame_of(source, params, report_month, wider)
+    return frame[frame["month"].isin(months)].reset_index(drop=True)
+
+
+def _kpi_frame_of(source: Source, params: Params, report_month: str, months: list[str]) -> pd.DataFrame:
     """KPIs of ``months`` (as known at ``report_month``'s end): every branch and the bank, all and high-value.
 
     One SQL pass over all months.  Columns ``scope, customers, month``,
