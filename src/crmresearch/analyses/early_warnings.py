@@ -55,7 +55,7 @@ from crmresearch.core.errors import InputError
 from crmresearch.core.params import Params
 from crmresearch.core.sql import literal
 from crmresearch.data.contract import Source, check_branch
-from crmresearch.survival.episodes import change_points, context, materialize
+from crmresearch.survival.episodes import change_queries, context, materialize
 from crmresearch.timelines.activity import monthly_state_changes
 from crmresearch.timelines.complaints import escalation_date
 from crmresearch.timelines.context import Context
@@ -117,7 +117,7 @@ def rule_availability(ctx: Context) -> dict[str, str | None]:
     return why
 
 
-def _rules_sql(ctx: Context, changes: Callable[[Callable], str] | None = None) -> str | None:
+def _rules_sql(ctx: Context, changes: Callable[[Callable], str | None] | None = None) -> str | None:
     """``customer_id, warning_date, rule`` for every available rule, up to the as-of date.
 
     ``changes(builder)`` is the query of a change-point builder's rows (default: the builder's own
@@ -181,7 +181,7 @@ def _active_days(params: Params, rule: str) -> str:
     return f"CAST(warning_date + INTERVAL {w.product_drop_months} MONTH - INTERVAL 1 DAY AS DATE)"
 
 
-def _warnings_sql(ctx: Context, cust_table: str, changes: Callable[[Callable], str] | None = None) -> str | None:
+def _warnings_sql(ctx: Context, cust_table: str, changes: Callable[[Callable], str | None] | None = None) -> str | None:
     rules = _rules_sql(ctx, changes)
     if rules is None:
         return None
@@ -270,7 +270,7 @@ def _all_warnings(source: Source, ctx: Context) -> pd.DataFrame:
     """Every warning up to ``ctx.as_of`` (all branches), as :func:`early_warnings` returns them."""
     cust, _ = materialize(source, ctx)
     # the change points the episodes were built from, computed once (survival.episodes.change_points)
-    sql = _warnings_sql(ctx, cust, lambda builder: f"SELECT * FROM {change_points(source, ctx, builder)}")
+    sql = _warnings_sql(ctx, cust, change_queries(source, ctx))
     if sql is None:
         out = pd.DataFrame(columns=WARNING_COLUMNS)
     else:

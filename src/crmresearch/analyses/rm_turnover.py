@@ -363,13 +363,14 @@ def choose_distinct(rng: np.random.Generator, n: np.ndarray, k: int) -> np.ndarr
     Examples
     --------
     >>> choose_distinct(np.random.default_rng(1), np.array([10, 2]), 3)  # doctest: +SKIP
-    array([[1, 4, 8], [0, 1, 2]])
+    array([[                  4,                   7,                   9],
+           [                  0,                   1, 9223372036854775807]])
     """
     n = np.asarray(n, dtype=np.int64)
     pad = np.iinfo(np.int64).max
     out = np.full((len(n), k), pad, dtype=np.int64)
     for j in range(k):
-        r = rng.integers(0, np.maximum(n - j, 1)) if len(n) else np.zeros(0, dtype=np.int64)
+        r = rng.integers(0, np.maximum(n - j, 1))
         for taken in np.sort(out[:, :j], axis=1).T:  # ascending: each shift can only meet later ones
             r = r + (r >= taken)
         out[:, j] = np.where(n > j, r, pad)
@@ -403,7 +404,7 @@ def _match(exposed: pd.DataFrame, pool: pd.DataFrame, k: int, hmax: int,
     ex = ex.assign(set_id=np.arange(len(ex)), role="exposed", weight=1.0, censor_day=np.nan)
     set_id = np.repeat(np.arange(len(ex)), m)
     ctl = pool.iloc[order[(start[:, None] + np.where(valid, chosen, 0))[valid]]].reset_index(drop=True)
-    ctl = ctl.assign(set_id=set_id, role="control", weight=np.repeat(1.0 / np.maximum(m, 1), m),
+    ctl = ctl.assign(set_id=set_id, role="control", weight=np.repeat(1.0 / m, m),
                      rm_id=ex["rm_id"].to_numpy()[set_id], exit_type=ex["exit_type"].to_numpy()[set_id])  # fmt: skip
     for df in (ex, ctl):
         for c in ("churn_day", "censor_day", "weight"):

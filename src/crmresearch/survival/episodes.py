@@ -60,6 +60,7 @@ __all__ = [
     "COVARIATES",
     "SHARED_CHANGES",
     "change_points",
+    "change_queries",
     "context",
     "customer_table",
     "episode_frame",
@@ -138,15 +139,12 @@ def _customers_sql(ctx: Context) -> str:
       AND COALESCE(ch.churn_date, {as_of}) >= greatest(c.open_date, {obs})"""
 
 
-def _episodes_sql(ctx: Context, cust: str, shared: dict | None = None) -> str:
+def _episodes_sql(ctx: Context, cust: str, changes: Callable[[Callable], str | None]) -> str:
     """Episodes of the customers in table ``cust`` (built by :func:`_customers_sql`).
 
-    ``shared`` maps builders of :data:`SHARED_CHANGES` to the table of their
-    change points (:func:`change_points`; None: nothing to read); the other
-    builders' queries run inside this one.
+    ``changes(builder)`` is the query of a builder's change points (:func:`change_queries`).
     """
-    shared = shared or {}
-    parts = [(f"SELECT * FROM {shared[b]}" if shared[b] else None) if b in shared else b(ctx) for b in _BUILDERS]
+    parts = [changes(b) for b in _BUILDERS]
     parts = [p for p in parts if p is not None]
     present = {name for name, (table, _, _) in _CARRIED.items() if ctx.has(table)
                and (table != "rm_assignments" or ctx.has("relationship_managers"))}  # fmt: skip
@@ -226,8 +224,7 @@ def materialize(source: Source, ctx: Context) -> tuple[str, str]:
             ctx.con.execute(f"CREATE TEMP VIEW {ep} AS {_truncated_episodes_sql(later[1], ctx.as_of_sql)}")
         else:
             ctx.con.execute(f"CREATE TEMP TABLE {cust} AS {_customers_sql(ctx)}")
-            shared = {b: change_points(source, ctx, b) for b in SHARED_CHANGES}
-            ctx.con.execute(f"CREATE TEMP TABLE {ep} AS {_episodes_sql(ctx, cust, shared)}")
+            ctx.con.execute(f"CREATE TEMP TABLE {ep} AS {_episodes_sql(ctx, cust, change_queries(source, ctx))}")
         cache[key] = (cust, ep)
     return cache[key]
 
@@ -274,6 +271,38 @@ def change_points(source: Source, ctx: Context, builder: Callable[[Context], str
             ctx.con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
         cache[key] = name
     return cache[key]
+
+
+def change_queries(source: Source, ctx: Context) -> Callable[[Callable], str | None]:
+    """The query of each builder's change points: its :func:`change_points` table when shared, else its own.
+
+    Parameters
+    ----------
+    source : Source
+        A loaded (dated) source.
+    ctx : Context
+        Its context for an as-of date and parameters (:func:`context`).
+
+    Returns
+    -------
+    callable
+        ``query(builder)``: ``SELECT * FROM`` the table for a builder of
+        :data:`SHARED_CHANGES`, ``builder(ctx)`` for the others; None when
+        the builder has nothing to read.
+
+    Examples
+    --------
+    >>> from crmresearch.timelines.activity import monthly_state_changes
+    >>> change_queries(src, context(src))(monthly_state_changes)  # doctest: +SKIP
+    'SELECT * FROM __sv_chg_1'
+    """
+    def query(builder: Callable[[Context], str | None]) -> str | None:
+        if builder not in SHARED_CHANGES:
+            return builder(ctx)
+        table = change_points(source, ctx, builder)
+        return None if table is None else f"SELECT * FROM {table}"
+
+    return query
 
 
 def _later_build(cache: dict, ctx: Context, settings: str) -> tuple[str, str] | None:
